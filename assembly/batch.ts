@@ -1,0 +1,163 @@
+// Batch encoder and decoder: a list of pages to a buffer of page records and back, one call a batch.
+import { isZeroPage } from "./zero";
+import { lz4Compress } from "./lz4/compress";
+import { lz4Decompress } from "./lz4/decompress";
+import { deltaEncode, deltaDecode } from "./delta";
+import {
+  RECORD_HEADER_BYTES, RECORD_ZERO, RECORD_RAW, RECORD_LZ4, RECORD_DELTA,
+  ENC_GUEST, ENC_PAGE_SHIFT, ENC_FLAGS, ENC_LZ4_TABLE, ENC_CACHE_TAGS, ENC_CACHE_DATA,
+  ENC_CACHE_SLOTS, ENC_SNAPSHOT, ENC_STATS, STAT_ZERO, STAT_RAW, STAT_LZ4, STAT_DELTA,
+  STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_BYTES, ENCODE_LZ4, ENCODE_DELTA,
+  DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET,
+  BATCH_ERR_TRUNCATED_HEADER, BATCH_ERR_PAGE_RANGE, BATCH_ERR_UNKNOWN_TYPE, BATCH_ERR_BAD_LENGTH,
+  BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
+} from "./records";
+
+@inline function writeHeader(op: usize, page: u32, type: u32, length: u32): void {
+  store<u32>(op, page);
+  store<u32>(op, (type << 24) | length, 4);
+}
+
+@inline function bump(ctx: usize, stat: usize): void {
+  const p = ctx + ENC_STATS + stat;
+  store<u32>(p, load<u32>(p) + 1);
+}
+
+/** Encodes one non-zero page from `data` as LZ4 when that is smaller, else raw. Returns bytes. */
+@inline function encodeWhole(ctx: usize, op: usize, page: u32, data: usize, size: u32, flags: u32): u32 {
+  if (flags & ENCODE_LZ4) {
+    const packed = lz4Compress(data, size, op + RECORD_HEADER_BYTES, size - 1, load<u32>(ctx + ENC_LZ4_TABLE));
+    if (packed != 0) {
+      writeHeader(op, page, RECORD_LZ4, packed);
+      bump(ctx, STAT_LZ4);
+      return RECORD_HEADER_BYTES + packed;
+    }
+  }
+  memory.copy(op + RECORD_HEADER_BYTES, data, size);
+  writeHeader(op, page, RECORD_RAW, size);
+  bump(ctx, STAT_RAW);
+  return RECORD_HEADER_BYTES + size;
+}
+
+/**
+ * Writes a record for each page in `list` (u32 indices, n of them) to `out`, choosing per page:
+ * zero, delta against the cache (ENCODE_DELTA), LZ4 (ENCODE_LZ4) if smaller, else raw. A page
+ * whose delta is empty is unchanged since it was last sent and gets no record. `out` must hold
+ * n * (8 + page size) bytes, the worst case. Returns the bytes written; counters go to the
+ * context's stats. The guest may write pages meanwhile: a page changed during encoding is dirty
+ * again and is sent again, and the delta cache is fed from a private snapshot, so it always
+ * equals what the destination decodes.
+ */
+export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
+  const guest = <usize>load<u32>(ctx + ENC_GUEST);
+  const shift = load<u32>(ctx + ENC_PAGE_SHIFT);
+  const size: u32 = 1 << shift;
+  const flags = load<u32>(ctx + ENC_FLAGS);
+  memory.fill(ctx + ENC_STATS, 0, 32);
+  let op = out;
+  for (let i: u32 = 0; i < n; i++) {
+    const page = load<u32>(list + (<usize>i << 2));
+    const data = guest + (<usize>page << shift);
+    if (isZeroPage(data, size)) {
+      writeHeader(op, page, RECORD_ZERO, 0);
+      op += RECORD_HEADER_BYTES;
+      bump(ctx, STAT_ZERO);
+      if (flags & ENCODE_DELTA) {
+        const tag = <usize>load<u32>(ctx + ENC_CACHE_TAGS) + (<usize>(page % load<u32>(ctx + ENC_CACHE_SLOTS)) << 2);
+        if (load<u32>(tag) == page + 1) store<u32>(tag, 0);
+      }
+      continue;
+    }
+    if (!(flags & ENCODE_DELTA)) {
+      op += encodeWhole(ctx, op, page, data, size, flags);
+      continue;
+    }
+    const snapshot = <usize>load<u32>(ctx + ENC_SNAPSHOT);
+    memory.copy(snapshot, data, size);
+    const slot = page % load<u32>(ctx + ENC_CACHE_SLOTS);
+    const tag = <usize>load<u32>(ctx + ENC_CACHE_TAGS) + (<usize>slot << 2);
+    const cached = <usize>load<u32>(ctx + ENC_CACHE_DATA) + (<usize>slot << shift);
+    if (load<u32>(tag) == page + 1) {
+      // A delta must save at least an eighth of the page to beat sending it whole.
+      const delta = deltaEncode(cached, snapshot, size, op + RECORD_HEADER_BYTES, size - (size >>> 3));
+      if (delta == 0) {
+        bump(ctx, STAT_UNCHANGED);
+        continue;
+      }
+      if (delta > 0) {
+        writeHeader(op, page, RECORD_DELTA, <u32>delta);
+        op += RECORD_HEADER_BYTES + <u32>delta;
+        bump(ctx, STAT_DELTA);
+        memory.copy(cached, snapshot, size);
+        continue;
+      }
+      bump(ctx, STAT_OVERFLOW);
+    } else {
+      bump(ctx, STAT_CACHE_MISS);
+      store<u32>(tag, page + 1);
+    }
+    memory.copy(cached, snapshot, size);
+    op += encodeWhole(ctx, op, page, snapshot, size, flags);
+  }
+  const written = <u32>(op - out);
+  store<u32>(ctx + ENC_STATS + STAT_BYTES, written);
+  return written;
+}
+
+@inline function fail(ctx: usize, offset: usize, code: i32): i32 {
+  store<u32>(ctx + DEC_ERROR_OFFSET, <u32>offset);
+  return code;
+}
+
+/**
+ * Applies the records in [input, input + length) to the guest. Every record is checked before
+ * it is used: a page inside the region, a known type, a length that fits the type and the input,
+ * a payload that decodes to exactly one page. Returns the number of records applied, or a
+ * BATCH_ERR_* code with the failing record's offset in the context. Never writes outside the
+ * page a record names.
+ */
+export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
+  const guest = <usize>load<u32>(ctx + DEC_GUEST);
+  const shift = load<u32>(ctx + DEC_PAGE_SHIFT);
+  const size: u32 = 1 << shift;
+  const pageCount = load<u32>(ctx + DEC_PAGE_COUNT);
+  const received = <usize>load<u32>(ctx + DEC_RECEIVED);
+  const end = input + length;
+  let ip = input;
+  let applied: i32 = 0;
+  while (ip < end) {
+    const at = ip - input;
+    if (end - ip < RECORD_HEADER_BYTES) return fail(ctx, at, BATCH_ERR_TRUNCATED_HEADER);
+    const page = load<u32>(ip);
+    const word = load<u32>(ip, 4);
+    const type = word >>> 24;
+    const len = word & 0xffffff;
+    ip += RECORD_HEADER_BYTES;
+    if (page >= pageCount) return fail(ctx, at, BATCH_ERR_PAGE_RANGE);
+    if (<usize>len > end - ip) return fail(ctx, at, BATCH_ERR_TRUNCATED_PAYLOAD);
+    const target = guest + (<usize>page << shift);
+    if (type == RECORD_ZERO) {
+      if (len != 0) return fail(ctx, at, BATCH_ERR_BAD_LENGTH);
+      // Reading first spares a write (and a first touch) when the page is zero already.
+      if (!isZeroPage(target, size)) memory.fill(target, 0, size);
+    } else if (type == RECORD_RAW) {
+      if (len != size) return fail(ctx, at, BATCH_ERR_BAD_LENGTH);
+      memory.copy(target, ip, size);
+    } else if (type == RECORD_LZ4) {
+      if (len == 0) return fail(ctx, at, BATCH_ERR_BAD_LENGTH);
+      const produced = lz4Decompress(ip, len, target, size);
+      if (produced < 0) return fail(ctx, at, BATCH_ERR_LZ4 + produced);
+      if (<u32>produced != size) return fail(ctx, at, BATCH_ERR_LZ4_SIZE);
+    } else if (type == RECORD_DELTA) {
+      if (len == 0) return fail(ctx, at, BATCH_ERR_BAD_LENGTH);
+      const result = deltaDecode(ip, len, target, size);
+      if (result < 0) return fail(ctx, at, BATCH_ERR_DELTA + result);
+    } else {
+      return fail(ctx, at, BATCH_ERR_UNKNOWN_TYPE);
+    }
+    if (received != 0) atomic.or<u32>(received + (<usize>(page >>> 5) << 2), <u32>1 << (page & 31));
+    ip += len;
+    applied++;
+  }
+  return applied;
+}

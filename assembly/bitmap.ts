@@ -1,0 +1,136 @@
+// Dirty bitmaps. Bit i is page i; words are little-endian u32 in memory, so JavaScript's
+// Atomics on an Int32Array and this module agree on every bit. Bitmaps are allocated padded
+// to 64 bytes (see src/memory/layout.ts) so the wide loops below never need a tail case for
+// whole blocks; bits past the last page are kept clear.
+
+/** Where the last bitmapScan stopped: the next bit to look at (toBit when it finished). */
+let scanNextBit: u32 = 0;
+
+export function bitmapScanNext(): u32 {
+  return scanNextBit;
+}
+
+@inline function takeWord(liveWord: usize, intoWord: usize): u32 {
+  if (load<u32>(liveWord) == 0) return 0;
+  // Swap-and-clear: a writer's atomic.or either lands before the swap (taken now) or after
+  // it (left for the next sync). No bit is lost.
+  const bits = atomic.xchg<u32>(liveWord, 0);
+  store<u32>(intoWord, load<u32>(intoWord) | bits);
+  return popcnt(bits);
+}
+
+/**
+ * Moves every set bit of the live bitmap into `into` (OR) and clears it in `live`, word by
+ * word with an atomic swap. Writers may set bits concurrently. Returns how many bits were taken.
+ */
+export function bitmapSync(live: usize, into: usize, words: u32): u32 {
+  let taken: u32 = 0;
+  let i: u32 = 0;
+  // A plain 16-byte read finds empty stretches without a locked instruction per word.
+  for (; i + 4 <= words; i += 4) {
+    const p = live + (<usize>i << 2);
+    if (!v128.any_true(v128.load(p))) continue;
+    const q = into + (<usize>i << 2);
+    taken += takeWord(p, q) + takeWord(p + 4, q + 4) + takeWord(p + 8, q + 8) + takeWord(p + 12, q + 12);
+  }
+  for (; i < words; i++) taken += takeWord(live + (<usize>i << 2), into + (<usize>i << 2));
+  return taken;
+}
+
+/**
+ * Writes the indices of set bits in [fromBit, toBit) to `out` (u32 each), at most `maxOut`.
+ * Returns the count; bitmapScanNext() tells where to resume when the output filled up.
+ */
+export function bitmapScan(bm: usize, fromBit: u32, toBit: u32, out: usize, maxOut: u32): u32 {
+  scanNextBit = toBit;
+  if (fromBit >= toBit || maxOut == 0) {
+    if (maxOut == 0) scanNextBit = fromBit;
+    return 0;
+  }
+  let n: u32 = 0;
+  let w: u32 = fromBit >>> 6;
+  const lastW: u32 = (toBit - 1) >>> 6;
+  let word = load<u64>(bm + (<usize>w << 3)) & (<u64>-1 << (fromBit & 63));
+  while (true) {
+    if (w == lastW && (toBit & 63) != 0) word &= (<u64>1 << (toBit & 63)) - 1;
+    while (word != 0) {
+      const bit = (w << 6) + <u32>ctz(word);
+      if (n == maxOut) {
+        scanNextBit = bit;
+        return n;
+      }
+      store<u32>(out + (<usize>n << 2), bit);
+      n++;
+      word &= word - 1;
+    }
+    if (w == lastW) break;
+    w++;
+    // Skip empty 64-byte blocks (512 pages) with four vector loads and one test.
+    if ((w & 7) == 0) {
+      while (w + 8 <= lastW) {
+        const p = bm + (<usize>w << 3);
+        const any = v128.or(v128.or(v128.load(p), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48)));
+        if (v128.any_true(any)) break;
+        w += 8;
+      }
+    }
+    word = load<u64>(bm + (<usize>w << 3));
+  }
+  return n;
+}
+
+/** Number of set bits in the first `bytes` bytes (a multiple of 8). */
+export function bitmapCount(bm: usize, bytes: u32): u32 {
+  let count: u64 = 0;
+  const end = bm + bytes;
+  for (let p = bm; p < end; p += 8) count += popcnt(load<u64>(p));
+  return <u32>count;
+}
+
+/** dst = a | b over `bytes` bytes (a multiple of 16). dst may alias a or b. */
+export function bitmapOr(dst: usize, a: usize, b: usize, bytes: u32): void {
+  for (let i: usize = 0; i < bytes; i += 16) v128.store(dst + i, v128.or(v128.load(a + i), v128.load(b + i)));
+}
+
+/** dst = a & b over `bytes` bytes (a multiple of 16). */
+export function bitmapAnd(dst: usize, a: usize, b: usize, bytes: u32): void {
+  for (let i: usize = 0; i < bytes; i += 16) v128.store(dst + i, v128.and(v128.load(a + i), v128.load(b + i)));
+}
+
+/** dst = a & ~b over `bytes` bytes (a multiple of 16): the pages of a that are not in b. */
+export function bitmapAndNot(dst: usize, a: usize, b: usize, bytes: u32): void {
+  for (let i: usize = 0; i < bytes; i += 16) v128.store(dst + i, v128.andnot(v128.load(a + i), v128.load(b + i)));
+}
+
+/**
+ * Keeps in `list` (u32 page indices, in place) the pages whose bit in `bm` is set
+ * (keepSet) or clear (!keepSet), without clearing anything. Xen uses it to skip pages that are
+ * dirty again already. Returns the new length.
+ */
+export function bitmapFilter(list: usize, n: u32, bm: usize, keepSet: bool): u32 {
+  let kept: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const page = load<u32>(list + (<usize>i << 2));
+    const set = (atomic.load<u32>(bm + (<usize>(page >>> 5) << 2)) >>> (page & 31)) & 1;
+    if ((set != 0) == keepSet) {
+      store<u32>(list + (<usize>kept << 2), page);
+      kept++;
+    }
+  }
+  return kept;
+}
+
+/** Atomically sets the bits of pages [first, first + count): what a writer calls after writing. */
+export function bitmapMarkRange(bm: usize, first: u32, count: u32): void {
+  if (count == 0) return;
+  const end = first + count;
+  let w = first >>> 5;
+  const lastW = (end - 1) >>> 5;
+  while (w <= lastW) {
+    const lo: u32 = w == first >>> 5 ? first & 31 : 0;
+    const hi: u32 = w == lastW ? ((end - 1) & 31) + 1 : 32;
+    const mask: u32 = hi == 32 ? <u32>-1 << lo : ((<u32>1 << hi) - 1) & (<u32>-1 << lo);
+    atomic.or<u32>(bm + (<usize>w << 2), mask);
+    w++;
+  }
+}

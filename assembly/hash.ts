@@ -1,0 +1,64 @@
+// xxHash64 (Yann Collet's XXH64), the 64-bit hash for page and region integrity checks.
+
+const PRIME1: u64 = 0x9e3779b185ebca87;
+const PRIME2: u64 = 0xc2b2ae3d27d4eb4f;
+const PRIME3: u64 = 0x165667b19e3779f9;
+const PRIME4: u64 = 0x85ebca77c2b2ae63;
+const PRIME5: u64 = 0x27d4eb2f165667c5;
+
+@inline function round(acc: u64, input: u64): u64 {
+  return rotl<u64>(acc + input * PRIME2, 31) * PRIME1;
+}
+
+@inline function mergeRound(acc: u64, lane: u64): u64 {
+  return (acc ^ round(0, lane)) * PRIME1 + PRIME4;
+}
+
+/** XXH64 of the `len` bytes at p with the given seed. */
+export function xxh64(p: usize, len: u32, seed: u64): u64 {
+  const end = p + len;
+  let h: u64;
+  if (len >= 32) {
+    let v1 = seed + PRIME1 + PRIME2;
+    let v2 = seed + PRIME2;
+    let v3 = seed;
+    let v4 = seed - PRIME1;
+    const limit = end - 32;
+    do {
+      v1 = round(v1, load<u64>(p));
+      v2 = round(v2, load<u64>(p, 8));
+      v3 = round(v3, load<u64>(p, 16));
+      v4 = round(v4, load<u64>(p, 24));
+      p += 32;
+    } while (p <= limit);
+    h = rotl<u64>(v1, 1) + rotl<u64>(v2, 7) + rotl<u64>(v3, 12) + rotl<u64>(v4, 18);
+    h = mergeRound(h, v1);
+    h = mergeRound(h, v2);
+    h = mergeRound(h, v3);
+    h = mergeRound(h, v4);
+  } else {
+    h = seed + PRIME5;
+  }
+  h += <u64>len;
+  for (; p + 8 <= end; p += 8) h = rotl<u64>(h ^ round(0, load<u64>(p)), 27) * PRIME1 + PRIME4;
+  if (p + 4 <= end) {
+    h = rotl<u64>(h ^ (<u64>load<u32>(p) * PRIME1), 23) * PRIME2 + PRIME3;
+    p += 4;
+  }
+  for (; p < end; p++) h = rotl<u64>(h ^ (<u64>load<u8>(p) * PRIME5), 11) * PRIME1;
+  h ^= h >> 33;
+  h *= PRIME2;
+  h ^= h >> 29;
+  h *= PRIME3;
+  h ^= h >> 32;
+  return h;
+}
+
+/** Writes XXH64(page, seed 0) as a u64 to out[i] for each page index in `list`. */
+export function hashPages(base: usize, pageShift: u32, list: usize, n: u32, out: usize): void {
+  const size: u32 = 1 << pageShift;
+  for (let i: u32 = 0; i < n; i++) {
+    const page = load<u32>(list + (<usize>i << 2));
+    store<u64>(out + (<usize>i << 3), xxh64(base + (<usize>page << pageShift), size, 0));
+  }
+}

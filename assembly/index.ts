@@ -1,0 +1,8 @@
+// The pagewire WASM core: pure loops over linear memory, one call per batch of pages.
+export { bitmapSync, bitmapScan, bitmapScanNext, bitmapCount, bitmapOr, bitmapAnd, bitmapAndNot, bitmapFilter, bitmapMarkRange } from "./bitmap";
+export { zeroClassify, zeroCountRange } from "./zero";
+export { xxh64, hashPages } from "./hash";
+export { lz4Compress } from "./lz4/compress";
+export { lz4Decompress } from "./lz4/decompress";
+export { deltaEncode, deltaDecode } from "./delta";
+export { encodeBatch, decodeBatch } from "./batch";

@@ -1,0 +1,90 @@
+// Safe LZ4 block decompressor: whatever the input, it reads only [src, src + srcLen) and writes
+// only [dst, dst + dstCap), and reports malformed input with a negative error code.
+import { MINMATCH, RUN_MASK, LZ4_ERR_TRUNCATED, LZ4_ERR_OUTPUT_OVERFLOW, LZ4_ERR_BAD_OFFSET } from "./format";
+
+/** Reads the extra bytes of a length; returns -1 (as u32 max) when the input ends first. */
+@inline function readLength(ip: usize, ipEnd: usize, base: u32): u64 {
+  // Packs (new ip << 32 | length) to return both without allocation.
+  let length = base;
+  let byte: u32;
+  do {
+    if (ip >= ipEnd) return <u64>-1;
+    byte = load<u8>(ip++);
+    length += byte;
+  } while (byte == 255 && length < 0x7fffffff);
+  return (<u64>ip << 32) | length;
+}
+
+/**
+ * Decompresses the LZ4 block at src into dst. Returns the number of bytes written, or
+ * LZ4_ERR_TRUNCATED / LZ4_ERR_OUTPUT_OVERFLOW / LZ4_ERR_BAD_OFFSET.
+ */
+export function lz4Decompress(src: usize, srcLen: u32, dst: usize, dstCap: u32): i32 {
+  let ip = src;
+  const ipEnd = src + srcLen;
+  let op = dst;
+  const opEnd = dst + dstCap;
+  while (true) {
+    if (ip >= ipEnd) return LZ4_ERR_TRUNCATED;
+    const token = <u32>load<u8>(ip++);
+    let literals = token >>> 4;
+    if (literals == RUN_MASK) {
+      const r = readLength(ip, ipEnd, literals);
+      if (r == <u64>-1) return LZ4_ERR_TRUNCATED;
+      ip = <usize>(r >>> 32);
+      literals = <u32>r;
+    }
+    if (<usize>literals > ipEnd - ip) return LZ4_ERR_TRUNCATED;
+    if (<usize>literals > opEnd - op) return LZ4_ERR_OUTPUT_OVERFLOW;
+    // Short literal runs: one 16-byte copy beats a bulk-memory call when both sides have room.
+    if (literals <= 16 && ip + 16 <= ipEnd && op + 16 <= opEnd) {
+      v128.store(op, v128.load(ip));
+    } else {
+      memory.copy(op, ip, literals);
+    }
+    ip += literals;
+    op += literals;
+    if (ip == ipEnd) return <i32>(op - dst);
+    if (ip + 2 > ipEnd) return LZ4_ERR_TRUNCATED;
+    const offset = <u32>load<u16>(ip);
+    ip += 2;
+    if (offset == 0 || <usize>offset > op - dst) return LZ4_ERR_BAD_OFFSET;
+    let length = token & RUN_MASK;
+    if (length == RUN_MASK) {
+      const r = readLength(ip, ipEnd, length);
+      if (r == <u64>-1) return LZ4_ERR_TRUNCATED;
+      ip = <usize>(r >>> 32);
+      length = <u32>r;
+    }
+    length += MINMATCH;
+    if (<usize>length > opEnd - op) return LZ4_ERR_OUTPUT_OVERFLOW;
+    const ref = op - offset;
+    if (offset >= 16 && op + length + 16 <= opEnd) {
+      // Far enough apart that each 16-byte chunk reads only finished bytes; may write up to
+      // 15 bytes past the match, inside the target, to be overwritten by what follows.
+      let d = op;
+      let s = ref;
+      const end = op + length;
+      do {
+        v128.store(d, v128.load(s));
+        d += 16;
+        s += 16;
+      } while (d < end);
+    } else if (offset == 1) {
+      memory.fill(op, load<u8>(ref), length);
+    } else if (offset >= length) {
+      memory.copy(op, ref, length);
+    } else {
+      // Overlapping match: the output repeats with period `offset`. Copy doubling chunks, each
+      // from the pattern's start, so a copy never reads bytes it is writing.
+      let done: u32 = 0;
+      while (done < length) {
+        const chunk = min(offset + done, length - done);
+        memory.copy(op + done, ref, chunk);
+        done += chunk;
+      }
+    }
+    op += length;
+  }
+  return 0;
+}

@@ -1,0 +1,52 @@
+// Page records, the unit of a page-batch frame (docs/PROTOCOL.md, "Page records").
+// Header, 8 bytes little-endian: u32 page index within the region, u32 (type << 24 | length).
+// The payload of `length` bytes follows at once; records are byte-packed.
+
+export const RECORD_HEADER_BYTES: u32 = 8;
+export const RECORD_ZERO: u32 = 1; // the page is all zero; no payload
+export const RECORD_RAW: u32 = 2; // the page as it is; payload = page size
+export const RECORD_LZ4: u32 = 3; // an LZ4 block that decodes to exactly one page
+export const RECORD_DELTA: u32 = 4; // an XBZRLE delta against the copy the destination holds
+export const RECORD_MAX_LENGTH: u32 = 0xffffff;
+
+// Encoder context: a struct in linear memory, written once by the TypeScript layer
+// (src/core/context.ts mirrors these offsets) so each batch call takes a single pointer.
+export const ENC_GUEST: usize = 0; // u32: address of page 0
+export const ENC_PAGE_SHIFT: usize = 4; // u32: log2 of the page size
+export const ENC_FLAGS: usize = 8; // u32: ENCODE_* bits
+export const ENC_LZ4_TABLE: usize = 12; // u32: LZ4_TABLE_BYTES of scratch
+export const ENC_CACHE_TAGS: usize = 16; // u32: one u32 per slot, page index + 1 (0 = empty)
+export const ENC_CACHE_DATA: usize = 20; // u32: one page per slot
+export const ENC_CACHE_SLOTS: usize = 24; // u32
+export const ENC_SNAPSHOT: usize = 28; // u32: one page of scratch
+export const ENC_STATS: usize = 32; // u32 counters, reset by each call:
+export const STAT_ZERO: usize = 0;
+export const STAT_RAW: usize = 4;
+export const STAT_LZ4: usize = 8;
+export const STAT_DELTA: usize = 12;
+export const STAT_UNCHANGED: usize = 16;
+export const STAT_CACHE_MISS: usize = 20;
+export const STAT_OVERFLOW: usize = 24;
+export const STAT_BYTES: usize = 28;
+export const ENC_CONTEXT_BYTES: usize = 64;
+
+export const ENCODE_LZ4: u32 = 1;
+export const ENCODE_DELTA: u32 = 2;
+
+// Decoder context.
+export const DEC_GUEST: usize = 0; // u32: address of page 0
+export const DEC_PAGE_SHIFT: usize = 4; // u32
+export const DEC_PAGE_COUNT: usize = 8; // u32: pages in the region; records beyond are refused
+export const DEC_RECEIVED: usize = 12; // u32: bitmap of pages received, or 0 for none
+export const DEC_ERROR_OFFSET: usize = 16; // u32, out: offset of the record that failed
+export const DEC_CONTEXT_BYTES: usize = 32;
+
+// decodeBatch errors (negative; a non-negative result is the number of records applied).
+export const BATCH_ERR_TRUNCATED_HEADER: i32 = -10;
+export const BATCH_ERR_PAGE_RANGE: i32 = -11;
+export const BATCH_ERR_UNKNOWN_TYPE: i32 = -12;
+export const BATCH_ERR_BAD_LENGTH: i32 = -13;
+export const BATCH_ERR_TRUNCATED_PAYLOAD: i32 = -14;
+export const BATCH_ERR_LZ4: i32 = -20; // -20 + LZ4_ERR_* (-21, -22, -23)
+export const BATCH_ERR_LZ4_SIZE: i32 = -24; // the block did not decode to exactly one page
+export const BATCH_ERR_DELTA: i32 = -30; // -30 + DELTA_ERR_* (-31, -32, -33)

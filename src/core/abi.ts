@@ -1,0 +1,88 @@
+// The core's binary interface as TypeScript sees it: record types, context offsets and error
+// codes, mirroring assembly/records.ts and assembly/lz4/format.ts. Keep the two in step.
+
+export const RECORD_HEADER_BYTES = 8;
+export const RecordType = { zero: 1, raw: 2, lz4: 3, delta: 4 } as const;
+export const RECORD_MAX_LENGTH = 0xffffff;
+
+export const ENCODE_LZ4 = 1;
+export const ENCODE_DELTA = 2;
+
+export const Enc = {
+  guest: 0,
+  pageShift: 4,
+  flags: 8,
+  lz4Table: 12,
+  cacheTags: 16,
+  cacheData: 20,
+  cacheSlots: 24,
+  snapshot: 28,
+  stats: 32,
+  bytes: 64,
+} as const;
+
+/** Encoder counters, u32 each from Enc.stats, in this order. */
+export const ENCODE_STAT_NAMES = ["zero", "raw", "lz4", "delta", "unchanged", "cacheMiss", "overflow", "bytes"] as const;
+export type EncodeStats = Record<(typeof ENCODE_STAT_NAMES)[number], number>;
+
+export const Dec = {
+  guest: 0,
+  pageShift: 4,
+  pageCount: 8,
+  received: 12,
+  errorOffset: 16,
+  bytes: 32,
+} as const;
+
+/** Scratch the LZ4 compressor needs per thread (assembly/lz4/compress.ts LZ4_TABLE_BYTES). */
+export const LZ4_TABLE_BYTES = 4 + 4 * 4096;
+
+export const LZ4_ERRORS: Record<number, string> = {
+  [-1]: "LZ4 block truncated: it ends inside a sequence",
+  [-2]: "LZ4 block decodes to more bytes than the target holds",
+  [-3]: "LZ4 match offset is zero or points before the start of the output",
+};
+
+export const DELTA_ERRORS: Record<number, string> = {
+  [-1]: "delta truncated: it ends inside a run",
+  [-2]: "delta has an empty changed run or an over-long run length",
+  [-3]: "delta run extends past the end of the page",
+};
+
+export const BATCH_ERRORS: Record<number, string> = {
+  [-10]: "record header truncated",
+  [-11]: "record names a page outside the region",
+  [-12]: "record has an unknown type",
+  [-13]: "record length does not fit its type",
+  [-14]: "record payload runs past the end of the batch",
+  [-21]: LZ4_ERRORS[-1],
+  [-22]: LZ4_ERRORS[-2],
+  [-23]: LZ4_ERRORS[-3],
+  [-24]: "LZ4 record does not decode to exactly one page",
+  [-31]: DELTA_ERRORS[-1],
+  [-32]: DELTA_ERRORS[-2],
+  [-33]: DELTA_ERRORS[-3],
+};
+
+/** The functions the WASM core exports (assembly/index.ts); pointers are byte addresses. */
+export interface CoreExports {
+  bitmapSync(live: number, into: number, words: number): number;
+  bitmapScan(bm: number, fromBit: number, toBit: number, out: number, maxOut: number): number;
+  bitmapScanNext(): number;
+  bitmapCount(bm: number, bytes: number): number;
+  bitmapOr(dst: number, a: number, b: number, bytes: number): void;
+  bitmapAnd(dst: number, a: number, b: number, bytes: number): void;
+  bitmapAndNot(dst: number, a: number, b: number, bytes: number): void;
+  bitmapFilter(list: number, n: number, bm: number, keepSet: number): number;
+  bitmapMarkRange(bm: number, first: number, count: number): void;
+  zeroClassify(base: number, pageShift: number, list: number, n: number, flags: number): number;
+  zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
+  xxh64(p: number, len: number, seed: bigint): bigint;
+  hashPages(base: number, pageShift: number, list: number, n: number, out: number): void;
+  lz4Compress(src: number, srcLen: number, dst: number, dstCap: number, table: number): number;
+  lz4Decompress(src: number, srcLen: number, dst: number, dstCap: number): number;
+  deltaEncode(old: number, page: number, len: number, dst: number, dstCap: number): number;
+  deltaDecode(src: number, srcLen: number, dst: number, pageLen: number): number;
+  encodeBatch(ctx: number, list: number, n: number, out: number): number;
+  decodeBatch(ctx: number, input: number, length: number): number;
+}

@@ -1,0 +1,135 @@
+// Where everything lives in a region's shared WebAssembly.Memory. A pure function of the options,
+// so a worker thread given the same options finds the same addresses.
+import { PagewireError } from "../errors.js";
+import { LZ4_TABLE_BYTES, Enc, Dec, RECORD_HEADER_BYTES } from "../core/abi.js";
+
+export const WASM_PAGE = 65536;
+/** A WebAssembly memory holds at most 4 GiB; a larger guest is several regions. */
+export const MAX_MEMORY_BYTES = 65536 * WASM_PAGE;
+export const MIN_PAGE_SIZE = 512;
+export const MAX_PAGE_SIZE = 65536;
+/** Bytes reserved before the encoded records of each I/O buffer, for the transport's frame header. */
+export const IO_HEADROOM = 64;
+/** Address 0 up to here is never used, so a null pointer can never alias real data. */
+const RESERVED_BYTES = 65536;
+
+export interface LayoutOptions {
+  /** Guest page size in bytes: a power of two from 512 to 65,536. Default 4,096. */
+  pageSize?: number;
+  /** Guest pages in this region. */
+  pageCount: number;
+  /** Threads that will run the core on this region, each with scratch of its own. Default 1. */
+  lanes?: number;
+  /** Pages per encode or decode call. Default 256 (1 MiB of 4 KiB pages). */
+  batchPages?: number;
+  /** I/O buffers of one encoded batch each, for frames in flight. Default 16. */
+  ioBuffers?: number;
+  /** Bytes of XBZRLE cache for delta encoding; 0 turns delta encoding off. Default 0. */
+  deltaCacheBytes?: number;
+}
+
+/** The scratch of one thread. */
+export interface LaneLayout {
+  encodeContext: number;
+  decodeContext: number;
+  lz4Table: number;
+  snapshot: number;
+  /** batchPages u32 page indices. */
+  list: number;
+  /** batchPages bytes, and batchPages u64 hashes. */
+  flags: number;
+  hashes: number;
+}
+
+export interface Layout {
+  pageSize: number;
+  pageShift: number;
+  pageCount: number;
+  batchPages: number;
+  /** Worst-case bytes of one encoded batch: every page raw. */
+  batchBytes: number;
+  /** Bytes of each I/O buffer: IO_HEADROOM + batchBytes. */
+  ioBufferBytes: number;
+  lanes: LaneLayout[];
+  ioBuffers: number[];
+  /** Bytes of each bitmap: one bit per page, padded to 64 bytes. */
+  bitmapBytes: number;
+  /** Written by the guest's writers (the dirty log). */
+  dirtyBitmap: number;
+  /** Owned by the migration: what is still to send. */
+  syncBitmap: number;
+  /** A spare bitmap for policies and the destination (skip sets, received pages). */
+  auxBitmap: number;
+  cacheSlots: number;
+  cacheTags: number;
+  cacheData: number;
+  /** Address of guest page 0, aligned to the page size and to 64 KiB. */
+  guest: number;
+  totalBytes: number;
+  /** Size of the WebAssembly.Memory in 64 KiB pages. */
+  memoryPages: number;
+}
+
+const align = (value: number, to: number) => Math.ceil(value / to) * to;
+
+export function planLayout(options: LayoutOptions): Layout {
+  const pageSize = options.pageSize ?? 4096;
+  const { pageCount } = options;
+  const lanes = options.lanes ?? 1;
+  const batchPages = options.batchPages ?? 256;
+  const ioBuffers = options.ioBuffers ?? 16;
+  const deltaCacheBytes = options.deltaCacheBytes ?? 0;
+  if (!Number.isInteger(pageSize) || pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE || (pageSize & (pageSize - 1)) !== 0) {
+    throw new PagewireError("ELAYOUT", `page size ${pageSize} is not a power of two from ${MIN_PAGE_SIZE} to ${MAX_PAGE_SIZE}`);
+  }
+  if (!Number.isInteger(pageCount) || pageCount < 1) throw new PagewireError("ELAYOUT", `page count ${pageCount} must be a positive integer`);
+  for (const [name, value] of [["lanes", lanes], ["batchPages", batchPages], ["ioBuffers", ioBuffers]] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new PagewireError("ELAYOUT", `${name} ${value} must be a positive integer`);
+  }
+  const pageShift = Math.log2(pageSize);
+  const batchBytes = batchPages * (RECORD_HEADER_BYTES + pageSize);
+  const ioBufferBytes = align(IO_HEADROOM + batchBytes, 64);
+  let at = RESERVED_BYTES;
+  const take = (bytes: number, alignment = 64) => {
+    at = align(at, alignment);
+    const address = at;
+    at += bytes;
+    return address;
+  };
+  const laneLayouts: LaneLayout[] = [];
+  for (let i = 0; i < lanes; i++) {
+    laneLayouts.push({
+      encodeContext: take(Enc.bytes),
+      decodeContext: take(Dec.bytes),
+      lz4Table: take(LZ4_TABLE_BYTES),
+      snapshot: take(pageSize),
+      list: take(batchPages * 4),
+      flags: take(batchPages),
+      hashes: take(batchPages * 8),
+    });
+  }
+  const buffers = Array.from({ length: ioBuffers }, () => take(ioBufferBytes));
+  const bitmapBytes = align(Math.ceil(pageCount / 8), 64);
+  const dirtyBitmap = take(bitmapBytes);
+  const syncBitmap = take(bitmapBytes);
+  const auxBitmap = take(bitmapBytes);
+  const cacheSlots = Math.floor(deltaCacheBytes / pageSize);
+  const cacheTags = take(cacheSlots * 4);
+  const cacheData = take(cacheSlots * pageSize, pageSize);
+  const guest = take(pageCount * pageSize, Math.max(pageSize, WASM_PAGE));
+  const totalBytes = align(at, WASM_PAGE);
+  if (totalBytes > MAX_MEMORY_BYTES) {
+    throw new PagewireError(
+      "ELAYOUT",
+      `a region of ${pageCount} pages of ${pageSize} bytes needs ${(totalBytes / 2 ** 30).toFixed(2)} GiB with its buffers, ` +
+        `over the 4 GiB of one WebAssembly memory: split the guest into several regions`,
+    );
+  }
+  return {
+    pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes,
+    lanes: laneLayouts, ioBuffers: buffers,
+    bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap,
+    cacheSlots, cacheTags, cacheData, guest, totalBytes,
+    memoryPages: totalBytes / WASM_PAGE,
+  };
+}
