@@ -1,0 +1,177 @@
+import { describe, it, expect } from "vitest";
+import { Region } from "../src/memory/region.js";
+import { Core, DecodeError } from "../src/core/core.js";
+import { fillPage, mixedClass } from "../src/memory/content.js";
+import { RecordType } from "../src/core/abi.js";
+import { randomBytes } from "./helpers.js";
+
+const PAGES = 1024;
+const options = { pageCount: PAGES, batchPages: 128, deltaCacheBytes: PAGES * 4096 };
+
+function filledRegion(seed: number): Region {
+  const region = Region.create(options);
+  for (let p = 0; p < PAGES; p++) fillPage(region.pages(p), mixedClass(p, seed), p, seed);
+  return region;
+}
+
+/** Encodes `pages` of source batch by batch and applies each batch to the destination. */
+function transfer(source: Core, destination: Core, pages: number[]): { records: number; bytes: number } {
+  const out = source.region.layout.ioBuffers[0];
+  const input = destination.region.layout.ioBuffers[0];
+  let records = 0;
+  let bytes = 0;
+  for (let i = 0; i < pages.length; i += source.region.layout.batchPages) {
+    const batch = pages.slice(i, i + source.region.layout.batchPages);
+    source.list.set(batch);
+    const n = source.encode(batch.length, out);
+    destination.region.bytes.set(source.region.bytes.subarray(out, out + n), input);
+    records += destination.decode(input, n);
+    bytes += n;
+  }
+  return { records, bytes };
+}
+
+const all = Array.from({ length: PAGES }, (_, i) => i);
+
+describe("batch encoder and decoder", () => {
+  for (const [name, encoding] of [["raw", {}], ["lz4", { lz4: true }], ["delta", { delta: true }], ["lz4+delta", { lz4: true, delta: true }]] as const) {
+    it(`moves a mixed region exactly (${name})`, () => {
+      const source = new Core(filledRegion(3));
+      const destination = new Core(Region.create(options));
+      source.setEncoding(encoding);
+      const { records, bytes } = transfer(source, destination, all);
+      expect(records).toBe(PAGES);
+      expect(destination.hashPages()).toBe(source.hashPages());
+      if ("lz4" in encoding) expect(bytes).toBeLessThan(PAGES * 4096 * 0.45);
+    });
+  }
+
+  it("sends re-sent pages as deltas, skips unchanged ones, and tracks received pages", () => {
+    const source = new Core(filledRegion(4));
+    const destination = new Core(Region.create(options));
+    source.setEncoding({ lz4: true, delta: true });
+    destination.trackReceived(true);
+    transfer(source, destination, all);
+    // Round 2: nudge a word in every third non-zero page; re-send every page.
+    const changed: number[] = [];
+    for (let p = 0; p < PAGES; p += 3) {
+      const words = new Uint32Array(source.region.memory.buffer, source.region.pageAddress(p), 1024);
+      if (words.some((w) => w !== 0)) {
+        words[17] ^= 0xff;
+        changed.push(p);
+      }
+    }
+    let deltas = 0;
+    let unchanged = 0;
+    const out = source.region.layout.ioBuffers[0];
+    for (let i = 0; i < PAGES; i += 128) {
+      source.list.set(all.slice(i, i + 128));
+      const n = source.encode(128, out);
+      const stats = source.encodeStats();
+      deltas += stats.delta;
+      unchanged += stats.unchanged;
+      destination.region.bytes.set(source.region.bytes.subarray(out, out + n), destination.region.layout.ioBuffers[0]);
+      destination.decode(destination.region.layout.ioBuffers[0], n);
+    }
+    expect(deltas).toBe(changed.length);
+    expect(unchanged).toBeGreaterThan(PAGES / 4);
+    expect(destination.hashPages()).toBe(source.hashPages());
+    const { auxBitmap, bitmapBytes } = destination.region.layout;
+    expect(destination.wasm.bitmapCount(auxBitmap, bitmapBytes)).toBe(PAGES);
+  });
+
+  it("never sends a delta against a page that was zeroed in between", () => {
+    const source = new Core(Region.create(options));
+    const destination = new Core(Region.create(options));
+    source.setEncoding({ delta: true });
+    const page = source.region.pages(9);
+    page.set(randomBytes(4096, 1));
+    transfer(source, destination, [9]);
+    page.fill(0);
+    transfer(source, destination, [9]);
+    page.set(randomBytes(4096, 1));
+    page[5] ^= 1;
+    transfer(source, destination, [9]);
+    expect(source.encodeStats().cacheMiss).toBe(1);
+    expect(destination.hashPages()).toBe(source.hashPages());
+  });
+});
+
+describe("batch decoder on hostile input", () => {
+  const destination = new Core(Region.create(options));
+  const { region } = destination;
+  const input = region.layout.ioBuffers[0];
+
+  function decode(bytes: Uint8Array): unknown {
+    region.bytes.set(bytes, input);
+    try {
+      return destination.decode(input, bytes.length);
+    } catch (error) {
+      return error;
+    }
+  }
+
+  function record(page: number, type: number, payload: Uint8Array | number): Uint8Array {
+    const length = typeof payload === "number" ? payload : payload.length;
+    const out = new Uint8Array(8 + (typeof payload === "number" ? 0 : payload.length));
+    const view = new DataView(out.buffer);
+    view.setUint32(0, page, true);
+    view.setUint32(4, (type << 24) | length, true);
+    if (typeof payload !== "number") out.set(payload, 8);
+    return out;
+  }
+
+  const failsWith = (bytes: Uint8Array, status: number) => {
+    const error = decode(bytes);
+    expect(error).toBeInstanceOf(DecodeError);
+    expect((error as DecodeError).status).toBe(status);
+  };
+
+  it("refuses each kind of malformed record with its own code", () => {
+    failsWith(new Uint8Array(5), -10);
+    failsWith(record(PAGES, RecordType.zero, 0), -11);
+    failsWith(record(0, 9, 0), -12);
+    failsWith(record(0, RecordType.zero, new Uint8Array(4)), -13);
+    failsWith(record(0, RecordType.raw, new Uint8Array(100)), -13);
+    failsWith(record(0, RecordType.lz4, 0), -13);
+    failsWith(record(0, RecordType.raw, 4096).subarray(0, 8), -14);
+    failsWith(record(0, RecordType.lz4, Uint8Array.of(0x10, 0x61)), -24); // decodes to one byte
+    failsWith(record(0, RecordType.lz4, Uint8Array.of(0x10, 0x61, 0x05, 0x00, 0x00)), -23);
+    failsWith(record(0, RecordType.delta, Uint8Array.of(5, 0)), -32);
+    const error = decode(new Uint8Array([...record(1, RecordType.zero, 0), ...record(2, 7, 0)])) as DecodeError;
+    expect(error.recordOffset).toBe(8);
+    expect(error.message).toMatch(/byte 8 .* unknown type/);
+  });
+
+  it("writes nothing outside the pages the records name, whatever the payload", () => {
+    const pattern = randomBytes(PAGES * 4096, 77);
+    const guest = region.pages(0, PAGES);
+    const source = new Core(filledRegion(5));
+    source.setEncoding({ lz4: true });
+    source.list.set([5]);
+    const valid = source.region.bytes.slice(source.region.layout.ioBuffers[0], source.region.layout.ioBuffers[0] + source.encode(1, source.region.layout.ioBuffers[0]));
+    source.list.set([5, 6]);
+    let x = 0x9e3779b9;
+    const rand = () => {
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+      return x >>> 0;
+    };
+    for (let trial = 0; trial < 400; trial++) {
+      guest.set(pattern);
+      const bytes = trial % 4 === 0 ? randomBytes(1 + (rand() % 5000), rand()) : valid.slice();
+      if (trial % 4 !== 0) {
+        for (let m = 1 + (rand() % 6); m > 0; m--) bytes[8 + (rand() % (bytes.length - 8))] = rand() & 0xff;
+        new DataView(bytes.buffer).setUint32(0, 5, true);
+      }
+      decode(bytes);
+      const named = new DataView(bytes.buffer).getUint32(0, true);
+      for (let p = 0; p < PAGES; p++) {
+        if (p === named) continue;
+        const at = p * 4096;
+        if (Buffer.compare(Buffer.from(guest.subarray(at, at + 4096)), Buffer.from(pattern.subarray(at, at + 4096))) !== 0) {
+          throw new Error(`trial ${trial}: page ${p} changed though no record named it`);
+        }
+      }
+    }
+  });
+});

@@ -1,0 +1,158 @@
+import { describe, it, expect } from "vitest";
+import { Worker } from "node:worker_threads";
+import { Region } from "../src/memory/region.js";
+import { Core } from "../src/core/core.js";
+
+const SIZES = [1, 31, 32, 33, 63, 64, 65, 511, 512, 513, 4103, 100_003];
+const DENSITIES = [0, 0.0001, 0.01, 0.5, 1];
+
+function setup(pageCount: number) {
+  const region = Region.create({ pageCount, batchPages: 1024 });
+  return { region, core: new Core(region) };
+}
+
+/** Fills a bitmap at `address` with random bits of the given density; returns the set pages. */
+function randomBits(region: Region, address: number, density: number, seed: number): Set<number> {
+  const set = new Set<number>();
+  let x = seed | 1;
+  for (let i = 0; i < region.pageCount; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    if ((x >>> 0) / 2 ** 32 < density) set.add(i);
+  }
+  const words = new Uint32Array(region.memory.buffer, address, region.layout.bitmapBytes / 4);
+  words.fill(0);
+  for (const i of set) words[i >>> 5] |= 1 << (i & 31);
+  return set;
+}
+
+function bitsOf(region: Region, address: number): Set<number> {
+  const words = new Uint32Array(region.memory.buffer, address, region.layout.bitmapBytes / 4);
+  const set = new Set<number>();
+  for (let i = 0; i < words.length * 32; i++) if (words[i >>> 5] & (1 << (i & 31))) set.add(i);
+  return set;
+}
+
+/** Scans [from, to) of a bitmap in batches of at most maxOut, resuming where each call stopped. */
+function scanAll(core: Core, address: number, from: number, to: number, maxOut: number): number[] {
+  const pages: number[] = [];
+  const { wasm, lane } = core;
+  let at = from;
+  for (let guard = 0; at < to; guard++) {
+    const n = wasm.bitmapScan(address, at, to, lane.list, maxOut);
+    pages.push(...core.list.subarray(0, n));
+    const next = wasm.bitmapScanNext();
+    expect(next).toBeGreaterThan(at - (n === 0 ? 1 : 0));
+    at = next;
+    if (guard > 1e6) throw new Error("scan does not progress");
+  }
+  return pages;
+}
+
+describe("dirty bitmaps against a plain JS reference", () => {
+  it("sync moves every set bit into the sync bitmap and clears the log", () => {
+    for (const size of SIZES) {
+      for (const density of DENSITIES) {
+        const { region, core } = setup(size);
+        const before = randomBits(region, region.layout.syncBitmap, density, size + 1);
+        const dirty = randomBits(region, region.layout.dirtyBitmap, density, size + 2);
+        const taken = core.syncDirty();
+        expect(taken, `size ${size} density ${density}`).toBe(dirty.size);
+        expect(bitsOf(region, region.layout.syncBitmap)).toEqual(new Set([...before, ...dirty]));
+        expect(bitsOf(region, region.layout.dirtyBitmap).size).toBe(0);
+      }
+    }
+  });
+
+  it("scan lists set bits in order, for any range and output limit", () => {
+    for (const size of SIZES) {
+      for (const density of DENSITIES) {
+        const { region, core } = setup(size);
+        const set = randomBits(region, region.layout.syncBitmap, density, size * 3 + 1);
+        const all = [...set].sort((a, b) => a - b);
+        for (const [from, to] of [[0, size], [Math.floor(size / 3), size], [1, Math.max(1, size - 1)], [size >> 1, (size >> 1) + 70]]) {
+          const clampedTo = Math.min(to, size);
+          const want = all.filter((p) => p >= from && p < clampedTo);
+          for (const maxOut of size > 5000 ? [7, 1024] : [1, 7, 1024]) {
+            expect(scanAll(core, region.layout.syncBitmap, from, clampedTo, maxOut), `size ${size} [${from},${clampedTo}) max ${maxOut}`).toEqual(want);
+          }
+        }
+        expect(core.wasm.bitmapCount(region.layout.syncBitmap, region.layout.bitmapBytes)).toBe(set.size);
+      }
+    }
+  });
+
+  it("or, and, and-not, filter and mark-range agree with set algebra", () => {
+    for (const size of [1, 100, 4103, 100_003]) {
+      const { region, core } = setup(size);
+      const { dirtyBitmap: a, syncBitmap: b, auxBitmap: c, bitmapBytes } = region.layout;
+      const setA = randomBits(region, a, 0.3, size + 5);
+      const setB = randomBits(region, b, 0.3, size + 6);
+      core.wasm.bitmapOr(c, a, b, bitmapBytes);
+      expect(bitsOf(region, c)).toEqual(new Set([...setA, ...setB]));
+      core.wasm.bitmapAnd(c, a, b, bitmapBytes);
+      expect(bitsOf(region, c)).toEqual(new Set([...setA].filter((p) => setB.has(p))));
+      core.wasm.bitmapAndNot(c, a, b, bitmapBytes);
+      expect(bitsOf(region, c)).toEqual(new Set([...setA].filter((p) => !setB.has(p))));
+
+      const n = Math.min(size, 1024);
+      for (let i = 0; i < n; i++) core.list[i] = (i * 7919) % size;
+      const listed = [...core.list.subarray(0, n)];
+      const kept = core.wasm.bitmapFilter(core.lane.list, n, a, 1);
+      expect([...core.list.subarray(0, kept)]).toEqual(listed.filter((p) => setA.has(p)));
+
+      new Uint32Array(region.memory.buffer, c, bitmapBytes / 4).fill(0);
+      const ranges = [[0, 1], [size - 1, 1], [Math.floor(size / 2), Math.min(77, size - Math.floor(size / 2))], [3 % size, Math.min(64, size - (3 % size))]];
+      const want = new Set<number>();
+      for (const [first, count] of ranges) {
+        core.wasm.bitmapMarkRange(c, first, count);
+        for (let p = first; p < first + count; p++) want.add(p);
+      }
+      expect(bitsOf(region, c)).toEqual(want);
+      new Uint32Array(region.memory.buffer, c, bitmapBytes / 4).fill(0);
+      for (const [first, count] of ranges) region.markDirty(first, count);
+      expect(bitsOf(region, region.layout.dirtyBitmap)).toEqual(new Set([...setA, ...want]));
+    }
+  });
+});
+
+describe("dirty logging under a concurrent writer", () => {
+  it("loses no write: copying every synced page while a worker writes leaves an exact copy", async () => {
+    const options = { pageCount: 2048, pageSize: 4096, batchPages: 256 };
+    const source = Region.create(options);
+    const core = new Core(source);
+    const copy = new Uint8Array(source.pageCount * source.pageSize);
+    const worker = new Worker(new URL("./fixtures/dirty-writer.mjs", import.meta.url), {
+      workerData: { memory: source.memory, options, writes: 400_000, seed: 12345 },
+    });
+    let done = false;
+    const finished = new Promise<void>((resolve, reject) => {
+      worker.once("message", () => {
+        done = true;
+        resolve();
+      });
+      worker.once("error", reject);
+    });
+    const copyDirtyPages = () => {
+      core.syncDirty();
+      for (let from = 0; from < source.pageCount; ) {
+        const [n, next] = core.scan(source.layout.syncBitmap, from);
+        for (let i = 0; i < n; i++) {
+          const page = core.list[i];
+          copy.set(source.pages(page), page * source.pageSize);
+        }
+        from = next;
+      }
+      new Uint32Array(source.memory.buffer, source.layout.syncBitmap, source.layout.bitmapBytes / 4).fill(0);
+    };
+    let rounds = 0;
+    while (!done) {
+      copyDirtyPages();
+      rounds++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await finished;
+    copyDirtyPages();
+    expect(rounds).toBeGreaterThan(2);
+    expect(Buffer.compare(Buffer.from(copy), Buffer.from(source.pages(0, source.pageCount)))).toBe(0);
+  });
+});
