@@ -37,44 +37,78 @@ export function bitmapSync(live: usize, into: usize, words: u32): u32 {
   return taken;
 }
 
+/** Set in emitBits' result when the output filled up. Counts stay below 2^31. */
+const FULL: u32 = 0x80000000;
+
+/** Appends the set bits of `word` (bits base..base+63) to out[n..]; returns the new count, | FULL when out of room. */
+@inline function emitBits(word: u64, base: u32, out: usize, n: u32, maxOut: u32): u32 {
+  while (word != 0) {
+    const bit = base + <u32>ctz(word);
+    if (n == maxOut) {
+      scanNextBit = bit;
+      return n | FULL;
+    }
+    store<u32>(out + (<usize>n << 2), bit);
+    n++;
+    word &= word - 1;
+  }
+  return n;
+}
+
+/** Word w of the bitmap with the bits outside [fromBit, toBit) cleared. */
+@inline function wordInRange(bm: usize, w: u32, fromBit: u32, toBit: u32): u64 {
+  let word = load<u64>(bm + (<usize>w << 3));
+  if (w == fromBit >>> 6) word &= <u64>-1 << (fromBit & 63);
+  if (w == (toBit - 1) >>> 6 && (toBit & 63) != 0) word &= (<u64>1 << (toBit & 63)) - 1;
+  return word;
+}
+
+/** A 16-bit mask of the non-zero u64 words in the 128-byte block at p, or 0 when all are zero. */
+@inline function nonZeroWords(p: usize): u32 {
+  const a = v128.or(v128.or(v128.load(p), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48)));
+  const b = v128.or(v128.or(v128.load(p, 64), v128.load(p, 80)), v128.or(v128.load(p, 96), v128.load(p, 112)));
+  if (!v128.any_true(v128.or(a, b))) return 0;
+  const zero = i64x2.splat(0);
+  let mask: u32 = 0;
+  for (let k: u32 = 0; k < 8; k++) mask |= <u32>i64x2.bitmask(i64x2.ne(v128.load(p + (<usize>k << 4)), zero)) << (k << 1);
+  return mask;
+}
+
 /**
  * Writes the indices of set bits in [fromBit, toBit) to `out` (u32 each), at most `maxOut`.
  * Returns the count; bitmapScanNext() tells where to resume when the output filled up.
  */
 export function bitmapScan(bm: usize, fromBit: u32, toBit: u32, out: usize, maxOut: u32): u32 {
   scanNextBit = toBit;
-  if (fromBit >= toBit || maxOut == 0) {
-    if (maxOut == 0) scanNextBit = fromBit;
+  if (fromBit >= toBit) return 0;
+  if (maxOut == 0) {
+    scanNextBit = fromBit;
     return 0;
   }
   let n: u32 = 0;
-  let w: u32 = fromBit >>> 6;
   const lastW: u32 = (toBit - 1) >>> 6;
-  let word = load<u64>(bm + (<usize>w << 3)) & (<u64>-1 << (fromBit & 63));
-  while (true) {
-    if (w == lastW && (toBit & 63) != 0) word &= (<u64>1 << (toBit & 63)) - 1;
-    while (word != 0) {
-      const bit = (w << 6) + <u32>ctz(word);
-      if (n == maxOut) {
-        scanNextBit = bit;
-        return n;
-      }
-      store<u32>(out + (<usize>n << 2), bit);
-      n++;
-      word &= word - 1;
-    }
-    if (w == lastW) break;
+  let w: u32 = fromBit >>> 6;
+  // Head: single words up to a 16-word boundary (the first word needs masking anyway).
+  do {
+    n = emitBits(wordInRange(bm, w, fromBit, toBit), w << 6, out, n, maxOut);
+    if (n & FULL) return n & ~FULL;
     w++;
-    // Skip empty 64-byte blocks (512 pages) with four vector loads and one test.
-    if ((w & 7) == 0) {
-      while (w + 8 <= lastW) {
-        const p = bm + (<usize>w << 3);
-        const any = v128.or(v128.or(v128.load(p), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48)));
-        if (v128.any_true(any)) break;
-        w += 8;
-      }
+  } while (w <= lastW && (w & 15) != 0);
+  // Body: 128-byte blocks (1,024 pages) that stop short of the last, masked word. One test
+  // skips an empty block; a non-empty one yields the mask of its non-zero words.
+  for (; w + 16 <= lastW; w += 16) {
+    let mask = nonZeroWords(bm + (<usize>w << 3));
+    while (mask != 0) {
+      const k = <u32>ctz(mask);
+      n = emitBits(load<u64>(bm + (<usize>(w + k) << 3)), (w + k) << 6, out, n, maxOut);
+      if (n & FULL) return n & ~FULL;
+      mask &= mask - 1;
     }
-    word = load<u64>(bm + (<usize>w << 3));
+  }
+  // Tail.
+  for (; w <= lastW; w++) {
+    n = emitBits(wordInRange(bm, w, fromBit, toBit), w << 6, out, n, maxOut);
+    if (n & FULL) return n & ~FULL;
   }
   return n;
 }

@@ -108,7 +108,9 @@ export function lz4Compress(src: usize, srcLen: u32, dst: usize, dstCap: u32, ta
       } else {
         store<u8>(token, <u8>(literals << 4));
       }
-      memory.copy(op, anchor, literals);
+      // Short runs: one 16-byte copy; its excess is overwritten by the offset and what follows.
+      if (literals <= 16 && anchor + 16 <= srcEnd && op + 16 <= opEnd) v128.store(op, v128.load(anchor));
+      else memory.copy(op, anchor, literals);
       op += literals;
       store<u16>(op, <u16>(ip - ref));
       op += 2;

@@ -2,6 +2,9 @@
 // only [dst, dst + dstCap), and reports malformed input with a negative error code.
 import { MINMATCH, RUN_MASK, LZ4_ERR_TRUNCATED, LZ4_ERR_OUTPUT_OVERFLOW, LZ4_ERR_BAD_OFFSET } from "./format";
 
+/** Bytes of slack the shortcut needs: 16 literals + 2 offset bytes in, 14 literals + 18 match out. */
+const SHORTCUT_ROOM: usize = 32;
+
 /** Reads the extra bytes of a length; returns -1 (as u32 max) when the input ends first. */
 @inline function readLength(ip: usize, ipEnd: usize, base: u32): u64 {
   // Packs (new ip << 32 | length) to return both without allocation.
@@ -28,6 +31,30 @@ export function lz4Decompress(src: usize, srcLen: u32, dst: usize, dstCap: u32):
     if (ip >= ipEnd) return LZ4_ERR_TRUNCATED;
     const token = <u32>load<u8>(ip++);
     let literals = token >>> 4;
+    // Shortcut for the common short sequence (as the reference decoder does): with room on both
+    // sides, copy 16 literal bytes and 18 match bytes unconditionally; the lengths say how many
+    // count, and what is written beyond them is overwritten by the next sequence.
+    if (literals < RUN_MASK && (token & RUN_MASK) < RUN_MASK && ip + SHORTCUT_ROOM <= ipEnd && op + SHORTCUT_ROOM <= opEnd) {
+      v128.store(op, v128.load(ip));
+      op += literals;
+      ip += literals;
+      const offset = <usize>load<u16>(ip);
+      if (offset >= 8 && offset <= op - dst) {
+        ip += 2;
+        const ref = op - offset;
+        if (offset >= 16) {
+          v128.store(op, v128.load(ref));
+        } else {
+          // 8 ≤ offset < 16: each 8-byte chunk reads only bytes already written.
+          store<u64>(op, load<u64>(ref));
+          store<u64>(op, load<u64>(ref, 8), 8);
+        }
+        store<u16>(op, load<u16>(ref, 16), 16);
+        op += (token & RUN_MASK) + MINMATCH;
+        continue;
+      }
+      literals = 0; // copied already; the match takes the careful path below
+    }
     if (literals == RUN_MASK) {
       const r = readLength(ip, ipEnd, literals);
       if (r == <u64>-1) return LZ4_ERR_TRUNCATED;

@@ -49,12 +49,18 @@ export function fillPage(page: Uint8Array, kind: PageClass, index: number, seed 
       return;
     }
     case "int32-indices": {
-      // CSR column indices: increasing, small random gaps.
+      // CSR column indices of a mesh matrix with two unknowns per node: each node's list of 16
+      // increasing neighbour columns appears once per unknown, as in FEM matrices.
       const v = new Int32Array(page.buffer, page.byteOffset, size / 4);
       let col = index * 97;
-      for (let i = 0; i < v.length; i++) {
-        col += 1 + (next(state) & 15);
-        v[i] = col;
+      for (let i = 0; i < v.length; i += 32) {
+        let c = col;
+        for (let k = 0; k < 16 && i + k < v.length; k++) {
+          c += 1 + (next(state) & 15);
+          v[i + k] = c;
+        }
+        for (let k = 0; k < 16 && i + 16 + k < v.length; k++) v[i + 16 + k] = v[i + k];
+        col += 1 + (next(state) & 7);
       }
       return;
     }

@@ -1,0 +1,172 @@
+// `npm run bench -- core`: the WASM core against the limits of this machine, baselines in the same run.
+import * as lz4wasm from "lz4-wasm-nodejs";
+import { Region } from "../src/memory/region.js";
+import { Core } from "../src/core/core.js";
+import { instantiateCore } from "../src/core/module.js";
+import { fillPage, PAGE_CLASSES } from "../src/memory/content.js";
+import { type Row, medianMs, progress } from "./report.js";
+
+const PAGE = 4096;
+const GIB = 2 ** 30;
+
+export interface CoreBenchOptions {
+  /** Bytes of memory for the zero scan (default 1 GiB). */
+  scanBytes: number;
+  /** Bits in the enumerated bitmap (default 2^28). */
+  bitmapBits: number;
+  /** Pages per class for LZ4 (default 2048, 8 MiB). */
+  lz4Pages: number;
+  runs: number;
+}
+
+export const coreDefaults: CoreBenchOptions = { scanBytes: GIB, bitmapBits: 2 ** 28, lz4Pages: 2048, runs: 5 };
+export const coreQuick: CoreBenchOptions = { scanBytes: 64 << 20, bitmapBits: 2 ** 22, lz4Pages: 128, runs: 3 };
+
+const gbps = (bytes: number, ms: number) => bytes / ms / 1e6;
+const mbps = (bytes: number, ms: number) => bytes / ms / 1e3;
+
+function zeroScan(o: CoreBenchOptions): Row[] {
+  const pages = o.scanBytes / PAGE;
+  progress(`zero scan: allocating and writing ${(o.scanBytes / GIB).toFixed(2)} GiB (untouched memory would map to one kernel page and lie)`);
+  const region = Region.create({ pageCount: pages });
+  region.prefault();
+  const core = new Core(region);
+  const { guest, pageShift } = region.layout;
+  let zeros = 0;
+  const ours = medianMs(o.runs, () => (zeros = core.wasm.zeroCountRange(guest, pageShift, 0, pages)));
+  if (zeros !== pages) throw new Error(`zero scan found ${zeros} of ${pages} zero pages`);
+
+  const memory = Buffer.from(region.memory.buffer);
+  const zeroPage = Buffer.alloc(PAGE);
+  const js = medianMs(o.runs, () => {
+    let n = 0;
+    for (let off = guest, end = guest + o.scanBytes; off < end; off += PAGE) if (zeroPage.compare(memory, off, off + PAGE) === 0) n++;
+    zeros = n;
+  });
+  const copyTarget = new Uint8Array(o.scanBytes).fill(1);
+  const source = region.pages(0, pages);
+  const copy = medianMs(o.runs, () => copyTarget.set(source));
+  // The same loop on 256 KiB that stays in cache: what it does when memory is not the limit.
+  const hot = 64;
+  const cached = medianMs(o.runs, () => {
+    for (let r = 0; r < 256; r++) if (core.wasm.zeroCountRange(guest, pageShift, 0, hot) !== hot) throw new Error("zero scan miscounted");
+  });
+  const note = "all pages zero, so every byte is read";
+  return [
+    { suite: "core", name: "zero scan, cache-resident 256 KiB", value: gbps(256 * hot * PAGE, cached), unit: "GB/s", note: "the loop's ceiling when memory bandwidth is not the limit" },
+    { suite: "core", name: "zero scan, written memory", value: gbps(o.scanBytes, ours), unit: "GB/s", baseline: { name: "JS Buffer.compare", value: gbps(o.scanBytes, js) }, target: { min: 25 }, note },
+    { suite: "core", name: "memory copy, same memory (reference)", value: gbps(o.scanBytes, copy), unit: "GB/s" },
+  ];
+}
+
+function jsEnumerate(words: Uint32Array, out: Uint32Array): number {
+  let n = 0;
+  for (let w = 0; w < words.length; w++) {
+    let v = words[w] | 0;
+    while (v !== 0) {
+      const low = v & -v;
+      out[n++] = (w << 5) + 31 - Math.clz32(low);
+      v ^= low;
+    }
+  }
+  return n;
+}
+
+function bitmapEnumeration(o: CoreBenchOptions): Row[] {
+  const bitmapBytes = o.bitmapBits / 8;
+  const listBytes = (o.bitmapBits / 2 + o.bitmapBits / 64) * 4;
+  const memoryPages = Math.ceil((65536 + bitmapBytes + listBytes) / 65536);
+  const memory = new WebAssembly.Memory({ initial: memoryPages, maximum: memoryPages, shared: true });
+  const wasm = instantiateCore(memory);
+  const bm = 65536;
+  const list = bm + bitmapBytes;
+  const words = new Uint32Array(memory.buffer, bm, bitmapBytes / 4);
+  const jsOut = new Uint32Array(o.bitmapBits / 2 + o.bitmapBits / 64);
+  const rows: Row[] = [];
+  for (const [density, target] of [[0.0001, 2], [0.01, undefined], [0.5, undefined]] as const) {
+    progress(`bitmap enumeration: 2^${Math.log2(o.bitmapBits)} bits at ${density * 100}%`);
+    words.fill(0);
+    // Reading the all-zero bitmap with the zero scan's SIMD loop: the floor any flat scan can reach.
+    const read = medianMs(o.runs, () => wasm.zeroCountRange(bm, 12, 0, bitmapBytes / PAGE));
+    let x = 0x12345679;
+    const rand = () => {
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+      return x >>> 0;
+    };
+    if (density >= 0.5) for (let i = 0; i < words.length; i++) words[i] = rand();
+    else for (let k = Math.round(o.bitmapBits * density); k > 0; k--) { const b = rand() % o.bitmapBits; words[b >>> 5] |= 1 << (b & 31); }
+    let n = 0;
+    const ours = medianMs(o.runs, () => (n = wasm.bitmapScan(bm, 0, o.bitmapBits, list, o.bitmapBits)));
+    let m = 0;
+    const js = medianMs(o.runs, () => (m = jsEnumerate(words, jsOut)));
+    if (n !== m) throw new Error(`enumeration disagrees: ${n} vs ${m} bits`);
+    rows.push({
+      suite: "core", name: `bitmap enumeration 2^${Math.log2(o.bitmapBits)} bits, ${density * 100}%`, value: ours, unit: "ms",
+      baseline: { name: "JS ctz loop", value: js }, target: target !== undefined && o.bitmapBits === 2 ** 28 ? { max: target } : undefined,
+      note: `${n} bits set; one SIMD read of the ${bitmapBytes >> 20} MiB bitmap takes ${read.toFixed(2)} ms`,
+    });
+  }
+  return rows;
+}
+
+function lz4Codec(o: CoreBenchOptions): Row[] {
+  const rows: Row[] = [];
+  const n = o.lz4Pages;
+  const region = Region.create({ pageCount: n, batchPages: 1, ioBuffers: Math.ceil((n * (PAGE + 32)) / (PAGE + 72)) + 1 });
+  region.prefault();
+  const core = new Core(region);
+  const { wasm } = core;
+  const table = core.lane.lz4Table;
+  const out = region.layout.ioBuffers[0];
+  const cap = PAGE + 32; // enough for any page: both codecs always produce a block here
+  const offsets = new Uint32Array(n + 1);
+  for (const kind of PAGE_CLASSES) {
+    progress(`LZ4 per 4 KiB page: ${kind}`);
+    for (let p = 0; p < n; p++) fillPage(region.pages(p), kind, p * 13 + 1);
+    const pages = Array.from({ length: n }, (_, p) => region.pages(p).slice());
+    let ourBytes = 0;
+    const oursCompress = medianMs(o.runs, () => {
+      let at = out;
+      for (let p = 0; p < n; p++) {
+        const len = wasm.lz4Compress(region.pageAddress(p), PAGE, at, cap, table);
+        offsets[p] = at - out;
+        at += len;
+      }
+      offsets[n] = at - out;
+      ourBytes = at - out;
+    });
+    let theirBytes = 0;
+    let theirBlocks: Uint8Array[] = [];
+    const theirsCompress = medianMs(o.runs, () => {
+      theirBlocks = pages.map((page) => lz4wasm.compress(page));
+      theirBytes = theirBlocks.reduce((s, b) => s + b.length - 4, 0);
+    });
+    const target = region.layout.lanes[0].snapshot;
+    const oursDecompress = medianMs(o.runs, () => {
+      for (let p = 0; p < n; p++) {
+        const status = wasm.lz4Decompress(out + offsets[p], offsets[p + 1] - offsets[p], target, PAGE);
+        if (status !== PAGE) throw new Error(`our decoder returned ${status}`);
+      }
+    });
+    const theirsDecompress = medianMs(o.runs, () => {
+      for (const block of theirBlocks) if (lz4wasm.decompress(block).length !== PAGE) throw new Error("lz4-wasm decode failed");
+    });
+    const bytes = n * PAGE;
+    rows.push(
+      { suite: "core", name: `lz4 compress, ${kind}`, value: mbps(bytes, oursCompress), unit: "MB/s", baseline: { name: "lz4-wasm-nodejs", value: mbps(bytes, theirsCompress) }, target: { min: 1.3, of: "ratio" } },
+      { suite: "core", name: `lz4 decompress, ${kind}`, value: mbps(bytes, oursDecompress), unit: "MB/s", baseline: { name: "lz4-wasm-nodejs", value: mbps(bytes, theirsDecompress) }, target: { min: 2, of: "ratio" } },
+      { suite: "core", name: `lz4 ratio, ${kind}`, value: bytes / ourBytes, unit: "x", baseline: { name: "lz4-wasm-nodejs", value: bytes / theirBytes }, target: { min: 0.97, of: "ratio" } },
+    );
+  }
+  // The page codec gives up as soon as a page cannot shrink below one page: random pages cost little.
+  for (let p = 0; p < n; p++) fillPage(region.pages(p), "random", p);
+  const giveUp = medianMs(o.runs, () => {
+    for (let p = 0; p < n; p++) if (wasm.lz4Compress(region.pageAddress(p), PAGE, out, PAGE - 1, table) !== 0) throw new Error("random page shrank");
+  });
+  rows.push({ suite: "core", name: "lz4 compress, random, bounded to one page (as the encoder calls it)", value: mbps(n * PAGE, giveUp), unit: "MB/s" });
+  return rows;
+}
+
+export function runCore(o: CoreBenchOptions): Row[] {
+  return [...zeroScan(o), ...bitmapEnumeration(o), ...lz4Codec(o)];
+}
