@@ -8,6 +8,7 @@ import {
   ENC_GUEST, ENC_PAGE_SHIFT, ENC_FLAGS, ENC_LZ4_TABLE, ENC_CACHE_TAGS, ENC_CACHE_DATA,
   ENC_CACHE_SLOTS, ENC_SNAPSHOT, ENC_STATS, STAT_ZERO, STAT_RAW, STAT_LZ4, STAT_DELTA,
   STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_BYTES, ENCODE_LZ4, ENCODE_DELTA,
+  ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT,
   DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET,
   BATCH_ERR_TRUNCATED_HEADER, BATCH_ERR_PAGE_RANGE, BATCH_ERR_UNKNOWN_TYPE, BATCH_ERR_BAD_LENGTH,
   BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
@@ -23,8 +24,29 @@ import {
   store<u32>(p, load<u32>(p) + 1);
 }
 
-/** Encodes one non-zero page from `data` as LZ4 when that is smaller, else raw. Returns bytes. */
-@inline function encodeWhole(ctx: usize, op: usize, page: u32, data: usize, size: u32, flags: u32): u32 {
+/** Adds a page to the run list, extending the last run when the page follows it. */
+@inline function addToRuns(ctx: usize, page: u32): void {
+  const runs = <usize>load<u32>(ctx + ENC_RUNS);
+  const count = load<u32>(ctx + ENC_RUN_COUNT);
+  if (count > 0) {
+    const last = runs + (<usize>(count - 1) << 3);
+    const length = load<u32>(last, 4);
+    if (load<u32>(last) + length == page) {
+      store<u32>(last, length + 1, 4);
+      return;
+    }
+  }
+  const run = runs + (<usize>count << 3);
+  store<u32>(run, page);
+  store<u32>(run, 1, 4);
+  store<u32>(ctx + ENC_RUN_COUNT, count + 1);
+}
+
+/**
+ * Encodes one non-zero page from `data` as LZ4 when that is smaller, else raw (or as part of a
+ * run, when `byReference`). Returns the bytes written to the output.
+ */
+@inline function encodeWhole(ctx: usize, op: usize, page: u32, data: usize, size: u32, flags: u32, byReference: bool): u32 {
   if (flags & ENCODE_LZ4) {
     const packed = lz4Compress(data, size, op + RECORD_HEADER_BYTES, size - 1, load<u32>(ctx + ENC_LZ4_TABLE));
     if (packed != 0) {
@@ -33,15 +55,20 @@ import {
       return RECORD_HEADER_BYTES + packed;
     }
   }
+  bump(ctx, STAT_RAW);
+  if (byReference) {
+    addToRuns(ctx, page);
+    return 0;
+  }
   memory.copy(op + RECORD_HEADER_BYTES, data, size);
   writeHeader(op, page, RECORD_RAW, size);
-  bump(ctx, STAT_RAW);
   return RECORD_HEADER_BYTES + size;
 }
 
 /**
  * Writes a record for each page in `list` (u32 indices, n of them) to `out`, choosing per page:
- * zero, delta against the cache (ENCODE_DELTA), LZ4 (ENCODE_LZ4) if smaller, else raw. A page
+ * zero, delta against the cache (ENCODE_DELTA), LZ4 (ENCODE_LZ4) if smaller, else raw (copied,
+ * or listed as runs with ENCODE_RAW_RUNS). A page
  * whose delta is empty is unchanged since it was last sent and gets no record. `out` must hold
  * n * (8 + page size) bytes, the worst case. Returns the bytes written; counters go to the
  * context's stats. The guest may write pages meanwhile: a page changed during encoding is dirty
@@ -53,14 +80,18 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
   const shift = load<u32>(ctx + ENC_PAGE_SHIFT);
   const size: u32 = 1 << shift;
   const flags = load<u32>(ctx + ENC_FLAGS);
+  const byReference = (flags & ENCODE_RAW_RUNS) != 0 && (flags & ENCODE_DELTA) == 0;
   memory.fill(ctx + ENC_STATS, 0, 32);
+  store<u32>(ctx + ENC_RUN_COUNT, 0);
   let op = out;
   for (let i: u32 = 0; i < n; i++) {
     const page = load<u32>(list + (<usize>i << 2));
     const data = guest + (<usize>page << shift);
     if (isZeroPage(data, size)) {
-      writeHeader(op, page, RECORD_ZERO, 0);
-      op += RECORD_HEADER_BYTES;
+      if (!(flags & ENCODE_SKIP_ZERO)) {
+        writeHeader(op, page, RECORD_ZERO, 0);
+        op += RECORD_HEADER_BYTES;
+      }
       bump(ctx, STAT_ZERO);
       if (flags & ENCODE_DELTA) {
         const tag = <usize>load<u32>(ctx + ENC_CACHE_TAGS) + (<usize>(page % load<u32>(ctx + ENC_CACHE_SLOTS)) << 2);
@@ -69,7 +100,7 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
       continue;
     }
     if (!(flags & ENCODE_DELTA)) {
-      op += encodeWhole(ctx, op, page, data, size, flags);
+      op += encodeWhole(ctx, op, page, data, size, flags, byReference);
       continue;
     }
     const snapshot = <usize>load<u32>(ctx + ENC_SNAPSHOT);
@@ -97,7 +128,7 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
       store<u32>(tag, page + 1);
     }
     memory.copy(cached, snapshot, size);
-    op += encodeWhole(ctx, op, page, snapshot, size, flags);
+    op += encodeWhole(ctx, op, page, snapshot, size, flags, false);
   }
   const written = <u32>(op - out);
   store<u32>(ctx + ENC_STATS + STAT_BYTES, written);

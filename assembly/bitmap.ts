@@ -154,6 +154,11 @@ export function bitmapFilter(list: usize, n: u32, bm: usize, keepSet: bool): u32
   return kept;
 }
 
+/** Clears `bytes` bytes of a bitmap that no other thread writes (a migration's own bitmaps). */
+export function bitmapClear(bm: usize, bytes: u32): void {
+  memory.fill(bm, 0, bytes);
+}
+
 /** Atomically sets the bits of pages [first, first + count): what a writer calls after writing. */
 export function bitmapMarkRange(bm: usize, first: u32, count: u32): void {
   if (count == 0) return;

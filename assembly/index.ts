@@ -1,5 +1,5 @@
 // The pagewire WASM core: pure loops over linear memory, one call per batch of pages.
-export { bitmapSync, bitmapScan, bitmapScanNext, bitmapCount, bitmapOr, bitmapAnd, bitmapAndNot, bitmapFilter, bitmapMarkRange } from "./bitmap";
+export { bitmapSync, bitmapScan, bitmapScanNext, bitmapCount, bitmapOr, bitmapAnd, bitmapAndNot, bitmapFilter, bitmapMarkRange, bitmapClear } from "./bitmap";
 export { zeroClassify, zeroCountRange } from "./zero";
 export { xxh64, hashPages } from "./hash";
 export { lz4Compress } from "./lz4/compress";

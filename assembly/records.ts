@@ -28,10 +28,18 @@ export const STAT_UNCHANGED: usize = 16;
 export const STAT_CACHE_MISS: usize = 20;
 export const STAT_OVERFLOW: usize = 24;
 export const STAT_BYTES: usize = 28;
-export const ENC_CONTEXT_BYTES: usize = 64;
+export const ENC_RUNS: usize = 64; // u32: room for one (u32 first page, u32 count) per page of a batch
+export const ENC_RUN_COUNT: usize = 68; // u32, out: runs written by the last call
+export const ENC_CONTEXT_BYTES: usize = 96;
 
 export const ENCODE_LZ4: u32 = 1;
 export const ENCODE_DELTA: u32 = 2;
+/** Raw pages are not copied into the output but listed as runs of consecutive pages, which the
+ * caller sends straight from guest memory (ignored with ENCODE_DELTA, whose raw pages come
+ * from a snapshot). */
+export const ENCODE_RAW_RUNS: u32 = 4;
+/** Zero pages are counted but get no record: for a first pass to a destination that starts zeroed. */
+export const ENCODE_SKIP_ZERO: u32 = 8;
 
 // Decoder context.
 export const DEC_GUEST: usize = 0; // u32: address of page 0

@@ -80,6 +80,36 @@ describe("batch encoder and decoder", () => {
     expect(destination.wasm.bitmapCount(auxBitmap, bitmapBytes)).toBe(PAGES);
   });
 
+  it("lists raw pages as runs of consecutive pages and can leave zero pages out", () => {
+    const source = new Core(filledRegion(6));
+    const destination = new Core(Region.create(options));
+    source.setEncoding({ lz4: true, rawRuns: true, skipZero: true });
+    const out = source.region.layout.ioBuffers[0];
+    let rawPages = 0;
+    let zeroPages = 0;
+    for (let i = 0; i < PAGES; i += 128) {
+      source.list.set(all.slice(i, i + 128));
+      const n = source.encode(128, out);
+      const stats = source.encodeStats();
+      rawPages += stats.raw;
+      zeroPages += stats.zero;
+      const runs = source.runs();
+      let listed = 0;
+      for (let r = 0; r < runs.length; r += 2) {
+        const [first, count] = [runs[r], runs[r + 1]];
+        if (r > 0) expect(first).toBeGreaterThan(runs[r - 2] + runs[r - 1]); // maximal runs
+        destination.region.pages(first, count).set(source.region.pages(first, count));
+        listed += count;
+      }
+      expect(listed).toBe(stats.raw);
+      destination.region.bytes.set(source.region.bytes.subarray(out, out + n), destination.region.layout.ioBuffers[0]);
+      expect(destination.decode(destination.region.layout.ioBuffers[0], n)).toBe(128 - stats.raw - stats.zero);
+    }
+    expect(rawPages).toBeGreaterThan(PAGES / 8);
+    expect(zeroPages).toBeGreaterThan(PAGES / 4);
+    expect(destination.hashPages()).toBe(source.hashPages());
+  });
+
   it("never sends a delta against a page that was zeroed in between", () => {
     const source = new Core(Region.create(options));
     const destination = new Core(Region.create(options));

@@ -7,6 +7,8 @@ export const RECORD_MAX_LENGTH = 0xffffff;
 
 export const ENCODE_LZ4 = 1;
 export const ENCODE_DELTA = 2;
+export const ENCODE_RAW_RUNS = 4;
+export const ENCODE_SKIP_ZERO = 8;
 
 export const Enc = {
   guest: 0,
@@ -18,7 +20,9 @@ export const Enc = {
   cacheSlots: 24,
   snapshot: 28,
   stats: 32,
-  bytes: 64,
+  runs: 64,
+  runCount: 68,
+  bytes: 96,
 } as const;
 
 /** Encoder counters, u32 each from Enc.stats, in this order. */
@@ -75,6 +79,7 @@ export interface CoreExports {
   bitmapAndNot(dst: number, a: number, b: number, bytes: number): void;
   bitmapFilter(list: number, n: number, bm: number, keepSet: number): number;
   bitmapMarkRange(bm: number, first: number, count: number): void;
+  bitmapClear(bm: number, bytes: number): void;
   zeroClassify(base: number, pageShift: number, list: number, n: number, flags: number): number;
   zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
   xxh64(p: number, len: number, seed: bigint): bigint;

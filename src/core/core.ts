@@ -1,7 +1,8 @@
 // One thread's handle on the WASM core for a region: an instance on the region's memory plus
 // the lane of scratch it owns. Each call crosses into WASM once for a whole batch.
 import {
-  type CoreExports, type EncodeStats, ENCODE_STAT_NAMES, Enc, Dec, ENCODE_LZ4, ENCODE_DELTA, BATCH_ERRORS,
+  type CoreExports, type EncodeStats, ENCODE_STAT_NAMES, Enc, Dec, ENCODE_LZ4, ENCODE_DELTA, ENCODE_RAW_RUNS,
+  ENCODE_SKIP_ZERO, BATCH_ERRORS,
 } from "./abi.js";
 import { instantiateCore } from "./module.js";
 import type { Region } from "../memory/region.js";
@@ -13,6 +14,10 @@ export interface EncodingOptions {
   lz4?: boolean;
   /** Send pages re-sent from the delta cache as XBZRLE deltas (needs deltaCacheBytes in the layout). */
   delta?: boolean;
+  /** List raw pages as runs (see runs()) instead of copying them: the sender sends them from guest memory. */
+  rawRuns?: boolean;
+  /** Count zero pages but write no record for them (a first pass to a zeroed destination). */
+  skipZero?: boolean;
 }
 
 /** A batch the destination refused: which record, and why. */
@@ -51,6 +56,7 @@ export class Core {
     this.words[enc + Enc.cacheData / 4] = layout.cacheData;
     this.words[enc + Enc.cacheSlots / 4] = layout.cacheSlots;
     this.words[enc + Enc.snapshot / 4] = lane.snapshot;
+    this.words[enc + Enc.runs / 4] = lane.runs;
     const dec = lane.decodeContext / 4;
     this.words[dec + Dec.guest / 4] = layout.guest;
     this.words[dec + Dec.pageShift / 4] = layout.pageShift;
@@ -62,7 +68,8 @@ export class Core {
     if (options.delta && this.region.layout.cacheSlots === 0) {
       throw new PagewireError("EOPTION", "delta encoding needs a delta cache: lay the region out with deltaCacheBytes > 0");
     }
-    this.words[this.lane.encodeContext / 4 + Enc.flags / 4] = (options.lz4 ? ENCODE_LZ4 : 0) | (options.delta ? ENCODE_DELTA : 0);
+    this.words[this.lane.encodeContext / 4 + Enc.flags / 4] =
+      (options.lz4 ? ENCODE_LZ4 : 0) | (options.delta ? ENCODE_DELTA : 0) | (options.rawRuns ? ENCODE_RAW_RUNS : 0) | (options.skipZero ? ENCODE_SKIP_ZERO : 0);
   }
 
   /** Makes the decoder set a page's bit in the aux bitmap when it applies a record (or stop, with false). */
@@ -88,6 +95,17 @@ export class Core {
   /** Encodes the first n pages of the list as records at `out`; returns the bytes written. */
   encode(n: number, out: number): number {
     return this.wasm.encodeBatch(this.lane.encodeContext, this.lane.list, n, out);
+  }
+
+  /** Runs of raw pages the last encode listed (rawRuns): [first, count] pairs, a view valid until the next call. */
+  runs(): Uint32Array {
+    const count = this.words[this.lane.encodeContext / 4 + Enc.runCount / 4];
+    return new Uint32Array(this.region.memory.buffer, this.lane.runs, count * 2);
+  }
+
+  /** Clears a bitmap of the region that only this thread writes (sync or aux). */
+  clearBitmap(bm: number): void {
+    this.wasm.bitmapClear(bm, this.region.layout.bitmapBytes);
   }
 
   /** Counters of the last encode call. */

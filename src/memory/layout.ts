@@ -10,6 +10,8 @@ export const MIN_PAGE_SIZE = 512;
 export const MAX_PAGE_SIZE = 65536;
 /** Bytes reserved before the encoded records of each I/O buffer, for the transport's frame header. */
 export const IO_HEADROOM = 64;
+/** Bytes per run at the end of each I/O buffer, for the header of the frame that carries the run. */
+export const RUN_HEADER_SPACE = 32;
 /** Address 0 up to here is never used, so a null pointer can never alias real data. */
 const RESERVED_BYTES = 65536;
 
@@ -39,6 +41,8 @@ export interface LaneLayout {
   /** batchPages bytes, and batchPages u64 hashes. */
   flags: number;
   hashes: number;
+  /** Runs of raw pages found by the encoder: (u32 first page, u32 count) per run, batchPages at most. */
+  runs: number;
 }
 
 export interface Layout {
@@ -48,8 +52,10 @@ export interface Layout {
   batchPages: number;
   /** Worst-case bytes of one encoded batch: every page raw. */
   batchBytes: number;
-  /** Bytes of each I/O buffer: IO_HEADROOM + batchBytes. */
+  /** Bytes of each I/O buffer: IO_HEADROOM, then batchBytes of records, then run headers. */
   ioBufferBytes: number;
+  /** Where the run-header space starts inside each I/O buffer. */
+  runHeadersOffset: number;
   lanes: LaneLayout[];
   ioBuffers: number[];
   /** Bytes of each bitmap: one bit per page, padded to 64 bytes. */
@@ -88,7 +94,8 @@ export function planLayout(options: LayoutOptions): Layout {
   }
   const pageShift = Math.log2(pageSize);
   const batchBytes = batchPages * (RECORD_HEADER_BYTES + pageSize);
-  const ioBufferBytes = align(IO_HEADROOM + batchBytes, 64);
+  const runHeadersOffset = align(IO_HEADROOM + batchBytes, 64);
+  const ioBufferBytes = align(runHeadersOffset + batchPages * RUN_HEADER_SPACE, 64);
   let at = RESERVED_BYTES;
   const take = (bytes: number, alignment = 64) => {
     at = align(at, alignment);
@@ -106,6 +113,7 @@ export function planLayout(options: LayoutOptions): Layout {
       list: take(batchPages * 4),
       flags: take(batchPages),
       hashes: take(batchPages * 8),
+      runs: take(batchPages * 8),
     });
   }
   const buffers = Array.from({ length: ioBuffers }, () => take(ioBufferBytes));
@@ -126,7 +134,7 @@ export function planLayout(options: LayoutOptions): Layout {
     );
   }
   return {
-    pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes,
+    pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
     bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,

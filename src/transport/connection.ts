@@ -1,0 +1,210 @@
+// One TCP connection of a migration: frames in (through a FrameReader and a pluggable sink)
+// and frames out (with socket backpressure and an optional shared rate limit).
+import type { Socket } from "node:net";
+import { FrameReader, type FrameSink, frame, writeFrameHeader } from "../wire/frame.js";
+import { FRAME_HEADER_BYTES, FRAME_NAMES, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
+import { WireError } from "../wire/errors.js";
+import { checkPreamble } from "../wire/messages.js";
+import type { TokenBucket } from "./token-bucket.js";
+
+export interface ControlFrame {
+  type: number;
+  payload: Uint8Array;
+}
+
+/** Default sink: queues whole control frames for nextFrame(); frames with page data are refused. */
+class ControlQueue implements FrameSink {
+  readonly frames: ControlFrame[] = [];
+  private current: Uint8Array = new Uint8Array(0);
+  waiter?: () => void;
+
+  begin(type: number, length: number, prefix: Uint8Array): Uint8Array {
+    if (prefix.length > 0) throw new WireError("unexpectedFrame", `${FRAME_NAMES[type]} frame arrived before the handshake finished`);
+    this.current = new Uint8Array(length);
+    return this.current;
+  }
+
+  end(type: number): boolean {
+    this.frames.push({ type, payload: this.current });
+    this.waiter?.();
+    return true;
+  }
+}
+
+export class Connection {
+  private readonly reader: FrameReader;
+  private readonly control = new ControlQueue();
+  private sink: FrameSink = this.control;
+  private preamble: Uint8Array | undefined;
+  private preambleFilled = 0;
+  private failure: WireError | undefined;
+  private readonly failureListeners: Array<(error: WireError) => void> = [];
+  /** Bytes written to the socket (frame headers included). */
+  sent = 0;
+
+  constructor(
+    readonly socket: Socket,
+    options: { expectPreamble?: boolean; maxPayload?: (type: number) => number; bucket?: TokenBucket } = {},
+  ) {
+    this.bucket = options.bucket;
+    this.maxPayload = options.maxPayload ?? (() => MAX_CONTROL_PAYLOAD);
+    this.reader = new FrameReader({ begin: (t, l, p) => this.sink.begin(t, l, p), end: (t) => this.sink.end(t) }, (type) => this.maxPayload(type));
+    if (options.expectPreamble) this.preamble = new Uint8Array(PREAMBLE_BYTES);
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", (error) => this.fail(new WireError("connection", `connection to ${this.peer} failed: ${error.message}`)));
+    socket.on("close", () => {
+      if (!this.failure) {
+        const cut = !this.reader.atBoundary;
+        this.fail(new WireError(cut ? "truncated" : "connection", cut ? `connection to ${this.peer} closed in the middle of a frame` : `connection to ${this.peer} closed`));
+      }
+    });
+  }
+
+  private bucket: TokenBucket | undefined;
+  /** Largest payload accepted per frame type; the migration raises it once buffers are sized. */
+  maxPayload: (type: number) => number;
+
+  get peer(): string {
+    return `${this.socket.remoteAddress ?? "?"}:${this.socket.remotePort ?? "?"}`;
+  }
+
+  get closed(): WireError | undefined {
+    return this.failure;
+  }
+
+  /** Bytes received so far. */
+  get received(): number {
+    return this.reader.received;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.failure) return;
+    try {
+      let data: Uint8Array = chunk;
+      if (this.preamble) {
+        const n = Math.min(data.length, PREAMBLE_BYTES - this.preambleFilled);
+        this.preamble.set(data.subarray(0, n), this.preambleFilled);
+        this.preambleFilled += n;
+        data = data.subarray(n);
+        if (this.preambleFilled < PREAMBLE_BYTES) return;
+        checkPreamble(this.preamble);
+        this.preamble = undefined;
+      }
+      if (data.length > 0) this.reader.push(data);
+      if (this.reader.paused) this.socket.pause();
+    } catch (error) {
+      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)));
+    }
+  }
+
+  /** Routes frames to `sink` from now on (page data needs one). */
+  setSink(sink: FrameSink): void {
+    this.sink = sink;
+  }
+
+  /** Continues reading after the sink's end() returned false. */
+  resume(): void {
+    if (this.failure) return;
+    try {
+      this.reader.resume();
+      if (!this.reader.paused) this.socket.resume();
+    } catch (error) {
+      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)));
+    }
+  }
+
+  /** The next control frame (handshake phase); rejects when the connection fails first. */
+  async nextFrame(timeoutMs = 30_000): Promise<ControlFrame> {
+    for (;;) {
+      const next = this.control.frames.shift();
+      if (next) return next;
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new WireError("connection", `no answer from ${this.peer} within ${timeoutMs / 1000} s`)), timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          this.control.waiter = undefined;
+          resolve();
+        };
+        this.control.waiter = done;
+        this.onFailure(done);
+      });
+    }
+  }
+
+  /** The next control frame, which must be of `type`; a refusal or error frame becomes a WireError. */
+  async expect(type: number, decodeFailure: (payload: Uint8Array) => WireError, timeoutMs?: number): Promise<Uint8Array> {
+    const next = await this.nextFrame(timeoutMs);
+    if (next.type === type) return next.payload;
+    if (FRAME_NAMES[next.type] === "refuse" || FRAME_NAMES[next.type] === "error" || FRAME_NAMES[next.type] === "cancel") throw decodeFailure(next.payload);
+    throw new WireError("unexpectedFrame", `expected a ${FRAME_NAMES[type]} frame from ${this.peer}, got ${FRAME_NAMES[next.type]}`);
+  }
+
+  onFailure(listener: (error: WireError) => void): void {
+    if (this.failure) listener(this.failure);
+    else this.failureListeners.push(listener);
+  }
+
+  /** Ends the connection because of `error` (once); listeners hear of it. */
+  fail(error: WireError): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.socket.destroy();
+    for (const listener of this.failureListeners.splice(0)) listener(error);
+    this.control.waiter?.();
+  }
+
+  /** Writes raw bytes (the preamble, or a prebuilt frame); resolves once the socket took them. */
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.bucket) await this.bucket.take(bytes.length);
+    this.sent += bytes.length;
+    await new Promise<void>((resolve, reject) => {
+      this.socket.write(bytes, (error) => (error ? reject(new WireError("connection", `write to ${this.peer} failed: ${error.message}`)) : resolve()));
+    });
+  }
+
+  /** Sends a control frame. */
+  send(type: number, payload?: Uint8Array): Promise<void> {
+    return this.write(frame(type, payload));
+  }
+
+  /**
+   * Sends a frame whose header is written into the FRAME_HEADER_BYTES before `body`'s first
+   * part (the caller reserved them) followed by more parts, as one corked write: no copy.
+   * Resolves when the socket has taken every part, so their memory may be reused.
+   */
+  async sendParts(type: number, headerSpace: Uint8Array, parts: Uint8Array[]): Promise<void> {
+    if (this.failure) throw this.failure;
+    let length = 0;
+    for (const p of parts) length += p.length;
+    writeFrameHeader(headerSpace, 0, type, length);
+    if (this.bucket) await this.bucket.take(FRAME_HEADER_BYTES + length);
+    if (this.failure) throw this.failure;
+    this.sent += FRAME_HEADER_BYTES + length;
+    const written = [headerSpace, ...parts].map(
+      (part) => new Promise<void>((resolve, reject) => {
+        this.socket.write(part, (error) => (error ? reject(new WireError("connection", `write to ${this.peer} failed: ${error.message}`)) : resolve()));
+      }),
+    );
+    await Promise.all(written);
+  }
+
+  /** Resolves when the socket's buffer has drained below its high-water mark. */
+  async drained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.failure) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.socket.off("drain", done);
+        resolve();
+      };
+      this.socket.on("drain", done);
+      this.onFailure(done);
+    });
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+}

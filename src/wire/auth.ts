@@ -1,0 +1,27 @@
+// Challenge-response authentication by a shared secret: each side proves it knows the secret
+// with an HMAC-SHA256 over fresh nonces from both sides; the secret never crosses the wire.
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { NONCE_BYTES, MIGRATION_ID_BYTES } from "./constants.js";
+
+export function nonce(): Uint8Array {
+  return new Uint8Array(randomBytes(NONCE_BYTES));
+}
+
+export function newMigrationId(): Uint8Array {
+  return new Uint8Array(randomBytes(MIGRATION_ID_BYTES));
+}
+
+/** The MAC one side sends: `role` keeps the source's proof from being replayed as the destination's. */
+export function proof(secret: string, role: "source" | "destination", serverNonce: Uint8Array, clientNonce: Uint8Array, migrationId: Uint8Array, channel: number): Uint8Array {
+  const mac = createHmac("sha256", secret);
+  mac.update(`pagewire/1 ${role}`);
+  mac.update(serverNonce);
+  mac.update(clientNonce);
+  mac.update(migrationId);
+  mac.update(Uint8Array.of(channel & 0xff, channel >>> 8));
+  return new Uint8Array(mac.digest());
+}
+
+export function sameMac(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
