@@ -68,7 +68,7 @@ import {
 /**
  * Writes a record for each page in `list` (u32 indices, n of them) to `out`, choosing per page:
  * zero, delta against the cache (ENCODE_DELTA), LZ4 (ENCODE_LZ4) if smaller, else raw (copied,
- * or listed as runs with ENCODE_RAW_RUNS). A page
+ * or listed as runs of at least MIN_RUN_PAGES with ENCODE_RAW_RUNS). A page
  * whose delta is empty is unchanged since it was last sent and gets no record. `out` must hold
  * n * (8 + page size) bytes, the worst case. Returns the bytes written; counters go to the
  * context's stats. The guest may write pages meanwhile: a page changed during encoding is dirty
@@ -130,9 +130,40 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
     memory.copy(cached, snapshot, size);
     op += encodeWhole(ctx, op, page, snapshot, size, flags, false);
   }
+  if (byReference) op = copyShortRuns(ctx, op, guest, shift);
   const written = <u32>(op - out);
   store<u32>(ctx + ENC_STATS + STAT_BYTES, written);
   return written;
+}
+
+/** A run shorter than this is cheaper to copy than to send as a frame of its own. */
+const MIN_RUN_PAGES: u32 = 8;
+
+/** Turns runs shorter than MIN_RUN_PAGES into raw records at op; keeps the long ones. Returns the new op. */
+function copyShortRuns(ctx: usize, op: usize, guest: usize, shift: u32): usize {
+  const runs = <usize>load<u32>(ctx + ENC_RUNS);
+  const count = load<u32>(ctx + ENC_RUN_COUNT);
+  const size: u32 = 1 << shift;
+  let kept: u32 = 0;
+  for (let r: u32 = 0; r < count; r++) {
+    const run = runs + (<usize>r << 3);
+    const first = load<u32>(run);
+    const length = load<u32>(run, 4);
+    if (length >= MIN_RUN_PAGES) {
+      const to = runs + (<usize>kept << 3);
+      store<u32>(to, first);
+      store<u32>(to, length, 4);
+      kept++;
+      continue;
+    }
+    for (let page = first; page < first + length; page++) {
+      writeHeader(op, page, RECORD_RAW, size);
+      memory.copy(op + RECORD_HEADER_BYTES, guest + (<usize>page << shift), size);
+      op += RECORD_HEADER_BYTES + size;
+    }
+  }
+  store<u32>(ctx + ENC_RUN_COUNT, kept);
+  return op;
 }
 
 @inline function fail(ctx: usize, offset: usize, code: i32): i32 {

@@ -97,13 +97,13 @@ describe("batch encoder and decoder", () => {
       let listed = 0;
       for (let r = 0; r < runs.length; r += 2) {
         const [first, count] = [runs[r], runs[r + 1]];
-        if (r > 0) expect(first).toBeGreaterThan(runs[r - 2] + runs[r - 1]); // maximal runs
+        expect(count).toBeGreaterThanOrEqual(8); // shorter runs are copied as raw records
         destination.region.pages(first, count).set(source.region.pages(first, count));
         listed += count;
       }
-      expect(listed).toBe(stats.raw);
+      expect(listed).toBeLessThanOrEqual(stats.raw);
       destination.region.bytes.set(source.region.bytes.subarray(out, out + n), destination.region.layout.ioBuffers[0]);
-      expect(destination.decode(destination.region.layout.ioBuffers[0], n)).toBe(128 - stats.raw - stats.zero);
+      expect(destination.decode(destination.region.layout.ioBuffers[0], n)).toBe(128 - listed - stats.zero);
     }
     expect(rawPages).toBeGreaterThan(PAGES / 8);
     expect(zeroPages).toBeGreaterThan(PAGES / 4);

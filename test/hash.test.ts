@@ -27,6 +27,19 @@ describe("xxh64", () => {
     }
   });
 
+  it("hands out digests as unsigned 64-bit values, as the wire carries them", () => {
+    const { region, core } = arena;
+    let found = false;
+    for (let seed = 0; seed < 64 && !found; seed++) {
+      region.pages(0).set(randomBytes(region.pageSize, seed + 1000));
+      const h = core.hashPages(0, 1);
+      expect(h).toBeGreaterThanOrEqual(0n);
+      expect(h).toBeLessThan(1n << 64n);
+      found = h >= 1n << 63n;
+    }
+    expect(found).toBe(true);
+  });
+
   it("hashes every page of a list in one call", () => {
     const { region, core, wasm } = arena;
     for (let p = 0; p < 8; p++) region.pages(p).set(randomBytes(region.pageSize, p + 1));

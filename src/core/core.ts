@@ -123,8 +123,9 @@ export class Core {
     return status;
   }
 
-  /** XXH64 of guest pages [first, first + count), seeded. */
+  /** XXH64 of guest pages [first, first + count), seeded, as an unsigned 64-bit value. */
   hashPages(first = 0, count = this.region.layout.pageCount, seed = 0n): bigint {
-    return this.wasm.xxh64(this.region.pageAddress(first), count * this.region.layout.pageSize, seed);
+    // WebAssembly hands i64 results to JavaScript as signed BigInts.
+    return BigInt.asUintN(64, this.wasm.xxh64(this.region.pageAddress(first), count * this.region.layout.pageSize, seed));
   }
 }

@@ -4,7 +4,7 @@ import type { Socket } from "node:net";
 import { FrameReader, type FrameSink, frame, writeFrameHeader } from "../wire/frame.js";
 import { FRAME_HEADER_BYTES, FRAME_NAMES, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
-import { checkPreamble } from "../wire/messages.js";
+import { checkPreamble, encodeFailure } from "../wire/messages.js";
 import type { TokenBucket } from "./token-bucket.js";
 
 export interface ControlFrame {
@@ -41,6 +41,9 @@ export class Connection {
   private readonly failureListeners: Array<(error: WireError) => void> = [];
   /** Bytes written to the socket (frame headers included). */
   sent = 0;
+  private readonly bucket: TokenBucket | undefined;
+  /** Largest payload accepted per frame type; the migration raises it once buffers are sized. */
+  maxPayload: (type: number) => number;
 
   constructor(
     readonly socket: Socket,
@@ -61,9 +64,6 @@ export class Connection {
     });
   }
 
-  private bucket: TokenBucket | undefined;
-  /** Largest payload accepted per frame type; the migration raises it once buffers are sized. */
-  maxPayload: (type: number) => number;
 
   get peer(): string {
     return `${this.socket.remoteAddress ?? "?"}:${this.socket.remotePort ?? "?"}`;
@@ -94,7 +94,7 @@ export class Connection {
       if (data.length > 0) this.reader.push(data);
       if (this.reader.paused) this.socket.pause();
     } catch (error) {
-      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)));
+      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
     }
   }
 
@@ -110,18 +110,18 @@ export class Connection {
       this.reader.resume();
       if (!this.reader.paused) this.socket.resume();
     } catch (error) {
-      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)));
+      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
     }
   }
 
-  /** The next control frame (handshake phase); rejects when the connection fails first. */
+  /** The next control frame; rejects when the connection fails first or after timeoutMs (0: wait forever). */
   async nextFrame(timeoutMs = 30_000): Promise<ControlFrame> {
     for (;;) {
       const next = this.control.frames.shift();
       if (next) return next;
       if (this.failure) throw this.failure;
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new WireError("connection", `no answer from ${this.peer} within ${timeoutMs / 1000} s`)), timeoutMs);
+        const timer = timeoutMs > 0 ? setTimeout(() => reject(new WireError("connection", `no answer from ${this.peer} within ${timeoutMs / 1000} s`)), timeoutMs) : undefined;
         const done = () => {
           clearTimeout(timer);
           this.control.waiter = undefined;
@@ -146,23 +146,61 @@ export class Connection {
     else this.failureListeners.push(listener);
   }
 
-  /** Ends the connection because of `error` (once); listeners hear of it. */
-  fail(error: WireError): void {
+  /**
+   * The frame type that tells the peer why this side gave up (refuse during a handshake, error
+   * from a destination, cancel from a source); undefined sends nothing.
+   */
+  failureFrame: number | undefined;
+
+  /**
+   * Ends the connection because of `error` (once); listeners hear of it. With `tellPeer`, the
+   * reason goes to the peer in a failureFrame before the connection closes.
+   */
+  fail(error: WireError, tellPeer = false): void {
     if (this.failure) return;
     this.failure = error;
-    this.socket.destroy();
+    if (tellPeer && this.failureFrame !== undefined && this.socket.writable) {
+      this.socket.end(frame(this.failureFrame, encodeFailure({ reason: error.reason, message: error.message })));
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+    } else {
+      this.socket.destroy();
+    }
     for (const listener of this.failureListeners.splice(0)) listener(error);
     this.control.waiter?.();
   }
 
-  /** Writes raw bytes (the preamble, or a prebuilt frame); resolves once the socket took them. */
-  async write(bytes: Uint8Array): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (this.bucket) await this.bucket.take(bytes.length);
-    this.sent += bytes.length;
-    await new Promise<void>((resolve, reject) => {
-      this.socket.write(bytes, (error) => (error ? reject(new WireError("connection", `write to ${this.peer} failed: ${error.message}`)) : resolve()));
+  /**
+   * Queues a write behind earlier ones (so a rate-limited frame is never overtaken), takes its
+   * bytes from the rate limit, then calls `write`, which hands buffers to the socket at once and
+   * returns a promise of their completion. Resolves when the socket has taken every buffer, so
+   * their memory may be reused.
+   */
+  private ordered(length: number, write: () => Promise<void>): Promise<void> {
+    const turn = this.order.then(async () => {
+      if (this.bucket) await this.bucket.take(length);
+      if (this.failure) throw this.failure;
+      this.sent += length;
+      return { written: write() };
     });
+    this.order = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return turn.then((t) => t.written);
+  }
+
+  private order: Promise<void> = Promise.resolve();
+
+  private socketWrite(part: Uint8Array): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.socket.write(part, (error) => (error ? reject(this.failure ?? new WireError("connection", `write to ${this.peer} failed: ${error.message}`)) : resolve()));
+    });
+  }
+
+  /** Writes raw bytes (the preamble, or a prebuilt frame). */
+  write(bytes: Uint8Array): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return this.ordered(bytes.length, () => this.socketWrite(bytes));
   }
 
   /** Sends a control frame. */
@@ -171,24 +209,20 @@ export class Connection {
   }
 
   /**
-   * Sends a frame whose header is written into the FRAME_HEADER_BYTES before `body`'s first
-   * part (the caller reserved them) followed by more parts, as one corked write: no copy.
-   * Resolves when the socket has taken every part, so their memory may be reused.
+   * Sends a frame as a header written into `headerSpace` (FRAME_HEADER_BYTES the caller
+   * reserved) followed by `parts`, corked into one write: the parts are not copied.
    */
-  async sendParts(type: number, headerSpace: Uint8Array, parts: Uint8Array[]): Promise<void> {
-    if (this.failure) throw this.failure;
+  sendParts(type: number, headerSpace: Uint8Array, parts: Uint8Array[]): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     let length = 0;
     for (const p of parts) length += p.length;
     writeFrameHeader(headerSpace, 0, type, length);
-    if (this.bucket) await this.bucket.take(FRAME_HEADER_BYTES + length);
-    if (this.failure) throw this.failure;
-    this.sent += FRAME_HEADER_BYTES + length;
-    const written = [headerSpace, ...parts].map(
-      (part) => new Promise<void>((resolve, reject) => {
-        this.socket.write(part, (error) => (error ? reject(new WireError("connection", `write to ${this.peer} failed: ${error.message}`)) : resolve()));
-      }),
-    );
-    await Promise.all(written);
+    return this.ordered(FRAME_HEADER_BYTES + length, () => {
+      this.socket.cork();
+      const written = [this.socketWrite(headerSpace), ...parts.map((p) => this.socketWrite(p))];
+      this.socket.uncork();
+      return Promise.all(written).then(() => undefined);
+    });
   }
 
   /** Resolves when the socket's buffer has drained below its high-water mark. */

@@ -1,0 +1,85 @@
+// `pagewire listen`: the destination. Receives migrations, verifies them, resumes the guest.
+import { parseArgs } from "node:util";
+import { createHash } from "node:crypto";
+import { Listener } from "../migration/destination.js";
+import { Region } from "../memory/region.js";
+import { regionPages } from "./guest.js";
+import { parseSize, formatBytes } from "./units.js";
+import { destinationTable } from "./render.js";
+
+export const LISTEN_HELP = `pagewire listen [options]     receive migrations (the destination)
+  --port N          TCP port (default 7420; 0 picks a free one)
+  --host ADDR       address to listen on (default 127.0.0.1; 0.0.0.0 for all)
+  --secret S        shared secret the source must prove it knows
+  --size SIZE       hold a guest of this size now (pre-faulted) and accept only matching offers;
+                    without it, memory is allocated for each offer
+  --page-size N     page size with --size (default 4096)
+  --once            exit after one migration (status 0 if it completed)
+  --sha256          print a SHA-256 of the received memory, to check it against the source
+                    independently of the protocol's own digest
+  --json            print results as JSON lines`;
+
+function sha256(regions: Region[]): string {
+  const hash = createHash("sha256");
+  for (const r of regions) hash.update(r.pages(0, r.pageCount));
+  return hash.digest("hex");
+}
+
+export async function listenCommand(argv: string[]): Promise<number> {
+  const { values: o } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string", default: "7420" },
+      host: { type: "string", default: "127.0.0.1" },
+      secret: { type: "string", default: "" },
+      size: { type: "string" },
+      "page-size": { type: "string", default: "4096" },
+      once: { type: "boolean", default: false },
+      sha256: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      ipc: { type: "boolean", default: false },
+    },
+  });
+  const pageSize = parseSize(o["page-size"]);
+  const regions = o.size ? regionPages(parseSize(o.size), pageSize).map((pageCount) => Region.create({ pageSize, pageCount })) : undefined;
+  regions?.forEach((r) => r.prefault());
+  const report = (message: object) => {
+    if (o.ipc) process.send?.(message);
+    else if (o.json) process.stdout.write(JSON.stringify(message) + "\n");
+  };
+  const listener = new Listener({
+    secret: o.secret,
+    regions,
+    hooks: {
+      resume: (state) => {
+        if (!o.json && !o.ipc) process.stdout.write(`guest resumed here with ${formatBytes(state.length)} of device state\n`);
+      },
+    },
+  });
+  const port = await listener.listen(Number(o.port), o.host);
+  report({ type: "listening", port });
+  if (!o.json && !o.ipc) process.stdout.write(`listening on ${o.host}:${port}${regions ? ` with a ${o.size} guest` : ""}\n`);
+  listener.on("refused", (error: Error) => {
+    report({ type: "refused", message: error.message });
+    if (!o.json && !o.ipc) process.stderr.write(`refused a connection: ${error.message}\n`);
+  });
+  for (;;) {
+    try {
+      const received = await listener.next();
+      const digest = o.sha256 ? sha256(received.regions) : undefined;
+      report({ type: "completed", stats: received.stats, migrationId: received.migrationId, sha256: digest, deviceState: Buffer.from(received.deviceState).toString("base64") });
+      if (!o.json && !o.ipc) process.stdout.write(`migration completed\n${destinationTable(received)}\n${digest ? `  sha256  ${digest}\n` : ""}`);
+      if (o.once) {
+        await listener.close();
+        return 0;
+      }
+    } catch (error) {
+      report({ type: "failed", message: (error as Error).message });
+      if (!o.json && !o.ipc) process.stderr.write(`migration failed: ${(error as Error).message}\n`);
+      if (o.once) {
+        await listener.close();
+        return 1;
+      }
+    }
+  }
+}

@@ -1,0 +1,55 @@
+// `pagewire migrate`: a real migration between two processes on this host: it starts a
+// destination (`pagewire listen --once`) as a child process and migrates a guest into it.
+import { parseArgs } from "node:util";
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { runSource, printSource, sourceOptionSpec } from "./source-run.js";
+import { GUEST_HELP } from "./send.js";
+import { PagewireError } from "../errors.js";
+
+export const MIGRATE_HELP = `pagewire migrate [options]     migrate a guest between two processes on this host
+${GUEST_HELP}`;
+
+type ChildMessage = { type: "listening"; port: number } | { type: "completed"; stats: object; sha256?: string } | { type: "failed"; message: string } | { type: "refused"; message: string };
+
+function waitFor<T extends ChildMessage["type"]>(child: ChildProcess, type: T): Promise<Extract<ChildMessage, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: ChildMessage) => {
+      if (m.type === type) {
+        cleanup();
+        resolve(m as Extract<ChildMessage, { type: T }>);
+      } else if (m.type === "failed") {
+        cleanup();
+        reject(new PagewireError("EDESTINATION", `the destination failed: ${m.message}`));
+      }
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new PagewireError("EDESTINATION", `the destination process exited (status ${code}) before it reported ${type}`));
+    };
+    const cleanup = () => {
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+    };
+    child.on("message", onMessage);
+    child.once("exit", onExit);
+  });
+}
+
+export async function migrateCommand(argv: string[]): Promise<number> {
+  const { values: o } = parseArgs({ args: argv, options: sourceOptionSpec });
+  const main = fileURLToPath(new URL("./main.js", import.meta.url));
+  const child = fork(main, ["listen", "--port", "0", "--once", "--ipc", "--secret", o.secret], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  try {
+    const { port } = await waitFor(child, "listening");
+    const received = waitFor(child, "completed");
+    received.catch(() => undefined);
+    const result = await runSource("127.0.0.1", port, o);
+    const destination = await received;
+    if (o.json) process.stdout.write(JSON.stringify({ source: result.stats, destination: destination.stats }, null, 2) + "\n");
+    else printSource(result);
+    return 0;
+  } finally {
+    if (child.exitCode === null) child.kill();
+  }
+}

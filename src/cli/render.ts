@@ -1,0 +1,71 @@
+// What the commands print: a live progress line on a terminal, then tables.
+import type { Progress } from "../migration/source.js";
+import type { MigrationStats } from "../migration/stats.js";
+import type { Received } from "../migration/destination.js";
+import { formatBytes, formatCount, formatMs } from "./units.js";
+
+export class ProgressLine {
+  private readonly live: boolean;
+
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {
+    this.live = stream.isTTY === true;
+  }
+
+  show(text: string): void {
+    if (this.live) this.stream.write(`\r\x1b[K${text}`);
+  }
+
+  /** A line that stays (printed on any stream). */
+  log(text: string): void {
+    this.stream.write(this.live ? `\r\x1b[K${text}\n` : `${text}\n`);
+  }
+
+  done(): void {
+    if (this.live) this.stream.write("\r\x1b[K");
+  }
+}
+
+export function progressText(p: Progress): string {
+  const downtime = Number.isFinite(p.expectedDowntimeMs) ? formatMs(p.expectedDowntimeMs) : "?";
+  return `round ${p.round}${p.phase === "paused" ? " (paused)" : ""} · ${formatCount(p.remainingPages)} pages left · ${p.rate.toFixed(0)} MB/s · sent ${formatBytes(p.transferred)} · expected downtime ${downtime}`;
+}
+
+function table(rows: Array<[string, string]>): string {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join("\n");
+}
+
+export function sourceTable(s: MigrationStats, guestBytes: number): string {
+  const rows: Array<[string, string]> = [
+    ["policy", `${s.policy.name} ${Object.entries(s.policy.parameters).map(([k, v]) => `${k}=${v}`).join(" ")}`.trim()],
+    ["stopped because", s.policy["stop-reason"]],
+    ["total time", formatMs(s["total-time"])],
+    ["setup time", formatMs(s["setup-time"])],
+    ["downtime", formatMs(s.downtime)],
+    ["guest memory", formatBytes(guestBytes)],
+    ["transferred", `${formatBytes(s.transferred)} (${((100 * s.transferred) / guestBytes).toFixed(1)}% of memory)`],
+    ["  before pause / during", `${formatBytes(s["precopy-bytes"])} / ${formatBytes(s["downtime-bytes"])}`],
+    ["zero pages", formatCount(s.duplicate)],
+    ["raw pages", formatCount(s.normal)],
+    ["lz4 pages", formatCount(s["lz4-pages"])],
+    ["delta pages", `${formatCount(s.xbzrle.pages)} (cache misses ${formatCount(s.xbzrle["cache-miss"])}, overflows ${formatCount(s.xbzrle.overflow)}, unchanged ${formatCount(s["unchanged-pages"])})`],
+    ["rounds (dirty syncs)", `${s.rounds.length} (${s["dirty-sync-count"]})`],
+    ["dirty rate at last sync", `${formatCount(s["dirty-pages-rate"])} pages/s`],
+    ["throughput", `${s.mbps.toFixed(0)} Mbit/s, ${formatCount(s["pages-per-second"])} pages/s`],
+    ["channels", String(s.channels)],
+    ["digest check", `${formatMs(s["verify-time"])} on the destination`],
+  ];
+  const rounds = s.rounds.map((r) => `  ${String(r.round).padStart(5)}  ${formatCount(r["dirty-pages"]).padStart(11)}  ${formatCount(r.pages).padStart(11)}  ${formatBytes(r.bytes).padStart(10)}  ${formatMs(r.ms).padStart(9)}${r.final ? "  (paused)" : ""}`);
+  return `${table(rows)}\n\n  round  dirty pages   pages sent       bytes       time\n${rounds.join("\n")}`;
+}
+
+export function destinationTable(r: Received): string {
+  return table([
+    ["migration", r.migrationId],
+    ["received", formatBytes(r.stats.received)],
+    ["pages applied", formatCount(r.stats.pages)],
+    ["rounds", String(r.stats.rounds)],
+    ["digest check", formatMs(r.stats["verify-time"])],
+    ["device state", formatBytes(r.stats["device-state-bytes"])],
+  ]);
+}

@@ -1,0 +1,112 @@
+// The handshake of one channel, both sides (docs/PROTOCOL.md, "Handshake"):
+//   source → preamble, hello          destination → challenge (server nonce)
+//   source → auth (MAC [+ offer])     destination → accept (MAC) or refuse (reason)
+import { connect as netConnect, type Socket } from "node:net";
+import { Connection } from "./connection.js";
+import type { TokenBucket } from "./token-bucket.js";
+import { FrameType, MAC_BYTES, NONCE_BYTES } from "../wire/constants.js";
+import { WireError } from "../wire/errors.js";
+import {
+  encodePreamble, encodeHello, decodeHello, encodeAuth, decodeAuth, decodeFixed, decodeFailure,
+  type Hello, type Offer,
+} from "../wire/messages.js";
+import { frame } from "../wire/frame.js";
+import { nonce, proof, sameMac } from "../wire/auth.js";
+
+/** A refusal or error frame from the peer, as an error on this side. */
+export function peerFailure(side: "destination" | "source") {
+  return (payload: Uint8Array): WireError => {
+    const f = decodeFailure(payload, `${side}'s failure frame`);
+    return new WireError(f.reason, `the ${side} refused: ${f.message}`);
+  };
+}
+
+export interface ChannelTarget {
+  host: string;
+  port: number;
+  secret: string;
+  migrationId: Uint8Array;
+  channelIndex: number;
+  channelCount: number;
+  /** Sent on channel 0 only. */
+  offer?: Offer;
+  bucket?: TokenBucket;
+  timeoutMs?: number;
+}
+
+function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new WireError("connection", `no connection to ${host}:${port} within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const hint = error.code === "ECONNREFUSED" ? ": is a destination (pagewire listen) running there?" : "";
+      reject(new WireError("connection", `cannot connect to ${host}:${port} (${error.code ?? error.message})${hint}`));
+    });
+  });
+}
+
+/** Source side: connects one channel and authenticates both ways. */
+export async function connectChannel(t: ChannelTarget): Promise<Connection> {
+  const timeoutMs = t.timeoutMs ?? 30_000;
+  const conn = new Connection(await openSocket(t.host, t.port, timeoutMs), { bucket: t.bucket });
+  conn.failureFrame = FrameType.cancel;
+  try {
+    const clientNonce = nonce();
+    const hello = frame(FrameType.hello, encodeHello({ migrationId: t.migrationId, channelIndex: t.channelIndex, channelCount: t.channelCount, clientNonce }));
+    const opening = new Uint8Array(8 + hello.length);
+    opening.set(encodePreamble());
+    opening.set(hello, 8);
+    await conn.write(opening);
+    const refused = peerFailure("destination");
+    const serverNonce = decodeFixed(await conn.expect(FrameType.challenge, refused, timeoutMs), NONCE_BYTES, "challenge");
+    const mac = proof(t.secret, "source", serverNonce, clientNonce, t.migrationId, t.channelIndex);
+    await conn.send(FrameType.auth, encodeAuth({ mac, offer: t.offer }));
+    const theirs = decodeFixed(await conn.expect(FrameType.accept, refused, timeoutMs), MAC_BYTES, "accept");
+    if (!sameMac(theirs, proof(t.secret, "destination", serverNonce, clientNonce, t.migrationId, t.channelIndex))) {
+      throw new WireError("auth", `the destination at ${t.host}:${t.port} could not prove it knows the shared secret`);
+    }
+    return conn;
+  } catch (error) {
+    conn.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
+    throw error;
+  }
+}
+
+export interface Admission {
+  hello: Hello;
+  offer?: Offer;
+}
+
+/**
+ * Destination side: reads a channel's hello and auth, checks the MAC, asks `admit` whether the
+ * channel may join (it throws a WireError to refuse), then accepts. A refusal reaches the source
+ * as a refuse frame with the reason, and the connection closes.
+ */
+export async function acceptChannel(conn: Connection, secret: string, admit: (a: Admission) => Promise<void> | void, timeoutMs = 30_000): Promise<Admission> {
+  conn.failureFrame = FrameType.refuse;
+  const fromSource = peerFailure("source");
+  try {
+    const hello = decodeHello(await conn.expect(FrameType.hello, fromSource, timeoutMs));
+    const serverNonce = nonce();
+    await conn.send(FrameType.challenge, serverNonce);
+    const auth = decodeAuth(await conn.expect(FrameType.auth, fromSource, timeoutMs), hello.channelIndex === 0);
+    if (!sameMac(auth.mac, proof(secret, "source", serverNonce, hello.clientNonce, hello.migrationId, hello.channelIndex))) {
+      throw new WireError("auth", "authentication failed: the source's secret differs from this destination's (--secret)");
+    }
+    const admission = { hello, offer: auth.offer };
+    await admit(admission);
+    await conn.send(FrameType.accept, proof(secret, "destination", serverNonce, hello.clientNonce, hello.migrationId, hello.channelIndex));
+    return admission;
+  } catch (error) {
+    conn.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
+    throw error;
+  }
+}

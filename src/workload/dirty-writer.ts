@@ -1,0 +1,59 @@
+// A synthetic guest for migrations: worker threads that dirty pages at a chosen rate. The HPC
+// kernels are in their own modules; this one exists to drive a dirty rate exactly.
+import { Worker } from "node:worker_threads";
+import type { Region } from "../memory/region.js";
+import type { LayoutOptions } from "../memory/layout.js";
+import { PauseControl } from "./pause-control.js";
+import { workerUrl } from "./worker-url.js";
+
+export interface WriterSetup {
+  memory: WebAssembly.Memory;
+  layout: LayoutOptions;
+  control: SharedArrayBuffer;
+  counters: SharedArrayBuffer;
+  pagesPerSecond: number;
+  seed: number;
+}
+
+export class DirtyWriter {
+  private readonly worker: Worker;
+  private readonly control: PauseControl;
+  private readonly counters = new Float64Array(new SharedArrayBuffer(8));
+  private readonly exited: Promise<void>;
+
+  /** Starts a thread writing `pagesPerSecond` random pages of `region` per second. */
+  constructor(region: Region, pagesPerSecond: number, seed = 1) {
+    this.control = new PauseControl(1);
+    const setup: WriterSetup = {
+      memory: region.memory,
+      layout: region.options,
+      control: this.control.buffer,
+      counters: this.counters.buffer as SharedArrayBuffer,
+      pagesPerSecond,
+      seed,
+    };
+    this.worker = new Worker(workerUrl("dirty-writer-worker", import.meta.url), { workerData: setup });
+    this.exited = new Promise((resolve, reject) => {
+      this.worker.once("exit", () => resolve());
+      this.worker.once("error", reject);
+    });
+  }
+
+  /** Pages written so far. */
+  get written(): number {
+    return this.counters[0];
+  }
+
+  pause(): Promise<void> {
+    return this.control.pause();
+  }
+
+  resume(): void {
+    this.control.resume();
+  }
+
+  async stop(): Promise<void> {
+    this.control.stop();
+    await this.exited;
+  }
+}

@@ -1,0 +1,56 @@
+// Pausing guest threads at a safe point, fast: Atomics wait/notify on a shared word, no sleeps.
+// Words: [0] command (0 run, 1 pause, 2 stop), [1] threads currently parked.
+
+export const RUN = 0;
+export const PAUSE = 1;
+export const STOP = 2;
+
+export class PauseControl {
+  readonly words: Int32Array;
+
+  constructor(
+    readonly threads: number,
+    buffer: SharedArrayBuffer = new SharedArrayBuffer(8),
+  ) {
+    this.words = new Int32Array(buffer);
+  }
+
+  get buffer(): SharedArrayBuffer {
+    return this.words.buffer as SharedArrayBuffer;
+  }
+
+  /** Asks every thread to park at its next safe point and resolves once all are parked. */
+  async pause(): Promise<void> {
+    Atomics.store(this.words, 0, PAUSE);
+    for (;;) {
+      const parked = Atomics.load(this.words, 1);
+      if (parked >= this.threads) return;
+      await Atomics.waitAsync(this.words, 1, parked).value;
+    }
+  }
+
+  resume(): void {
+    Atomics.store(this.words, 0, RUN);
+    Atomics.notify(this.words, 0);
+  }
+
+  stop(): void {
+    Atomics.store(this.words, 0, STOP);
+    Atomics.notify(this.words, 0);
+  }
+}
+
+/**
+ * Called by a guest thread between units of work: parks while paused (announcing itself so that
+ * pause() can return), and returns false when the thread should stop.
+ */
+export function safePoint(words: Int32Array): boolean {
+  let command = Atomics.load(words, 0);
+  if (command === RUN) return true;
+  if (command === STOP) return false;
+  Atomics.add(words, 1, 1);
+  Atomics.notify(words, 1);
+  while ((command = Atomics.load(words, 0)) === PAUSE) Atomics.wait(words, 0, PAUSE);
+  Atomics.sub(words, 1, 1);
+  return command !== STOP;
+}
