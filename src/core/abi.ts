@@ -83,6 +83,7 @@ export interface CoreExports {
   zeroClassify(base: number, pageShift: number, list: number, n: number, flags: number): number;
   zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
   xxh64(p: number, len: number, seed: bigint): bigint;
+  xxh3(p: number, len: number, secret: number): bigint;
   hashPages(base: number, pageShift: number, list: number, n: number, out: number): void;
   lz4Compress(src: number, srcLen: number, dst: number, dstCap: number, table: number): number;
   lz4Decompress(src: number, srcLen: number, dst: number, dstCap: number): number;

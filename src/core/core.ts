@@ -8,6 +8,7 @@ import { instantiateCore } from "./module.js";
 import type { Region } from "../memory/region.js";
 import type { LaneLayout } from "../memory/layout.js";
 import { PagewireError } from "../errors.js";
+import { XXH3_SECRET } from "./xxh3-secret.js";
 
 export interface EncodingOptions {
   /** LZ4-compress pages that shrink. */
@@ -61,6 +62,7 @@ export class Core {
     this.words[dec + Dec.guest / 4] = layout.guest;
     this.words[dec + Dec.pageShift / 4] = layout.pageShift;
     this.words[dec + Dec.pageCount / 4] = layout.pageCount;
+    region.bytes.set(XXH3_SECRET, layout.hashSecret);
     this.setEncoding({});
   }
 
@@ -123,9 +125,12 @@ export class Core {
     return status;
   }
 
-  /** XXH64 of guest pages [first, first + count), seeded, as an unsigned 64-bit value. */
-  hashPages(first = 0, count = this.region.layout.pageCount, seed = 0n): bigint {
+  /**
+   * The digest of guest pages [first, first + count): XXH3-64, as an unsigned 64-bit value.
+   * Regions are at least 512 bytes, past the 240 bytes below which XXH3 takes other paths.
+   */
+  digest(first = 0, count = this.region.layout.pageCount): bigint {
     // WebAssembly hands i64 results to JavaScript as signed BigInts.
-    return BigInt.asUintN(64, this.wasm.xxh64(this.region.pageAddress(first), count * this.region.layout.pageSize, seed));
+    return BigInt.asUintN(64, this.wasm.xxh3(this.region.pageAddress(first), count * this.region.layout.pageSize, this.region.layout.hashSecret));
   }
 }

@@ -46,6 +46,8 @@ export interface LaneLayout {
 }
 
 export interface Layout {
+  /** The XXH3 secret the digest reads (written by Core). */
+  hashSecret: number;
   pageSize: number;
   pageShift: number;
   pageCount: number;
@@ -103,6 +105,7 @@ export function planLayout(options: LayoutOptions): Layout {
     at += bytes;
     return address;
   };
+  const hashSecret = take(192);
   const laneLayouts: LaneLayout[] = [];
   for (let i = 0; i < lanes; i++) {
     laneLayouts.push({
@@ -134,7 +137,7 @@ export function planLayout(options: LayoutOptions): Layout {
     );
   }
   return {
-    pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
+    hashSecret, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
     bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,

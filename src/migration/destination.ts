@@ -344,7 +344,7 @@ class Session {
       if (digests.length !== this.regions.length) throw new WireError("badFrame", `completion carries ${digests.length} digests for ${this.regions.length} regions`);
       const verifyStart = performance.now();
       this.cores.forEach((core, i) => {
-        const mine = core.hashPages();
+        const mine = core.digest();
         if (mine !== digests[i]) {
           throw new WireError("digest", `memory digest mismatch in region ${i}: the source has ${digests[i].toString(16)}, the destination ${mine.toString(16)}; nothing was resumed`);
         }

@@ -210,7 +210,7 @@ export class Source extends EventEmitter {
       }
       await this.sendDeviceState();
       // The guest is paused and every page is queued: hash while the last frames travel.
-      const digests = this.cores.map((core) => core.hashPages());
+      const digests = this.cores.map((core) => core.digest());
       await this.channels[0].send(FrameType.complete, encodeComplete({ digests }));
       const verifyTime = await done;
       const end = performance.now();
