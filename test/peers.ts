@@ -1,0 +1,87 @@
+// Real peers for migration tests: a destination in its own process, guests, independent digests,
+// a hand-driven source for crafting frames, and a proxy that cuts connections.
+import { fork, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { fileURLToPath } from "node:url";
+import { Region } from "../src/memory/region.js";
+import { fillPage, mixedClass } from "../src/memory/content.js";
+import type { LayoutOptions } from "../src/memory/layout.js";
+
+const CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
+
+export interface DestinationProcess {
+  port: number;
+  child: ChildProcess;
+  /** The next message of this type the process reports (completed, failed, refused). */
+  next(type: string): Promise<Record<string, unknown>>;
+  exited: Promise<number | null>;
+  kill(): void;
+}
+
+/** Starts `pagewire listen --port 0 --ipc --sha256 ...args` in a child process. */
+export async function startDestination(...args: string[]): Promise<DestinationProcess> {
+  const child = fork(CLI, ["listen", "--port", "0", "--ipc", "--sha256", ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const queue: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
+  child.on("message", (m: Record<string, unknown>) => {
+    queue.push(m);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const next = async (type: string) => {
+    for (;;) {
+      const i = queue.findIndex((m) => m.type === type);
+      if (i >= 0) return queue.splice(i, 1)[0];
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`destination exited before reporting ${type}`);
+      await Promise.race([new Promise<void>((resolve) => waiters.push(resolve)), exited]);
+    }
+  };
+  const { port } = (await next("listening")) as { port: number };
+  return { port, child, next, exited, kill: () => child.kill("SIGKILL") };
+}
+
+/** A guest region of mixed pages. */
+export function guest(pageCount: number, seed = 1, options: Partial<LayoutOptions> = {}): Region {
+  const region = Region.create({ pageCount, ...options });
+  for (let p = 0; p < pageCount; p++) {
+    const kind = mixedClass(p, seed);
+    if (kind !== "zero") fillPage(region.pages(p), kind, p, seed);
+  }
+  return region;
+}
+
+/** SHA-256 of regions' guest memory: a check independent of the protocol's XXH3 digest. */
+export function sha256(regions: Region[]): string {
+  const hash = createHash("sha256");
+  for (const r of regions) hash.update(r.pages(0, r.pageCount));
+  return hash.digest("hex");
+}
+
+/** A TCP proxy to `port` that cuts every connection once `limit` bytes went from client to server. */
+export async function cuttingProxy(port: number, limit: number): Promise<{ port: number; server: Server; cut: Promise<void> }> {
+  let forwarded = 0;
+  let onCut!: () => void;
+  const cut = new Promise<void>((resolve) => (onCut = resolve));
+  const sockets: Socket[] = [];
+  const server = createServer((client) => {
+    const upstream = connect(port, "127.0.0.1");
+    sockets.push(client, upstream);
+    client.on("error", () => undefined);
+    upstream.on("error", () => undefined);
+    upstream.on("data", (d) => client.write(d));
+    client.on("data", (d) => {
+      forwarded += d.length;
+      if (forwarded > limit) {
+        for (const s of sockets) s.destroy();
+        onCut();
+        return;
+      }
+      upstream.write(d);
+    });
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { port: (server.address() as { port: number }).port, server, cut };
+}
