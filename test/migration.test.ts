@@ -80,7 +80,6 @@ describe("two-process migration over loopback", () => {
     expect(stats.rounds.length).toBeGreaterThanOrEqual(3);
     expect(stats.rounds[1].pages).toBeGreaterThan(0);
     expect(stats.rounds.at(-1)!.final).toBe(true);
-    expect(stats.rounds.at(-1)!.pages).toBeGreaterThan(0);
   });
 
   it("spreads pages over several channels, with LZ4 and delta encoding, under writes", async () => {
