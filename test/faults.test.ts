@@ -1,0 +1,278 @@
+// Bad input and faults: each must end in a clear error, with the source still running (its
+// writer still writing) and able to migrate successfully right after.
+import { describe, it, expect, afterAll, beforeAll } from "vitest";
+import { connect } from "node:net";
+import { Source } from "../src/migration/source.js";
+import { stopCopy } from "../src/policy/stop-copy.js";
+import { DirtyWriter } from "../src/workload/dirty-writer.js";
+import { WireError } from "../src/wire/errors.js";
+import { FrameType, FRAME_HEADER_BYTES, PROTOCOL_VERSION } from "../src/wire/constants.js";
+import { frame } from "../src/wire/frame.js";
+import { encodePreamble, decodeFailure, encodeRoundEnd, encodeDeviceStatePiece, encodeComplete } from "../src/wire/messages.js";
+import { newMigrationId } from "../src/wire/auth.js";
+import { connectChannel } from "../src/transport/handshake.js";
+import type { Connection } from "../src/transport/connection.js";
+import { Region } from "../src/memory/region.js";
+import { Core } from "../src/core/core.js";
+import { startDestination, guest, sha256, cuttingProxy, type DestinationProcess } from "./peers.js";
+import { randomBytes } from "./helpers.js";
+
+const SECRET = "s3cret";
+let destination: DestinationProcess;
+
+beforeAll(async () => {
+  destination = await startDestination("--secret", SECRET);
+});
+afterAll(() => destination?.kill());
+
+/** Sends raw bytes to the destination and returns the failure frame it answers with. */
+async function refusalFor(bytes: Uint8Array): Promise<{ reason: string; message: string }> {
+  const socket = connect(destination.port, "127.0.0.1");
+  const chunks: Buffer[] = [];
+  socket.on("data", (d) => chunks.push(d));
+  socket.write(bytes);
+  await new Promise((resolve) => socket.once("close", resolve));
+  const reply = Buffer.concat(chunks);
+  expect(reply[4]).toBe(FrameType.refuse);
+  return decodeFailure(reply.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + reply.readUInt32LE(0)), "refusal");
+}
+
+/** A source migrating `region` with a writer thread; checks a retry succeeds after a failure. */
+async function migrateWithWriter(region: Region, port: number, options: Partial<ConstructorParameters<typeof Source>[1]> = {}) {
+  const writer = new DirtyWriter(region, 20_000, 5);
+  while (writer.written < 100) await new Promise((resolve) => setTimeout(resolve, 5));
+  const source = new Source([region], {
+    host: "127.0.0.1",
+    port,
+    secret: SECRET,
+    ...options,
+    hooks: { pause: () => writer.pause(), resume: () => writer.resume() },
+  });
+  return { source, writer };
+}
+
+/** After a failure: the writer still runs, and migrating again to the healthy destination works. */
+async function stillRunningAndRetryWorks(region: Region, writer: DirtyWriter): Promise<void> {
+  const before = writer.written;
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  expect(writer.written).toBeGreaterThan(before);
+  let atPause = "";
+  const retry = new Source([region], {
+    host: "127.0.0.1",
+    port: destination.port,
+    secret: SECRET,
+    hooks: {
+      pause: () => writer.pause(),
+      resume: () => writer.resume(),
+      deviceState: () => {
+        atPause = sha256([region]);
+        return new Uint8Array(0);
+      },
+    },
+  });
+  const completed = destination.next("completed");
+  await retry.migrate();
+  expect((await completed).sha256).toBe(atPause);
+  await writer.stop();
+}
+
+async function rejection(promise: Promise<unknown>): Promise<WireError> {
+  const error = await promise.then(
+    () => undefined,
+    (e) => e,
+  );
+  expect(error).toBeInstanceOf(Error);
+  return error as WireError;
+}
+
+describe("refused handshakes", () => {
+  it("refuses a peer that does not speak pagewire", async () => {
+    const refusal = await refusalFor(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    expect(refusal.reason).toBe("badMagic");
+    expect(refusal.message).toMatch(/does not speak pagewire/);
+  });
+
+  it("refuses another protocol version, naming both", async () => {
+    const refusal = await refusalFor(encodePreamble(PROTOCOL_VERSION + 1));
+    expect(refusal.reason).toBe("version");
+    expect(refusal.message).toMatch(new RegExp(`speaks pagewire protocol ${PROTOCOL_VERSION + 1}.*speaks ${PROTOCOL_VERSION}`));
+  });
+
+  it("refuses a wrong secret; the source keeps running and succeeds with the right one", async () => {
+    const region = guest(1024, 11);
+    const { source, writer } = await migrateWithWriter(region, destination.port, { secret: "wrong" });
+    const error = await rejection(source.migrate());
+    expect(error.reason).toBe("auth");
+    expect(error.message).toMatch(/secret/);
+    await stillRunningAndRetryWorks(region, writer);
+  });
+
+  it("refuses a guest whose size differs from the destination's", async () => {
+    const sized = await startDestination("--secret", SECRET, "--size", "4m");
+    try {
+      const region = guest(2048, 12); // 8 MiB
+      const error = await rejection(new Source([region], { host: "127.0.0.1", port: sized.port, secret: SECRET }).migrate());
+      expect(error.reason).toBe("regionMismatch");
+      expect(error.message).toMatch(/2048 pages .* 1024 pages/);
+      const fits = guest(1024, 12);
+      const completed = sized.next("completed");
+      await new Source([fits], { host: "127.0.0.1", port: sized.port, secret: SECRET }).migrate();
+      expect((await completed).sha256).toBe(sha256([fits]));
+    } finally {
+      sized.kill();
+    }
+  });
+});
+
+/** A hand-driven source: a real handshake on channel 0 (and more), then whatever frames a test writes. */
+async function handDriven(channels = 1, pages = 16): Promise<Connection[]> {
+  const migrationId = newMigrationId();
+  const base = { host: "127.0.0.1", port: destination.port, secret: SECRET, migrationId, channelCount: channels };
+  const first = await connectChannel({ ...base, channelIndex: 0, offer: { pageSize: 4096, encodings: 0, batchPages: 256, regions: [pages] } });
+  const rest = await Promise.all(Array.from({ length: channels - 1 }, (_, i) => connectChannel({ ...base, channelIndex: i + 1 })));
+  return [first, ...rest];
+}
+
+/** A pages frame of raw records for region 0. */
+function pagesFrame(round: number, pages: Array<[number, Uint8Array]>): Uint8Array {
+  const payload = new Uint8Array(8 + pages.reduce((s, [, d]) => s + 8 + d.length, 0));
+  const view = new DataView(payload.buffer);
+  view.setUint32(4, round, true);
+  let at = 8;
+  for (const [page, data] of pages) {
+    view.setUint32(at, page, true);
+    view.setUint32(at + 4, (2 << 24) | data.length, true);
+    payload.set(data, at + 8);
+    at += 8 + data.length;
+  }
+  return frame(FrameType.pages, payload);
+}
+
+async function destinationError(conn: Connection): Promise<{ reason: string; message: string }> {
+  const reply = await conn.nextFrame();
+  expect(reply.type).toBe(FrameType.error);
+  return decodeFailure(reply.payload, "error");
+}
+
+describe("bad frames after the handshake", () => {
+  it("refuses an oversized frame before reading it", async () => {
+    const [conn] = await handDriven();
+    const failed = destination.next("failed");
+    const header = new Uint8Array(FRAME_HEADER_BYTES);
+    new DataView(header.buffer).setUint32(0, 0x7fffffff, true);
+    header[4] = FrameType.pages;
+    await conn.write(header);
+    const error = await destinationError(conn);
+    expect(error.reason).toBe("frameTooLarge");
+    expect((await failed).message).toMatch(/exceeds the limit/);
+  });
+
+  it("refuses garbage", async () => {
+    const [conn] = await handDriven();
+    const failed = destination.next("failed");
+    await conn.write(randomBytes(64, 99).map((b, i) => (i === 4 ? 0xee : b)));
+    expect((await destinationError(conn)).reason).toBe("badFrame");
+    expect((await failed).message).toMatch(/unknown frame type 0xee/);
+  });
+
+  it("refuses a page outside the region and a round-end that miscounts", async () => {
+    const [conn] = await handDriven();
+    const failed = destination.next("failed");
+    await conn.write(pagesFrame(1, [[16, new Uint8Array(4096)]]));
+    expect((await destinationError(conn)).message).toMatch(/outside the region/);
+    await failed;
+    const [again] = await handDriven();
+    const failedAgain = destination.next("failed");
+    await again.write(pagesFrame(1, [[3, new Uint8Array(4096).fill(1)]]));
+    await again.send(FrameType.roundEnd, encodeRoundEnd({ round: 1, pages: 2, final: false }));
+    expect((await destinationError(again)).message).toMatch(/announced 2 pages .* carried 1/);
+    await failedAgain;
+  });
+
+  it("reports a stream cut inside a frame as truncated", async () => {
+    const [conn] = await handDriven();
+    const failed = destination.next("failed");
+    const whole = pagesFrame(1, [[1, new Uint8Array(4096).fill(7)]]);
+    await conn.write(whole.subarray(0, 1000));
+    conn.socket.end();
+    expect((await failed).message).toMatch(/closed in the middle of a frame/);
+  });
+});
+
+describe("ordering across channels", () => {
+  it("never lets an older copy arriving late on another channel overwrite a newer one", async () => {
+    const [ch0, ch1] = await handDriven(2, 16);
+    const older = new Uint8Array(4096).fill(0xaa);
+    const newer = new Uint8Array(4096).fill(0xbb);
+    // Channel 0 races ahead: round 1 is empty there, round 2 carries the newer copy of page 3.
+    await ch0.send(FrameType.roundEnd, encodeRoundEnd({ round: 1, pages: 0, final: false }));
+    await ch0.write(pagesFrame(2, [[3, newer]]));
+    await ch0.send(FrameType.roundEnd, encodeRoundEnd({ round: 2, pages: 1, final: true }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Channel 1 is late with round 1's older copy of the same page.
+    await ch1.write(pagesFrame(1, [[3, older]]));
+    await ch1.send(FrameType.roundEnd, encodeRoundEnd({ round: 1, pages: 1, final: false }));
+    await ch1.send(FrameType.roundEnd, encodeRoundEnd({ round: 2, pages: 0, final: true }));
+    const expected = Region.create({ pageCount: 16 });
+    expected.pages(3).set(newer);
+    const completed = destination.next("completed");
+    await ch0.send(FrameType.deviceState, encodeDeviceStatePiece({ offset: 0, total: 0, bytes: new Uint8Array(0) }));
+    await ch0.send(FrameType.complete, encodeComplete({ digests: [new Core(expected).digest()] }));
+    const acks: number[] = [];
+    for (;;) {
+      const reply = await ch0.nextFrame();
+      if (reply.type === FrameType.ack) acks.push(new DataView(reply.payload.buffer, reply.payload.byteOffset).getUint32(0, true));
+      else {
+        expect(reply.type).toBe(FrameType.done);
+        break;
+      }
+    }
+    expect(acks).toEqual([1, 2]);
+    expect((await completed).sha256).toBe(sha256([expected]));
+  });
+});
+
+describe("faults during a migration", () => {
+  it("survives a connection cut mid-round: clear error, source intact, retry succeeds", async () => {
+    const proxy = await cuttingProxy(destination.port, 2 << 20);
+    try {
+      const region = guest(4096, 13);
+      const { source, writer } = await migrateWithWriter(region, proxy.port, { bandwidth: 50e6 });
+      const failed = destination.next("failed");
+      const error = await rejection(source.migrate());
+      expect(error.message).toMatch(/connection|closed/);
+      await failed;
+      await stillRunningAndRetryWorks(region, writer);
+    } finally {
+      proxy.server.close();
+    }
+  });
+
+  it("survives the destination process being killed mid-round", async () => {
+    const doomed = await startDestination("--secret", SECRET);
+    const region = guest(4096, 14);
+    // About 8 MiB to send at 20 MB/s: the kill lands well inside the transfer.
+    const { source, writer } = await migrateWithWriter(region, doomed.port, { bandwidth: 20e6, policy: stopCopy() });
+    let killed = false;
+    setTimeout(() => {
+      killed = true;
+      doomed.kill();
+    }, 80);
+    const error = await rejection(source.migrate());
+    expect(killed).toBe(true);
+    expect(error.reason === "connection" || error.reason === "truncated").toBe(true);
+    await stillRunningAndRetryWorks(region, writer);
+  });
+
+  it("cancels cleanly on abort, telling the destination", async () => {
+    const region = guest(4096, 15);
+    const cancel = new AbortController();
+    const { source, writer } = await migrateWithWriter(region, destination.port, { bandwidth: 20e6, signal: cancel.signal });
+    const failed = destination.next("failed");
+    setTimeout(() => cancel.abort(), 100);
+    const error = await rejection(source.migrate());
+    expect(error.message).toMatch(/cancelled/);
+    expect((await failed).message).toMatch(/cancelled/);
+    await stillRunningAndRetryWorks(region, writer);
+  });
+});
