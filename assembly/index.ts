@@ -2,7 +2,7 @@
 export { bitmapSync, bitmapScan, bitmapScanNext, bitmapCount, bitmapOr, bitmapAnd, bitmapAndNot, bitmapFilter, bitmapMarkRange, bitmapClear } from "./bitmap";
 export { zeroClassify, zeroCountRange } from "./zero";
 export { xxh64, hashPages } from "./hash";
-export { xxh3 } from "./xxh3";
+export { xxh3, xxh3Chunks } from "./xxh3";
 export { lz4Compress } from "./lz4/compress";
 export { lz4Decompress } from "./lz4/decompress";
 export { deltaEncode, deltaDecode } from "./delta";

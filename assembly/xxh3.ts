@@ -98,3 +98,16 @@ export function xxh3(p: usize, len: u32, secret: usize): u64 {
   h *= PRIME_MX1;
   return h ^ (h >> 32);
 }
+
+/**
+ * XXH3-64 of each `chunkBytes` piece of [p, p + len) from chunk `first` to chunk `end`
+ * (exclusive), as u64s at out[first..end). The last piece may be shorter; every piece must be
+ * over 240 bytes. Threads split a region's chunks among themselves with it.
+ */
+export function xxh3Chunks(p: usize, len: u32, chunkBytes: u32, first: u32, end: u32, secret: usize, out: usize): void {
+  for (let c = first; c < end; c++) {
+    const at = <u64>c * chunkBytes;
+    const n = <u32>min<u64>(chunkBytes, <u64>len - at);
+    store<u64>(out + (<usize>c << 3), xxh3(p + <usize>at, n, secret));
+  }
+}

@@ -2,9 +2,11 @@
 // (or JSON with --json). Progress goes to stderr.
 import { printTable, type Row } from "./report.js";
 import { runCore, coreDefaults, coreQuick } from "./core.js";
+import { runE2e, e2eDefaults, e2eQuick } from "./e2e.js";
 
 const SUITES: Record<string, (quick: boolean) => Row[] | Promise<Row[]>> = {
   core: (quick) => runCore(quick ? coreQuick : coreDefaults),
+  e2e: (quick) => runE2e(quick ? e2eQuick : e2eDefaults),
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -50,6 +50,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
   const listener = new Listener({
     secret: o.secret,
     regions,
+    zeroed: true,
     hooks: {
       resume: (state) => {
         if (!o.json && !o.ipc) process.stdout.write(`guest resumed here with ${formatBytes(state.length)} of device state\n`);

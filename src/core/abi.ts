@@ -84,6 +84,7 @@ export interface CoreExports {
   zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
   xxh64(p: number, len: number, seed: bigint): bigint;
   xxh3(p: number, len: number, secret: number): bigint;
+  xxh3Chunks(p: number, len: number, chunkBytes: number, first: number, end: number, secret: number, out: number): void;
   hashPages(base: number, pageShift: number, list: number, n: number, out: number): void;
   lz4Compress(src: number, srcLen: number, dst: number, dstCap: number, table: number): number;
   lz4Decompress(src: number, srcLen: number, dst: number, dstCap: number): number;

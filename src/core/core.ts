@@ -9,6 +9,7 @@ import type { Region } from "../memory/region.js";
 import type { LaneLayout } from "../memory/layout.js";
 import { PagewireError } from "../errors.js";
 import { XXH3_SECRET } from "./xxh3-secret.js";
+import { digestNow } from "./digest.js";
 
 export interface EncodingOptions {
   /** LZ4-compress pages that shrink. */
@@ -31,6 +32,7 @@ export class DecodeError extends PagewireError {
   }
 }
 
+/** One thread's handle on a lane: create one Core per lane and thread, never two on the same lane. */
 export class Core {
   readonly wasm: CoreExports;
   readonly lane: LaneLayout;
@@ -125,12 +127,8 @@ export class Core {
     return status;
   }
 
-  /**
-   * The digest of guest pages [first, first + count): XXH3-64, as an unsigned 64-bit value.
-   * Regions are at least 512 bytes, past the 240 bytes below which XXH3 takes other paths.
-   */
-  digest(first = 0, count = this.region.layout.pageCount): bigint {
-    // WebAssembly hands i64 results to JavaScript as signed BigInts.
-    return BigInt.asUintN(64, this.wasm.xxh3(this.region.pageAddress(first), count * this.region.layout.pageSize, this.region.layout.hashSecret));
+  /** The region's digest (see digest.ts), computed on this thread. */
+  digest(): bigint {
+    return digestNow(this);
   }
 }

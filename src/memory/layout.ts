@@ -12,6 +12,8 @@ export const MAX_PAGE_SIZE = 65536;
 export const IO_HEADROOM = 64;
 /** Bytes per run at the end of each I/O buffer, for the header of the frame that carries the run. */
 export const RUN_HEADER_SPACE = 32;
+/** The digest hashes a region in pieces of this size (see src/core/digest.ts). */
+export const DIGEST_CHUNK_BYTES = 1 << 20;
 /** Address 0 up to here is never used, so a null pointer can never alias real data. */
 const RESERVED_BYTES = 65536;
 
@@ -48,6 +50,9 @@ export interface LaneLayout {
 export interface Layout {
   /** The XXH3 secret the digest reads (written by Core). */
   hashSecret: number;
+  /** One u64 XXH3 per DIGEST_CHUNK_BYTES of guest memory, filled while a digest is computed. */
+  digestChunks: number;
+  digestChunkCount: number;
   pageSize: number;
   pageShift: number;
   pageCount: number;
@@ -106,6 +111,8 @@ export function planLayout(options: LayoutOptions): Layout {
     return address;
   };
   const hashSecret = take(192);
+  const digestChunkCount = Math.ceil((pageCount * pageSize) / DIGEST_CHUNK_BYTES);
+  const digestChunks = take(digestChunkCount * 8);
   const laneLayouts: LaneLayout[] = [];
   for (let i = 0; i < lanes; i++) {
     laneLayouts.push({
@@ -137,7 +144,7 @@ export function planLayout(options: LayoutOptions): Layout {
     );
   }
   return {
-    hashSecret, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
+    hashSecret, digestChunks, digestChunkCount, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
     bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,

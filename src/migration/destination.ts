@@ -4,6 +4,7 @@
 import { EventEmitter } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { Core, DecodeError } from "../core/core.js";
+import { DigestPool } from "../core/digest.js";
 import { Region } from "../memory/region.js";
 import { IO_HEADROOM } from "../memory/layout.js";
 import { Connection } from "../transport/connection.js";
@@ -31,6 +32,8 @@ export interface ListenerOptions {
   regions?: Region[];
   /** Touch memory allocated for an offer before accepting it, as QEMU's -mem-prealloc does. Default true. */
   prefault?: boolean;
+  /** The regions handed in hold only zeros (fresh from Region.create): skip checking before the first migration. */
+  zeroed?: boolean;
   hooks?: DestinationHooks;
   /** Handshake timeout, ms. Default 30,000. */
   timeoutMs?: number;
@@ -62,14 +65,18 @@ export class Listener extends EventEmitter {
   private readonly server: Server;
   private readonly sessions = new Map<string, Session>();
   private busy = false;
+  private knownZero: boolean;
+  private readonly digests = new DigestPool();
 
   constructor(readonly options: ListenerOptions = {}) {
     super();
+    this.knownZero = options.zeroed ?? false;
     this.server = createServer((socket) => this.onConnection(socket));
   }
 
   /** Starts listening; resolves with the port (pass 0 for any free port). */
   listen(port = 0, host = "127.0.0.1"): Promise<number> {
+    this.digests.warm();
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(port, host, () => {
@@ -81,6 +88,7 @@ export class Listener extends EventEmitter {
 
   close(): Promise<void> {
     for (const s of this.sessions.values()) s.fail(new WireError("cancelled", "the destination is shutting down"));
+    this.digests.close();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
@@ -117,7 +125,7 @@ export class Listener extends EventEmitter {
     if (!offer) throw new WireError("badFrame", "channel 0 came without an offer");
     if (this.options.regions && this.busy) throw new WireError("busy", "this destination is receiving another migration into its memory; try again when it is done");
     const regions = this.options.regions ? this.checkOffer(offer, this.options.regions) : this.allocate(offer, hello.channelCount);
-    const session = new Session(id, regions, offer, hello.channelCount, this.options.hooks);
+    const session = new Session(id, regions, offer, hello.channelCount, this.options.hooks, this.digests);
     this.sessions.set(id, session);
     if (this.options.regions) this.busy = true;
     session.attach(conn, 0, hello.channelCount);
@@ -139,7 +147,8 @@ export class Listener extends EventEmitter {
     }
     const small = regions.find((r) => r.layout.batchPages < offer.batchPages);
     if (small) throw new WireError("regionMismatch", `the source sends batches of ${offer.batchPages} pages; this destination's buffers hold ${small.layout.batchPages}`);
-    for (const r of regions) zeroGuest(r);
+    if (!this.knownZero) for (const r of regions) zeroGuest(r);
+    this.knownZero = false;
     return regions;
   }
 
@@ -191,6 +200,7 @@ class Session {
     readonly offer: Offer,
     readonly channelCount: number,
     private readonly hooks: DestinationHooks | undefined,
+    private readonly digests: DigestPool,
   ) {
     this.cores = regions.map((r) => {
       const core = new Core(r);
@@ -343,10 +353,10 @@ class Session {
       if (!this.deviceState || this.deviceStateFilled !== this.deviceState.length) throw new WireError("truncated", "completion arrived before the whole device state");
       if (digests.length !== this.regions.length) throw new WireError("badFrame", `completion carries ${digests.length} digests for ${this.regions.length} regions`);
       const verifyStart = performance.now();
-      this.cores.forEach((core, i) => {
-        const mine = core.digest();
-        if (mine !== digests[i]) {
-          throw new WireError("digest", `memory digest mismatch in region ${i}: the source has ${digests[i].toString(16)}, the destination ${mine.toString(16)}; nothing was resumed`);
+      const mine = await this.digests.digest(this.cores);
+      mine.forEach((digest, i) => {
+        if (digest !== digests[i]) {
+          throw new WireError("digest", `memory digest mismatch in region ${i}: the source has ${digests[i].toString(16)}, the destination ${digest.toString(16)}; nothing was resumed`);
         }
       });
       const verifyMs = performance.now() - verifyStart;

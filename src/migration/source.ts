@@ -19,6 +19,7 @@ import { type Policy, type RoundStats, expectedDowntimeMs } from "../policy/poli
 import { precopy } from "../policy/precopy.js";
 import { PagewireError } from "../errors.js";
 import { EncodeTotals, type MigrationStats, type RoundReport } from "./stats.js";
+import { DigestPool } from "../core/digest.js";
 
 export interface SourceHooks {
   /** Stops the guest at a safe point (no write half done). Called once, when iterating stops. */
@@ -100,6 +101,7 @@ export class Source extends EventEmitter {
   private readonly pools: BufferPool[];
   private readonly policy: Policy;
   private readonly totals = new EncodeTotals();
+  private readonly digests = new DigestPool();
   private channels: Connection[] = [];
   private failure: Error | undefined;
   private round = 0;
@@ -165,6 +167,7 @@ export class Source extends EventEmitter {
     try {
       if (this.options.signal?.aborted) onAbort();
       this.check();
+      this.digests.warm();
       await this.connect();
       const setupTime = performance.now() - start;
       this.dataStart = performance.now();
@@ -209,8 +212,10 @@ export class Source extends EventEmitter {
         rounds.push(await this.sendRound(this.round + 1, last.pages, true, (i) => this.sendDirty(i)));
       }
       await this.sendDeviceState();
-      // The guest is paused and every page is queued: hash while the last frames travel.
-      const digests = this.cores.map((core) => core.digest());
+      // The guest is paused and every page is queued: hash in worker threads while the event
+      // loop keeps the last frames moving.
+      const digests = await this.digests.digest(this.cores);
+      this.check();
       await this.channels[0].send(FrameType.complete, encodeComplete({ digests }));
       const verifyTime = await done;
       const end = performance.now();
@@ -250,6 +255,7 @@ export class Source extends EventEmitter {
       throw this.failure;
     } finally {
       this.options.signal?.removeEventListener("abort", onAbort);
+      this.digests.close();
     }
   }
 

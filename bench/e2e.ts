@@ -1,0 +1,172 @@
+// `npm run bench -- e2e`: real migrations between two processes over loopback, against raw TCP
+// moving the same bytes in the same run. The destination holds a pre-faulted guest (as QEMU's
+// -mem-prealloc) before anything is timed.
+import { fork, type ChildProcess } from "node:child_process";
+import { connect } from "node:net";
+import { fileURLToPath } from "node:url";
+import { Source } from "../src/migration/source.js";
+import type { MigrationStats } from "../src/migration/stats.js";
+import { stopCopy } from "../src/policy/stop-copy.js";
+import { precopy } from "../src/policy/precopy.js";
+import type { Policy } from "../src/policy/policy.js";
+import { Region } from "../src/memory/region.js";
+import { fillPage, mixedClass } from "../src/memory/content.js";
+import { DirtyWriter } from "../src/workload/dirty-writer.js";
+import { type Row, progress } from "./report.js";
+
+const PAGE = 4096;
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const SINK = fileURLToPath(new URL("./tcp-sink.js", import.meta.url));
+
+export interface E2eOptions {
+  bytes: number;
+  /** Dirty rates (pages/s) for the pre-copy runs. */
+  dirtyRates: number[];
+  /** Cap for the slow-link runs, bytes/s. */
+  slowLink: number;
+  /** Runs of each of the raw-TCP comparison's contenders. */
+  repeats: number;
+}
+
+export const e2eDefaults: E2eOptions = { bytes: 2 ** 30, dirtyRates: [0, 25_000, 100_000, 250_000], slowLink: 125e6, repeats: 3 };
+export const e2eQuick: E2eOptions = { bytes: 64 << 20, dirtyRates: [0, 25_000], slowLink: 125e6, repeats: 1 };
+
+function message(child: ChildProcess, type: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: Record<string, unknown>) => {
+      if (m.type === type) {
+        child.off("message", onMessage);
+        resolve(m);
+      } else if (m.type === "failed") reject(new Error(String(m.message)));
+    };
+    child.on("message", onMessage);
+    child.once("exit", (code) => reject(new Error(`child exited (${code}) before ${type}`)));
+  });
+}
+
+/**
+ * Raw Node TCP between two processes: 1 MiB writes from shared memory, honouring backpressure;
+ * the receiver discards the bytes, or copies them into pre-faulted shared memory.
+ */
+async function rawTcp(source: Uint8Array, receiver: "discard" | "copy"): Promise<number> {
+  const sink = fork(SINK, [String(source.length), receiver], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const { port } = (await message(sink, "listening")) as { port: number };
+  const done = message(sink, "done");
+  const socket = connect(port as number, "127.0.0.1");
+  await new Promise((resolve) => socket.once("connect", resolve));
+  const start = performance.now();
+  for (let at = 0; at < source.length; at += 1 << 20) {
+    if (!socket.write(source.subarray(at, at + (1 << 20)))) await new Promise((resolve) => socket.once("drain", resolve));
+  }
+  await done;
+  const ms = performance.now() - start;
+  socket.destroy();
+  return ms;
+}
+
+interface Migration {
+  region: Region;
+  policy: Policy;
+  compress?: boolean;
+  bandwidth?: number;
+  dirtyRate?: number;
+}
+
+/** One migration into a fresh destination process holding a pre-faulted guest of the same size. */
+async function migration(m: Migration): Promise<MigrationStats> {
+  const size = `${m.region.pageCount * PAGE}`;
+  const child = fork(CLI, ["listen", "--port", "0", "--once", "--ipc", "--size", size], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const writer = m.dirtyRate ? new DirtyWriter(m.region, m.dirtyRate, 3) : undefined;
+  try {
+    const { port } = (await message(child, "listening")) as { port: number };
+    const completed = message(child, "completed");
+    completed.catch(() => undefined);
+    while (writer && writer.written < 1000) await new Promise((resolve) => setTimeout(resolve, 5));
+    const stats = await new Source([m.region], {
+      host: "127.0.0.1",
+      port,
+      policy: m.policy,
+      compress: m.compress,
+      bandwidth: m.bandwidth,
+      hooks: writer ? { pause: () => writer.pause(), resume: () => writer.resume() } : undefined,
+    }).migrate();
+    await completed;
+    return stats;
+  } finally {
+    await writer?.stop();
+    if (child.exitCode === null) child.kill();
+  }
+}
+
+function fill(region: Region, kind: (page: number) => Parameters<typeof fillPage>[1]): void {
+  for (let p = 0; p < region.pageCount; p++) {
+    const k = kind(p);
+    if (k !== "zero") fillPage(region.pages(p), k, p);
+  }
+}
+
+const mb = (bytes: number) => bytes / 1e6;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+export async function runE2e(o: E2eOptions): Promise<Row[]> {
+  const rows: Row[] = [];
+  const pages = o.bytes / PAGE;
+  const gib = (o.bytes / 2 ** 30).toFixed(2);
+
+  progress(`random guest of ${gib} GiB: raw TCP vs stop-and-copy, ${o.repeats} runs each, interleaved`);
+  const random = Region.create({ pageCount: pages });
+  fill(random, () => "random");
+  const raw: number[] = [];
+  const rawCopy: number[] = [];
+  const ours: MigrationStats[] = [];
+  for (let i = 0; i < o.repeats; i++) {
+    raw.push(await rawTcp(random.pages(0, pages), "discard"));
+    rawCopy.push(await rawTcp(random.pages(0, pages), "copy"));
+    ours.push(await migration({ region: random, policy: stopCopy() }));
+  }
+  const rawMs = median(raw);
+  const rawCopyMs = median(rawCopy);
+  const randomStop = ours.sort((a, b) => a["total-time"] - b["total-time"])[ours.length >> 1];
+  const rate = (ms: number) => mb(o.bytes) / (ms / 1000);
+  rows.push({
+    suite: "e2e", name: `stop-copy ${gib} GiB random pages`, value: rate(randomStop["total-time"]), unit: "MB/s",
+    baseline: { name: "raw Node TCP", value: rate(rawMs) }, target: { min: 0.85, of: "ratio" },
+    note: `medians of ${o.repeats}: ${randomStop["total-time"].toFixed(0)} ms in all (setup ${randomStop["setup-time"].toFixed(0)} ms, digest check ${randomStop["verify-time"]} ms) vs ${rawMs.toFixed(0)} ms raw`,
+  });
+  rows.push({
+    suite: "e2e", name: `stop-copy ${gib} GiB random pages, vs a receiver that copies`, value: rate(randomStop["total-time"]), unit: "MB/s",
+    baseline: { name: "raw TCP + copy into shared memory", value: rate(rawCopyMs) },
+    note: "a receiver without zero-copy reads must copy each byte once into guest memory; this is that floor",
+  });
+
+  progress(`mixed guest of ${gib} GiB (half zero, a quarter compressible, a quarter random)`);
+  const mixed = Region.create({ pageCount: pages });
+  fill(mixed, (p) => mixedClass(p));
+  for (const [label, bandwidth] of [["loopback", undefined], ["1 Gbit/s", o.slowLink]] as const) {
+    for (const compress of [false, true]) {
+      progress(`stop-copy mixed, ${label}, ${compress ? "LZ4" : "no compression"}`);
+      const s = await migration({ region: mixed, policy: stopCopy(), compress, bandwidth });
+      const qemu = label === "loopback" && o.bytes === 2 ** 30 ? { name: "QEMU 7.2 (FACTS.md)", value: 280 } : undefined;
+      rows.push({
+        suite: "e2e", name: `stop-copy ${gib} GiB mixed, ${label}, ${compress ? "lz4" : "raw"}: total time`, value: s["total-time"], unit: "ms",
+        baseline: qemu, target: qemu ? { max: 280 } : undefined,
+        note: `downtime ${s.downtime.toFixed(0)} ms, ${mb(s.transferred).toFixed(0)} MB on the wire`,
+      });
+      rows.push({
+        suite: "e2e", name: `stop-copy ${gib} GiB mixed, ${label}, ${compress ? "lz4" : "raw"}: bytes on the wire`, value: mb(s.transferred), unit: "MB",
+        baseline: qemu ? { name: "QEMU 7.2 (FACTS.md)", value: 540 } : undefined, target: qemu && compress ? { max: 540 } : undefined,
+      });
+    }
+  }
+
+  for (const rate of o.dirtyRates) {
+    progress(`pre-copy mixed, writer at ${rate} pages/s`);
+    const s = await migration({ region: mixed, policy: precopy(), dirtyRate: rate });
+    rows.push({
+      suite: "e2e", name: `precopy ${gib} GiB mixed, ${rate} dirty pages/s: total time`, value: s["total-time"], unit: "ms",
+      note: `${s.rounds.length} rounds, downtime ${s.downtime.toFixed(0)} ms, ${mb(s.transferred).toFixed(0)} MB sent; ${s.policy["stop-reason"]}`,
+    });
+    rows.push({ suite: "e2e", name: `precopy ${gib} GiB mixed, ${rate} dirty pages/s: downtime`, value: s.downtime, unit: "ms" });
+  }
+  return rows;
+}
