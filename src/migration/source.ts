@@ -212,9 +212,7 @@ export class Source extends EventEmitter {
         rounds.push(await this.sendRound(this.round + 1, last.pages, true, (i) => this.sendDirty(i)));
       }
       await this.sendDeviceState();
-      // The guest is paused and every page is queued: hash in worker threads while the event
-      // loop keeps the last frames moving.
-      const digests = await this.digests.digest(this.cores);
+      const digests = await this.digestsAtPause!;
       this.check();
       await this.channels[0].send(FrameType.complete, encodeComplete({ digests }));
       const verifyTime = await done;
@@ -304,13 +302,21 @@ export class Source extends EventEmitter {
     }
   }
 
+  /**
+   * Pauses the guest and starts hashing its memory, now frozen, in worker threads: the digest is
+   * ready by the time the last round has been sent instead of after it.
+   */
   private async pause(): Promise<number> {
     const at = performance.now();
     await this.options.hooks?.pause?.();
     this.paused = true;
     this.check();
+    this.digestsAtPause = this.digests.digest(this.cores);
+    this.digestsAtPause.catch((error) => this.fail(error));
     return at;
   }
+
+  private digestsAtPause: Promise<bigint[]> | undefined;
 
   /** Moves every region's dirty log into its sync bitmap; returns the bits taken and the pages now to send. */
   private syncAll(): { taken: number; pages: number } {
