@@ -39,7 +39,10 @@ function waitFor<T extends ChildMessage["type"]>(child: ChildProcess, type: T): 
 export async function migrateCommand(argv: string[]): Promise<number> {
   const { values: o } = parseArgs({ args: argv, options: sourceOptionSpec });
   const main = fileURLToPath(new URL("./main.js", import.meta.url));
-  const child = fork(main, ["listen", "--port", "0", "--once", "--ipc", "--secret", o.secret], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  // The destination holds (and pre-faults) the guest's memory before the source connects, as a
+  // QEMU destination started with -mem-prealloc does; it does so while the source prepares.
+  const args = ["listen", "--port", "0", "--once", "--ipc", "--secret", o.secret, "--size", o.size, "--page-size", o["page-size"]];
+  const child = fork(main, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   try {
     const { port } = await waitFor(child, "listening");
     const received = waitFor(child, "completed");
