@@ -8,7 +8,7 @@ import {
   ENC_GUEST, ENC_PAGE_SHIFT, ENC_FLAGS, ENC_LZ4_TABLE, ENC_CACHE_TAGS, ENC_CACHE_DATA,
   ENC_CACHE_SLOTS, ENC_SNAPSHOT, ENC_STATS, STAT_ZERO, STAT_RAW, STAT_LZ4, STAT_DELTA,
   STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_BYTES, ENCODE_LZ4, ENCODE_DELTA,
-  ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT,
+  ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_FREE_COUNT,
   DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET,
   BATCH_ERR_TRUNCATED_HEADER, BATCH_ERR_PAGE_RANGE, BATCH_ERR_UNKNOWN_TYPE, BATCH_ERR_BAD_LENGTH,
   BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
@@ -81,13 +81,18 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
   const size: u32 = 1 << shift;
   const flags = load<u32>(ctx + ENC_FLAGS);
   const byReference = (flags & ENCODE_RAW_RUNS) != 0 && (flags & ENCODE_DELTA) == 0;
+  const free = <usize>load<u32>(ctx + ENC_FREE_BITMAP);
   memory.fill(ctx + ENC_STATS, 0, 32);
   store<u32>(ctx + ENC_RUN_COUNT, 0);
+  store<u32>(ctx + ENC_FREE_COUNT, 0);
   let op = out;
   for (let i: u32 = 0; i < n; i++) {
     const page = load<u32>(list + (<usize>i << 2));
     const data = guest + (<usize>page << shift);
-    if (isZeroPage(data, size)) {
+    // A page the guest reported free travels as zero, unread (its content does not matter).
+    const hinted = free != 0 && ((atomic.load<u32>(free + (<usize>(page >>> 5) << 2)) >>> (page & 31)) & 1) != 0;
+    if (hinted) store<u32>(ctx + ENC_FREE_COUNT, load<u32>(ctx + ENC_FREE_COUNT) + 1);
+    if (hinted || isZeroPage(data, size)) {
       if (!(flags & ENCODE_SKIP_ZERO)) {
         writeHeader(op, page, RECORD_ZERO, 0);
         op += RECORD_HEADER_BYTES;

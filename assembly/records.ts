@@ -30,6 +30,8 @@ export const STAT_OVERFLOW: usize = 24;
 export const STAT_BYTES: usize = 28;
 export const ENC_RUNS: usize = 64; // u32: room for one (u32 first page, u32 count) per page of a batch
 export const ENC_RUN_COUNT: usize = 68; // u32, out: runs written by the last call
+export const ENC_FREE_BITMAP: usize = 72; // u32: pages the guest reported free (hints), or 0 for none
+export const ENC_FREE_COUNT: usize = 76; // u32, out: hinted-free pages the last call sent as zero unread
 export const ENC_CONTEXT_BYTES: usize = 96;
 
 export const ENCODE_LZ4: u32 = 1;

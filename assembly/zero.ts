@@ -37,3 +37,27 @@ export function zeroCountRange(base: usize, pageShift: u32, first: u32, count: u
   for (let i: u32 = 0; i < count; i++, p += size) zeros += <u32>isZeroPage(p, size);
   return zeros;
 }
+
+/**
+ * Zeroes the guest pages whose bit is set in `free` (pages the guest reported free) and are not
+ * zero already; returns how many it zeroed. Called with the guest paused, so that memory the
+ * engine sent as zero without reading is zero on the source too, and the digests agree.
+ */
+export function zeroFreePages(base: usize, pageShift: u32, free: usize, pageCount: u32): u32 {
+  const size: u32 = 1 << pageShift;
+  let zeroed: u32 = 0;
+  for (let w: u32 = 0; w < (pageCount + 31) >>> 5; w++) {
+    let bits = load<u32>(free + (<usize>w << 2));
+    while (bits != 0) {
+      const page = (w << 5) + ctz(bits);
+      bits &= bits - 1;
+      if (page >= pageCount) break;
+      const p = base + (<usize>page << pageShift);
+      if (!isZeroPage(p, size)) {
+        memory.fill(p, 0, size);
+        zeroed++;
+      }
+    }
+  }
+  return zeroed;
+}

@@ -22,12 +22,15 @@ export const Enc = {
   stats: 32,
   runs: 64,
   runCount: 68,
+  freeBitmap: 72,
+  freeCount: 76,
   bytes: 96,
 } as const;
 
 /** Encoder counters, u32 each from Enc.stats, in this order. */
 export const ENCODE_STAT_NAMES = ["zero", "raw", "lz4", "delta", "unchanged", "cacheMiss", "overflow", "bytes"] as const;
-export type EncodeStats = Record<(typeof ENCODE_STAT_NAMES)[number], number>;
+/** The encoder's counters; `free` counts hinted-free pages among the zero ones. */
+export type EncodeStats = Record<(typeof ENCODE_STAT_NAMES)[number] | "free", number>;
 
 export const Dec = {
   guest: 0,
@@ -82,6 +85,7 @@ export interface CoreExports {
   bitmapClear(bm: number, bytes: number): void;
   zeroClassify(base: number, pageShift: number, list: number, n: number, flags: number): number;
   zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
+  zeroFreePages(base: number, pageShift: number, free: number, pageCount: number): number;
   xxh64(p: number, len: number, seed: bigint): bigint;
   xxh3(p: number, len: number, secret: number): bigint;
   xxh3Chunks(p: number, len: number, chunkBytes: number, first: number, end: number, secret: number, out: number): void;

@@ -20,6 +20,8 @@ export interface EncodingOptions {
   rawRuns?: boolean;
   /** Count zero pages but write no record for them (a first pass to a zeroed destination). */
   skipZero?: boolean;
+  /** Send the pages set in the region's free bitmap (free-page hints) as zero, without reading them. */
+  freePageHints?: boolean;
 }
 
 /** A batch the destination refused: which record, and why. */
@@ -72,6 +74,7 @@ export class Core {
     if (options.delta && this.region.layout.cacheSlots === 0) {
       throw new PagewireError("EOPTION", "delta encoding needs a delta cache: lay the region out with deltaCacheBytes > 0");
     }
+    this.words[this.lane.encodeContext / 4 + Enc.freeBitmap / 4] = options.freePageHints ? this.region.layout.freeBitmap : 0;
     this.words[this.lane.encodeContext / 4 + Enc.flags / 4] =
       (options.lz4 ? ENCODE_LZ4 : 0) | (options.delta ? ENCODE_DELTA : 0) | (options.rawRuns ? ENCODE_RAW_RUNS : 0) | (options.skipZero ? ENCODE_SKIP_ZERO : 0);
   }
@@ -107,6 +110,12 @@ export class Core {
     return new Uint32Array(this.region.memory.buffer, this.lane.runs, count * 2);
   }
 
+  /** Zeroes the guest pages reported free that are not zero (call with the guest paused); returns how many. */
+  zeroFreePages(): number {
+    const { guest, pageShift, freeBitmap, pageCount } = this.region.layout;
+    return this.wasm.zeroFreePages(guest, pageShift, freeBitmap, pageCount);
+  }
+
   /** Clears a bitmap of the region that only this thread writes (sync or aux). */
   clearBitmap(bm: number): void {
     this.wasm.bitmapClear(bm, this.region.layout.bitmapBytes);
@@ -117,6 +126,7 @@ export class Core {
     const base = (this.lane.encodeContext + Enc.stats) / 4;
     const stats = {} as EncodeStats;
     ENCODE_STAT_NAMES.forEach((name, i) => (stats[name] = this.words[base + i]));
+    stats.free = this.words[(this.lane.encodeContext + Enc.freeCount) / 4];
     return stats;
   }
 

@@ -12,9 +12,14 @@ export const MAX_PAGE_SIZE = 65536;
 export const IO_HEADROOM = 64;
 /** Bytes per run at the end of each I/O buffer, for the header of the frame that carries the run. */
 export const RUN_HEADER_SPACE = 32;
+/** Bytes of a workload kernel's state struct. */
+export const WORKLOAD_STATE_BYTES = 256;
 /** The digest hashes a region in pieces of this size (see src/core/digest.ts). */
 export const DIGEST_CHUNK_BYTES = 1 << 20;
-/** Address 0 up to here is never used, so a null pointer can never alias real data. */
+/**
+ * Address 0 up to here holds no data of ours, so a null pointer never aliases any. The workloads
+ * module keeps its constant math tables at 1–5 KiB; every instantiation writes the same bytes.
+ */
 const RESERVED_BYTES = 65536;
 
 export interface LayoutOptions {
@@ -73,6 +78,11 @@ export interface Layout {
   syncBitmap: number;
   /** A spare bitmap for policies and the destination (skip sets, received pages). */
   auxBitmap: number;
+  /** Pages the guest reports free (free-page hints): their content need not travel. */
+  freeBitmap: number;
+  /** The workload kernels' context (32 bytes) and state struct (256 bytes; it travels as device state). */
+  workloadContext: number;
+  workloadState: number;
   cacheSlots: number;
   cacheTags: number;
   cacheData: number;
@@ -131,6 +141,9 @@ export function planLayout(options: LayoutOptions): Layout {
   const dirtyBitmap = take(bitmapBytes);
   const syncBitmap = take(bitmapBytes);
   const auxBitmap = take(bitmapBytes);
+  const freeBitmap = take(bitmapBytes);
+  const workloadContext = take(32);
+  const workloadState = take(WORKLOAD_STATE_BYTES);
   const cacheSlots = Math.floor(deltaCacheBytes / pageSize);
   const cacheTags = take(cacheSlots * 4);
   const cacheData = take(cacheSlots * pageSize, pageSize);
@@ -146,7 +159,7 @@ export function planLayout(options: LayoutOptions): Layout {
   return {
     hashSecret, digestChunks, digestChunkCount, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
-    bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap,
+    bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, workloadContext, workloadState,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,
     memoryPages: totalBytes / WASM_PAGE,
   };

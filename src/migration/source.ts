@@ -43,6 +43,11 @@ export interface SourceOptions {
   compress?: boolean;
   /** Send re-sent pages as deltas (the regions need a delta cache: deltaCacheBytes). */
   delta?: boolean;
+  /**
+   * Use free-page hints: pages the guest marked in the region's free bitmap travel as zero,
+   * unread, and are zeroed here at the pause (the guest said their content does not matter).
+   */
+  freePageHints?: boolean;
   /** Cap on the rate, in bytes per second, over all channels (emulates a slower link). */
   bandwidth?: number;
   hooks?: SourceHooks;
@@ -189,9 +194,10 @@ export class Source extends EventEmitter {
         pauseAt = await this.pause();
       }
       // Round 1: every page that is not zero (the destination starts zeroed).
-      for (const core of this.cores) core.setEncoding({ lz4: compress, delta, rawRuns: true, skipZero: true });
+      const freePageHints = this.options.freePageHints ?? false;
+      for (const core of this.cores) core.setEncoding({ lz4: compress, delta, freePageHints, rawRuns: true, skipZero: true });
       rounds.push(await this.sendRound(1, this.totalPages, !this.policy.live, (i) => this.sendAll(i)));
-      for (const core of this.cores) core.setEncoding({ lz4: compress, delta, rawRuns: true });
+      for (const core of this.cores) core.setEncoding({ lz4: compress, delta, freePageHints, rawRuns: true });
       if (this.policy.live) {
         for (;;) {
           const dirty = this.syncAll();
@@ -233,6 +239,7 @@ export class Source extends EventEmitter {
         "page-size": pageSize,
         "total-pages": this.totalPages,
         duplicate: this.totals.zero,
+        "free-pages": this.totals.free,
         normal: this.totals.raw,
         "normal-bytes": this.totals.raw * pageSize,
         "lz4-pages": this.totals.lz4,
@@ -311,6 +318,7 @@ export class Source extends EventEmitter {
     await this.options.hooks?.pause?.();
     this.paused = true;
     this.check();
+    if (this.options.freePageHints) for (const core of this.cores) core.zeroFreePages();
     this.digestsAtPause = this.digests.digest(this.cores);
     this.digestsAtPause.catch((error) => this.fail(error));
     return at;

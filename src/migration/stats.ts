@@ -26,8 +26,10 @@ export interface MigrationStats {
   "downtime-bytes": number;
   "page-size": number;
   "total-pages": number;
-  /** Zero pages (QEMU: duplicate). */
+  /** Zero pages (QEMU: duplicate), hinted-free pages included. */
   duplicate: number;
+  /** Pages sent as zero without being read, because the guest reported them free. */
+  "free-pages": number;
   /** Pages sent whole, uncompressed. */
   normal: number;
   "normal-bytes": number;
@@ -57,8 +59,10 @@ export class EncodeTotals {
   unchanged = 0;
   cacheMiss = 0;
   overflow = 0;
+  free = 0;
 
   add(s: EncodeStats): void {
+    this.free += s.free;
     this.zero += s.zero;
     this.raw += s.raw;
     this.lz4 += s.lz4;

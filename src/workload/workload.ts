@@ -1,0 +1,147 @@
+// A workload running on guest memory in a worker thread: start it, pause it at a safe point,
+// take its state (the device state a migration carries), and resume it here or elsewhere.
+import { Worker } from "node:worker_threads";
+import type { Region } from "../memory/region.js";
+import type { LayoutOptions } from "../memory/layout.js";
+import { WORKLOAD_STATE_BYTES } from "../memory/layout.js";
+import { PauseControl } from "./pause-control.js";
+import { workerUrl } from "./worker-url.js";
+import { kernelByName, type FreeMode } from "./kernels.js";
+import { PagewireError } from "../errors.js";
+
+/** Slots of the shared counters a workload thread updates after every step. */
+export const Counter = { iterations: 0, steps: 1, lastStepAt: 2, firstStepAt: 3 } as const;
+
+export interface WorkerSetup {
+  memory: WebAssembly.Memory;
+  layout: LayoutOptions;
+  kernel: string;
+  /** Set to initialise the data; absent when resuming from a state. */
+  init?: { seed: number; freeMode: FreeMode };
+  /** Stop once this many iterations are done (0: run until stopped). */
+  stopAt: number;
+  /** Iterations already done (resuming from a state). */
+  startIterations: number;
+  control: SharedArrayBuffer;
+  counters: SharedArrayBuffer;
+}
+
+export interface WorkloadOptions {
+  seed?: number;
+  /** What churn does with freed memory. Default "dirty". */
+  freeMode?: FreeMode;
+  /** Stop after this many iterations (default: run until stop()). */
+  stopAt?: number;
+}
+
+interface StateHeader {
+  format: "pagewire-workload/1";
+  kernel: string;
+  freeMode: FreeMode;
+  iterations: number;
+  /** Wall-clock ms of the last step on the source: the application's downtime starts here. */
+  lastStepAt: number;
+}
+
+export class Workload {
+  private readonly worker: Worker;
+  private readonly control = new PauseControl(1);
+  private readonly counters = new Float64Array(new SharedArrayBuffer(32));
+  /** Resolves once the data is initialised (or the state restored) and stepping begins. */
+  readonly ready: Promise<void>;
+  /** Resolves when the thread has stopped (stopAt reached, or stop()). */
+  readonly done: Promise<void>;
+
+  private constructor(
+    readonly region: Region,
+    readonly kernel: string,
+    readonly freeMode: FreeMode,
+    init: WorkerSetup["init"],
+    stopAt: number,
+    startIterations: number,
+  ) {
+    kernelByName(kernel);
+    const setup: WorkerSetup = {
+      memory: region.memory,
+      layout: region.options,
+      kernel,
+      init,
+      stopAt,
+      startIterations,
+      control: this.control.buffer,
+      counters: this.counters.buffer as SharedArrayBuffer,
+    };
+    this.worker = new Worker(workerUrl("workload-worker", import.meta.url), { workerData: setup });
+    const failed = new Promise<never>((_, reject) => this.worker.once("error", reject));
+    failed.catch(() => undefined);
+    this.ready = Promise.race([new Promise<void>((resolve) => this.worker.once("message", () => resolve())), failed]);
+    this.done = Promise.race([new Promise<void>((resolve) => this.worker.once("exit", () => resolve())), failed]);
+  }
+
+  /** Initialises the kernel's data on the region and starts running it. */
+  static start(region: Region, kernel: string, options: WorkloadOptions = {}): Workload {
+    const freeMode = options.freeMode ?? "dirty";
+    return new Workload(region, kernel, freeMode, { seed: options.seed ?? 1, freeMode }, options.stopAt ?? 0, 0);
+  }
+
+  /** Continues a workload from a state taken by deviceState(), on memory that holds its data. */
+  static resumeFrom(region: Region, deviceState: Uint8Array, options: { stopAt?: number } = {}): { workload: Workload; header: StateHeader } {
+    const header = Workload.parse(deviceState);
+    const state = deviceState.subarray(deviceState.length - WORKLOAD_STATE_BYTES);
+    region.bytes.set(state, region.layout.workloadState);
+    return { workload: new Workload(region, header.kernel, header.freeMode, undefined, options.stopAt ?? 0, header.iterations), header };
+  }
+
+  /** Reads the header of a device state written by deviceState(); throws if it is not one. */
+  static parse(deviceState: Uint8Array): StateHeader {
+    const view = new DataView(deviceState.buffer, deviceState.byteOffset, deviceState.byteLength);
+    const length = deviceState.length >= 4 ? view.getUint32(0, true) : 0;
+    if (deviceState.length !== 4 + length + WORKLOAD_STATE_BYTES) throw new PagewireError("ESTATE", "the device state is not a pagewire workload state");
+    const header = JSON.parse(new TextDecoder().decode(deviceState.subarray(4, 4 + length))) as StateHeader;
+    if (header.format !== "pagewire-workload/1") throw new PagewireError("ESTATE", `unknown workload state format ${header.format}`);
+    kernelByName(header.kernel);
+    return header;
+  }
+
+  get iterations(): number {
+    return this.counters[Counter.iterations];
+  }
+
+  get steps(): number {
+    return this.counters[Counter.steps];
+  }
+
+  /** Wall-clock ms of the first step this thread ran (0 before it). */
+  get firstStepAt(): number {
+    return this.counters[Counter.firstStepAt];
+  }
+
+  get lastStepAt(): number {
+    return this.counters[Counter.lastStepAt];
+  }
+
+  /** Parks the thread at its next safe point (between steps); resolves once it is parked, or has finished. */
+  async pause(): Promise<void> {
+    await Promise.race([this.control.pause(), this.done]);
+  }
+
+  resume(): void {
+    this.control.resume();
+  }
+
+  async stop(): Promise<void> {
+    this.control.stop();
+    await this.done;
+  }
+
+  /** The state that lets the workload continue elsewhere; take it while paused. */
+  deviceState(): Uint8Array {
+    const header: StateHeader = { format: "pagewire-workload/1", kernel: this.kernel, freeMode: this.freeMode, iterations: this.iterations, lastStepAt: this.lastStepAt };
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const out = new Uint8Array(4 + json.length + WORKLOAD_STATE_BYTES);
+    new DataView(out.buffer).setUint32(0, json.length, true);
+    out.set(json, 4);
+    out.set(this.region.bytes.subarray(this.region.layout.workloadState, this.region.layout.workloadState + WORKLOAD_STATE_BYTES), 4 + json.length);
+    return out;
+  }
+}
