@@ -3,10 +3,12 @@
 import { printTable, type Row } from "./report.js";
 import { runCore, coreDefaults, coreQuick } from "./core.js";
 import { runE2e, e2eDefaults, e2eQuick } from "./e2e.js";
+import { runWorkloads, workloadDefaults, workloadQuick } from "./workloads.js";
 
 const SUITES: Record<string, (quick: boolean) => Row[] | Promise<Row[]>> = {
   core: (quick) => runCore(quick ? coreQuick : coreDefaults),
   e2e: (quick) => runE2e(quick ? e2eQuick : e2eDefaults),
+  workloads: (quick) => runWorkloads(quick ? workloadQuick : workloadDefaults),
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -6,6 +6,16 @@ import { Region } from "../memory/region.js";
 import { regionPages } from "./guest.js";
 import { parseSize, formatBytes } from "./units.js";
 import { destinationTable } from "./render.js";
+import { Workload } from "../workload/workload.js";
+
+function isWorkloadState(state: Uint8Array): boolean {
+  try {
+    Workload.parse(state);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const LISTEN_HELP = `pagewire listen [options]     receive migrations (the destination)
   --port N          TCP port (default 7420; 0 picks a free one)
@@ -17,6 +27,8 @@ export const LISTEN_HELP = `pagewire listen [options]     receive migrations (th
   --once            exit after one migration (status 0 if it completed)
   --sha256          print a SHA-256 of the received memory, to check it against the source
                     independently of the protocol's own digest
+  --run-seconds S   a migrated workload continues here; with --once, measure it for S seconds
+                    (default 2), then stop
   --json            print results as JSON lines`;
 
 function sha256(regions: Region[]): string {
@@ -38,8 +50,10 @@ export async function listenCommand(argv: string[]): Promise<number> {
       sha256: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       ipc: { type: "boolean", default: false },
+      "run-seconds": { type: "string", default: "2" },
     },
   });
+  let continued: Promise<void> = Promise.resolve();
   const pageSize = parseSize(o["page-size"]);
   const regions = o.size ? regionPages(parseSize(o.size), pageSize).map((pageCount) => Region.create({ pageSize, pageCount })) : undefined;
   regions?.forEach((r) => r.prefault());
@@ -52,8 +66,26 @@ export async function listenCommand(argv: string[]): Promise<number> {
     regions,
     zeroed: true,
     hooks: {
-      resume: (state) => {
-        if (!o.json && !o.ipc) process.stdout.write(`guest resumed here with ${formatBytes(state.length)} of device state\n`);
+      resume: (state, regions) => {
+        if (!isWorkloadState(state)) {
+          if (!o.json && !o.ipc) process.stdout.write(`guest resumed here with ${formatBytes(state.length)} of device state\n`);
+          return;
+        }
+        // A workload: it keeps computing here, from the state it had when the source paused it.
+        const { workload, header } = Workload.resumeFrom(regions[0], state);
+        if (!o.json && !o.ipc) process.stdout.write(`workload ${header.kernel} resumed here at iteration ${header.iterations}\n`);
+        continued = (async () => {
+          if (!o.once) return;
+          await workload.ready;
+          while (workload.firstStepAt === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+          const start = { iterations: workload.iterations, at: performance.now() };
+          await new Promise((resolve) => setTimeout(resolve, Number(o["run-seconds"]) * 1000));
+          const rate = ((workload.iterations - start.iterations) * 1000) / (performance.now() - start.at);
+          const message = { type: "workload", kernel: header.kernel, firstStepAt: workload.firstStepAt, after: rate, iterations: workload.iterations };
+          await workload.stop();
+          report(message);
+          if (!o.json && !o.ipc) process.stdout.write(`workload ${header.kernel}: ${rate.toFixed(1)} iterations/s here\n`);
+        })();
       },
     },
   });
@@ -71,6 +103,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
       report({ type: "completed", stats: received.stats, migrationId: received.migrationId, sha256: digest, deviceState: Buffer.from(received.deviceState).toString("base64") });
       if (!o.json && !o.ipc) process.stdout.write(`migration completed\n${destinationTable(received)}\n${digest ? `  sha256  ${digest}\n` : ""}`);
       if (o.once) {
+        await continued;
         await listener.close();
         return 0;
       }

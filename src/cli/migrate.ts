@@ -10,7 +10,12 @@ import { PagewireError } from "../errors.js";
 export const MIGRATE_HELP = `pagewire migrate [options]     migrate a guest between two processes on this host
 ${GUEST_HELP}`;
 
-type ChildMessage = { type: "listening"; port: number } | { type: "completed"; stats: object; sha256?: string } | { type: "failed"; message: string } | { type: "refused"; message: string };
+type ChildMessage =
+  | { type: "listening"; port: number }
+  | { type: "completed"; stats: object; sha256?: string }
+  | { type: "workload"; firstStepAt: number; after: number }
+  | { type: "failed"; message: string }
+  | { type: "refused"; message: string };
 
 function waitFor<T extends ChildMessage["type"]>(child: ChildProcess, type: T): Promise<Extract<ChildMessage, { type: T }>> {
   return new Promise((resolve, reject) => {
@@ -47,9 +52,16 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     const { port } = await waitFor(child, "listening");
     const received = waitFor(child, "completed");
     received.catch(() => undefined);
+    const continued = o.workload ? waitFor(child, "workload") : undefined;
+    continued?.catch(() => undefined);
     const result = await runSource("127.0.0.1", port, o);
     const destination = await received;
-    if (o.json) process.stdout.write(JSON.stringify({ source: result.stats, destination: destination.stats }, null, 2) + "\n");
+    if (continued && result.workload) {
+      const there = await continued;
+      result.workload.after = there.after;
+      result.workload.firstStepAt = there.firstStepAt;
+    }
+    if (o.json) process.stdout.write(JSON.stringify({ source: result.stats, destination: destination.stats, workload: result.workload }, null, 2) + "\n");
     else printSource(result);
     return 0;
   } finally {

@@ -3,6 +3,7 @@ import type { Progress } from "../migration/source.js";
 import type { MigrationStats } from "../migration/stats.js";
 import type { Received } from "../migration/destination.js";
 import { formatBytes, formatCount, formatMs } from "./units.js";
+import type { WorkloadReport } from "./source-run.js";
 
 export class ProgressLine {
   private readonly live: boolean;
@@ -68,4 +69,16 @@ export function destinationTable(r: Received): string {
     ["digest check", formatMs(r.stats["verify-time"])],
     ["device state", formatBytes(r.stats["device-state-bytes"])],
   ]);
+}
+
+export function workloadTable(w: WorkloadReport, s: MigrationStats): string {
+  const rate = (x: number | undefined) => (x === undefined ? "?" : `${x.toFixed(1)} iterations/s`);
+  const appDowntime = w.firstStepAt !== undefined ? formatMs(w.firstStepAt - w.lastStepAt) : "?";
+  return `  what the application saw (${w.kernel})\n${table([
+    ["before the migration", rate(w.before)],
+    ["during the migration", `${rate(w.during)}${w.before > 0 ? ` (${((100 * w.during) / w.before).toFixed(0)}% of before)` : ""}`],
+    ["after, on the destination", rate(w.after)],
+    ["paused at iteration", formatCount(w.pausedAt)],
+    ["downtime it saw", `${appDowntime} (last step here to first step there; the engine measured ${formatMs(s.downtime)})`],
+  ])}`;
 }

@@ -6,6 +6,10 @@ import { PagewireError } from "../errors.js";
 export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; over 2g it spans several regions)
   --page-size N         page size (default 4096)
   --dirty-rate N        pages per second that writer threads dirty during the migration (default 0)
+  --workload NAME       run an HPC kernel on the guest instead: stencil, cg, fft, sort, ep, churn;
+                        the destination continues it from the transferred state
+  --free-mode MODE      churn: freed memory left dirty, zeroed, or hinted free (dirty|zero|hint)
+  --warmup-seconds S    measure the guest's rate for S seconds before migrating (default 1)
   --channels N          TCP channels (default 1)
   --policy NAME         stop-copy | precopy (default precopy)
   --downtime-limit MS   precopy: stop iterating when the rest fits in this pause (default 300)

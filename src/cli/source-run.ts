@@ -4,9 +4,14 @@ import { Source } from "../migration/source.js";
 import type { MigrationStats } from "../migration/stats.js";
 import { policyByName } from "../policy/index.js";
 import { parseRate } from "../transport/token-bucket.js";
-import { createGuest, startWriters } from "./guest.js";
+import { createGuest, startWriters, regionPages, REGION_BYTES } from "./guest.js";
+import { Region } from "../memory/region.js";
+import type { SourceHooks } from "../migration/source.js";
+import { Workload } from "../workload/workload.js";
+import { KERNELS, FREE_MODES, kernelByName, type FreeMode } from "../workload/kernels.js";
+import { PagewireError } from "../errors.js";
 import { parseSize, formatBytes } from "./units.js";
-import { ProgressLine, progressText, sourceTable } from "./render.js";
+import { ProgressLine, progressText, sourceTable, workloadTable } from "./render.js";
 
 export const sourceOptionSpec = {
   size: { type: "string", default: "1g" },
@@ -23,27 +28,43 @@ export const sourceOptionSpec = {
   secret: { type: "string", default: "" },
   seed: { type: "string", default: "1" },
   json: { type: "boolean", default: false },
+  workload: { type: "string" },
+  "free-mode": { type: "string", default: "dirty" },
+  "warmup-seconds": { type: "string", default: "1" },
 } as const;
 
-export async function runSource(host: string, port: number, o: Record<string, string | boolean | undefined>): Promise<{ stats: MigrationStats; guestBytes: number }> {
+/** What the application saw, for a migration of a workload. */
+export interface WorkloadReport {
+  kernel: string;
+  /** Iterations per second before and after the migration (after: on the destination). */
+  before: number;
+  after?: number;
+  /** Iterations per second during the migration, from its steps (iterations can be longer than a migration). */
+  during: number;
+  /** Wall-clock ms of the last step on the source, and of the first on the destination. */
+  lastStepAt: number;
+  firstStepAt?: number;
+  /** Iterations done on the source when it paused. */
+  pausedAt: number;
+}
+
+export async function runSource(host: string, port: number, o: Record<string, string | boolean | undefined>): Promise<{ stats: MigrationStats; guestBytes: number; workload?: WorkloadReport }> {
   const line = new ProgressLine();
   const quiet = o.json === true;
   const size = parseSize(String(o.size));
   const pageSize = parseSize(String(o["page-size"]));
   const seed = Number(o.seed);
   const prepareStart = performance.now();
-  const regions = createGuest(
-    { size, pageSize, deltaCacheBytes: o.delta ? parseSize(String(o["delta-cache"])) : 0, seed },
-    (f) => line.show(`preparing a ${formatBytes(size)} guest of mixed pages: ${(f * 100).toFixed(0)}%`),
-  );
-  if (!quiet) line.log(`guest: ${formatBytes(size)} in ${regions.length} region(s), prepared in ${((performance.now() - prepareStart) / 1000).toFixed(1)} s`);
-  const writers = startWriters(regions, Number(o["dirty-rate"]), seed);
-  if (writers.length && !quiet) line.log(`writer threads dirty ${Number(o["dirty-rate"]).toLocaleString("en-US")} pages/s while the migration runs`);
+  const guest = o.workload
+    ? await startWorkloadGuest({ size, pageSize, seed, kernel: String(o.workload), freeMode: String(o["free-mode"]), deltaCacheBytes: o.delta ? parseSize(String(o["delta-cache"])) : 0 })
+    : startSyntheticGuest({ size, pageSize, seed, dirtyRate: Number(o["dirty-rate"]), deltaCacheBytes: o.delta ? parseSize(String(o["delta-cache"])) : 0 }, (f) => line.show(`preparing a ${formatBytes(size)} guest of mixed pages: ${(f * 100).toFixed(0)}%`));
+  if (!quiet) line.log(`guest: ${formatBytes(size)} in ${guest.regions.length} region(s), prepared in ${((performance.now() - prepareStart) / 1000).toFixed(1)} s; ${guest.describe}`);
+  const before = await guest.rate(Number(o["warmup-seconds"]) * 1000, (r) => !quiet && line.show(`${guest.describe}: ${r.toFixed(1)} iterations/s before the migration`));
   const policy = policyByName(String(o.policy), { "downtime-limit": o["downtime-limit"] as string | undefined, "max-rounds": o["max-rounds"] as string | undefined });
   const cancel = new AbortController();
   const abort = () => cancel.abort();
   process.once("SIGINT", abort);
-  const source = new Source(regions, {
+  const source = new Source(guest.regions, {
     signal: cancel.signal,
     host,
     port,
@@ -52,25 +73,93 @@ export async function runSource(host: string, port: number, o: Record<string, st
     policy,
     compress: o.compress === true,
     delta: o.delta === true,
+    freePageHints: o["free-mode"] === "hint",
     bandwidth: o.bandwidth ? parseRate(String(o.bandwidth)) : undefined,
-    hooks: {
-      pause: () => Promise.all(writers.map((w) => w.pause())).then(() => undefined),
-      resume: () => writers.forEach((w) => w.resume()),
-      deviceState: () => new TextEncoder().encode(JSON.stringify({ writer: "dirty-writer", seed, written: writers.map((w) => w.written) })),
-    },
+    hooks: guest.hooks,
   });
   source.on("progress", (p) => !quiet && line.show(progressText(p)));
   source.on("round", (r) => !quiet && line.log(`round ${r.round}${r.final ? " (paused)" : ""}: ${r.pages.toLocaleString("en-US")} pages, ${formatBytes(r.bytes)} in ${r.ms.toFixed(0)} ms`));
+  const startedAt = guest.progress();
   try {
     const stats = await source.migrate();
     line.done();
-    return { stats, guestBytes: size };
+    const ended = guest.progress();
+    // Steps are a fixed share of an iteration: their rate, scaled by steps per iteration measured before.
+    const stepsPerIteration = startedAt.iterations > 0 ? startedAt.steps / startedAt.iterations : 1;
+    const during = ((ended.steps - startedAt.steps) * 1000) / stepsPerIteration / Math.max(1, ended.at - startedAt.at);
+    const workload = guest.workload ? { kernel: String(o.workload), before, during, lastStepAt: guest.workload.lastStepAt, pausedAt: guest.workload.iterations } : undefined;
+    return { stats, guestBytes: size, workload };
   } finally {
     process.off("SIGINT", abort);
-    await Promise.all(writers.map((w) => w.stop()));
+    await guest.stop();
   }
 }
 
-export function printSource(result: { stats: MigrationStats; guestBytes: number }): void {
+interface RunningGuest {
+  regions: Region[];
+  describe: string;
+  hooks: SourceHooks;
+  workload?: Workload;
+  /** Iterations (or pages written) and steps so far, and when. */
+  progress(): { iterations: number; steps: number; at: number };
+  /** Measures the rate over `ms`, showing it as it goes. */
+  rate(ms: number, show: (perSecond: number) => void): Promise<number>;
+  stop(): Promise<void>;
+}
+
+async function measure(progress: () => { iterations: number; steps: number; at: number }, ms: number, show: (perSecond: number) => void): Promise<number> {
+  const start = progress();
+  let last = start;
+  while (last.at - start.at < ms) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(250, ms)));
+    last = progress();
+    show(((last.iterations - start.iterations) * 1000) / Math.max(1, last.at - start.at));
+  }
+  return ((last.iterations - start.iterations) * 1000) / Math.max(1, last.at - start.at);
+}
+
+function startSyntheticGuest(o: { size: number; pageSize: number; seed: number; dirtyRate: number; deltaCacheBytes: number }, onProgress: (f: number) => void): RunningGuest {
+  const regions = createGuest({ size: o.size, pageSize: o.pageSize, deltaCacheBytes: o.deltaCacheBytes, seed: o.seed }, onProgress);
+  const writers = startWriters(regions, o.dirtyRate, o.seed);
+  const progress = () => {
+    const written = writers.reduce((s, w) => s + w.written, 0);
+    return { iterations: written, steps: written, at: performance.now() };
+  };
+  return {
+    regions,
+    describe: writers.length ? `writer threads dirty ${o.dirtyRate.toLocaleString("en-US")} pages/s` : "no writers",
+    hooks: {
+      pause: () => Promise.all(writers.map((w) => w.pause())).then(() => undefined),
+      resume: () => writers.forEach((w) => w.resume()),
+      deviceState: () => new TextEncoder().encode(JSON.stringify({ writer: "dirty-writer", seed: o.seed, written: writers.map((w) => w.written) })),
+    },
+    progress,
+    rate: (ms, show) => (writers.length ? measure(progress, ms, show) : Promise.resolve(0)),
+    stop: () => Promise.all(writers.map((w) => w.stop())).then(() => undefined),
+  };
+}
+
+async function startWorkloadGuest(o: { size: number; pageSize: number; seed: number; kernel: string; freeMode: string; deltaCacheBytes: number }): Promise<RunningGuest> {
+  kernelByName(o.kernel);
+  if (!(FREE_MODES as readonly string[]).includes(o.freeMode)) throw new PagewireError("EOPTION", `--free-mode must be one of ${FREE_MODES.join(", ")}`);
+  const pages = regionPages(o.size, o.pageSize);
+  if (pages.length > 1) throw new PagewireError("EOPTION", `a workload runs in one region: --size at most ${formatBytes(REGION_BYTES)}`);
+  const region = Region.create({ pageSize: o.pageSize, pageCount: pages[0], deltaCacheBytes: o.deltaCacheBytes });
+  const workload = Workload.start(region, o.kernel, { seed: o.seed, freeMode: o.freeMode as FreeMode });
+  await workload.ready;
+  const progress = () => ({ iterations: workload.iterations, steps: workload.steps, at: performance.now() });
+  return {
+    regions: [region],
+    workload,
+    describe: `workload ${o.kernel}: ${KERNELS[o.kernel].describe}`,
+    hooks: { pause: () => workload.pause(), resume: () => workload.resume(), deviceState: () => workload.deviceState() },
+    progress,
+    rate: (ms, show) => measure(progress, ms, show),
+    stop: () => workload.stop(),
+  };
+}
+
+export function printSource(result: { stats: MigrationStats; guestBytes: number; workload?: WorkloadReport }): void {
   process.stdout.write(`\nmigration completed\n${sourceTable(result.stats, result.guestBytes)}\n`);
+  if (result.workload) process.stdout.write(`\n${workloadTable(result.workload, result.stats)}\n`);
 }
