@@ -1,5 +1,6 @@
 // The public API of pagewire (re-exports only).
 export { Region } from "./memory/region.js";
+export { ExternalMemory, type GuestBuffer } from "./memory/external.js";
 export { planLayout, type Layout, type LayoutOptions, type LaneLayout } from "./memory/layout.js";
 export { fillPage, mixedClass, PAGE_CLASSES, type PageClass } from "./memory/content.js";
 export { Core, DecodeError, type EncodingOptions } from "./core/core.js";
@@ -10,6 +11,8 @@ export type { MigrationStats, RoundReport } from "./migration/stats.js";
 export * from "./policy/index.js";
 export { PauseControl, safePoint } from "./workload/pause-control.js";
 export { DirtyWriter } from "./workload/dirty-writer.js";
+export { Workload, type WorkloadOptions } from "./workload/workload.js";
+export { KERNELS, FREE_MODES, type FreeMode } from "./workload/kernels.js";
 export { TokenBucket, parseRate } from "./transport/token-bucket.js";
 export { PagewireError } from "./errors.js";
 export { WireError } from "./wire/errors.js";

@@ -28,6 +28,8 @@ export interface SourceHooks {
   resume?(): void | Promise<void>;
   /** The embedder's CPU and device state, taken after pause(); at most 256 MiB. */
   deviceState?(): Uint8Array | Promise<Uint8Array>;
+  /** Called before every dirty sync (the paused one too): where an ExternalMemory flushes. */
+  beforeSync?(): void;
 }
 
 export interface SourceOptions {
@@ -328,6 +330,7 @@ export class Source extends EventEmitter {
 
   /** Moves every region's dirty log into its sync bitmap; returns the bits taken and the pages now to send. */
   private syncAll(): { taken: number; pages: number } {
+    this.options.hooks?.beforeSync?.();
     let taken = 0;
     let pages = 0;
     for (const core of this.cores) {

@@ -1,0 +1,67 @@
+// For embedders whose guest memory is their own ArrayBuffer or WebAssembly.Memory (an emulator,
+// a WebAssembly runtime): the engine works on a copy in a Region. The embedder marks pages dirty
+// after writing its memory, with the same call as Region.markDirty; flush() copies the marked
+// pages into the region, a run of consecutive pages at a time, and only then marks them in the
+// region's dirty log (so the rule "mark after the write" holds for the copy too).
+import type { Region } from "./region.js";
+import { PagewireError } from "../errors.js";
+
+export type GuestBuffer = ArrayBuffer | SharedArrayBuffer | WebAssembly.Memory;
+
+export class ExternalMemory {
+  private readonly pending: Int32Array;
+
+  constructor(
+    private readonly memory: GuestBuffer,
+    readonly region: Region,
+  ) {
+    const bytes = region.pageCount * region.pageSize;
+    if (this.view().length < bytes) throw new PagewireError("EOPTION", `the guest's memory holds ${this.view().length} bytes, less than the region's ${bytes}`);
+    // Shared, so the embedder's threads can mark pages too.
+    this.pending = new Int32Array(new SharedArrayBuffer(Math.ceil(region.pageCount / 32) * 4));
+  }
+
+  /** The embedder's bytes, seen afresh (a WebAssembly.Memory's buffer changes when it grows). */
+  private view(): Uint8Array {
+    return new Uint8Array(this.memory instanceof WebAssembly.Memory ? this.memory.buffer : this.memory);
+  }
+
+  /** Records that the embedder wrote pages [first, first + count); call it after the write. */
+  markDirty(first: number, count = 1): void {
+    for (let p = first; p < first + count; p++) Atomics.or(this.pending, p >>> 5, 1 << (p & 31));
+  }
+
+  /** Copies every page into the region (before a migration starts). */
+  copyAll(): void {
+    this.region.pages(0, this.region.pageCount).set(this.view().subarray(0, this.region.pageCount * this.region.pageSize));
+  }
+
+  /** Copies the pages marked since the last flush into the region and marks them there; returns how many. */
+  flush(): number {
+    const source = this.view();
+    const { pageSize, pageCount } = this.region;
+    let copied = 0;
+    let runStart = -1;
+    const copyRun = (end: number) => {
+      this.region.pages(runStart, end - runStart).set(source.subarray(runStart * pageSize, end * pageSize));
+      this.region.markDirty(runStart, end - runStart);
+      copied += end - runStart;
+      runStart = -1;
+    };
+    for (let w = 0; w < this.pending.length; w++) {
+      // Swap-and-clear: a mark made during the copy lands in this flush or the next.
+      let bits = this.pending[w] === 0 ? 0 : Atomics.exchange(this.pending, w, 0);
+      for (let b = 0; b < 32; b++, bits >>>= 1) {
+        const page = w * 32 + b;
+        if (page >= pageCount) break;
+        if (bits & 1) {
+          if (runStart < 0) runStart = page;
+        } else if (runStart >= 0) {
+          copyRun(page);
+        }
+      }
+    }
+    if (runStart >= 0) copyRun(pageCount);
+    return copied;
+  }
+}
