@@ -26,7 +26,7 @@ export const workloadQuick: WorkloadBenchOptions = { bytes: 64 << 20, warmupSeco
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Distinct pages dirtied per second, and the LZ4 ratio of the memory (zero pages included). */
-async function alone(kernel: string, o: WorkloadBenchOptions): Promise<{ dirtyPerSecond: number; ratio: number; iterationsPerSecond: number }> {
+async function alone(kernel: string, o: WorkloadBenchOptions): Promise<{ dirtyPerSecond: number; ratio: number; stepsPerSecond: number }> {
   const region = Region.create({ pageCount: o.bytes / 4096 });
   const core = new Core(region);
   const workload = Workload.start(region, kernel);
@@ -34,11 +34,11 @@ async function alone(kernel: string, o: WorkloadBenchOptions): Promise<{ dirtyPe
   await sleep(o.warmupSeconds * 1000);
   core.syncDirty();
   core.clearBitmap(region.layout.syncBitmap);
-  const start = { at: performance.now(), iterations: workload.iterations };
+  const start = { at: performance.now(), steps: workload.steps };
   await sleep(1000);
   const dirty = core.syncDirty();
   const seconds = (performance.now() - start.at) / 1000;
-  const iterationsPerSecond = (workload.iterations - start.iterations) / seconds;
+  const stepsPerSecond = (workload.steps - start.steps) / seconds;
   await workload.pause();
   core.setEncoding({ lz4: true });
   const out = region.layout.ioBuffers[0] + IO_HEADROOM;
@@ -49,7 +49,7 @@ async function alone(kernel: string, o: WorkloadBenchOptions): Promise<{ dirtyPe
     encoded += core.encode(n, out);
   }
   await workload.stop();
-  return { dirtyPerSecond: dirty / seconds, ratio: (region.pageCount * 4096) / encoded, iterationsPerSecond };
+  return { dirtyPerSecond: dirty / seconds, ratio: (region.pageCount * 4096) / encoded, stepsPerSecond };
 }
 
 interface MigrateJson {
@@ -69,14 +69,14 @@ export async function runWorkloads(o: WorkloadBenchOptions): Promise<Row[]> {
     const w = m.workload;
     const name = (what: string) => `${kernel}: ${what}`;
     rows.push(
-      { suite: "workloads", name: name("distinct pages dirtied per second, alone"), value: a.dirtyPerSecond, unit: "pages/s", note: `${a.iterationsPerSecond.toFixed(1)} iterations/s; at most ${o.bytes / 4096} (every page)` },
+      { suite: "workloads", name: name("distinct pages dirtied per second, alone"), value: a.dirtyPerSecond, unit: "pages/s", note: `${a.stepsPerSecond.toFixed(0)} steps/s; at most ${o.bytes / 4096} (every page)` },
       { suite: "workloads", name: name("LZ4 ratio of its memory"), value: a.ratio, unit: "x" },
       { suite: "workloads", name: name("pre-copy rounds"), value: m.source.rounds.length, unit: "", note: m.source.policy["stop-reason"] },
       { suite: "workloads", name: name("bytes sent / memory"), value: m.source.transferred / o.bytes, unit: "x" },
       { suite: "workloads", name: name("total time"), value: m.source["total-time"], unit: "ms" },
       { suite: "workloads", name: name("downtime, engine"), value: m.source.downtime, unit: "ms" },
       { suite: "workloads", name: name("downtime, as the application saw it"), value: w.firstStepAt ? w.firstStepAt - w.lastStepAt : NaN, unit: "ms" },
-      { suite: "workloads", name: name("rate during migration / before"), value: w.before > 0 ? w.during / w.before : NaN, unit: "x", note: `${w.before.toFixed(1)} → ${w.during.toFixed(1)} → ${w.after?.toFixed(1) ?? "?"} iterations/s (before, during, after on the destination)` },
+      { suite: "workloads", name: name("rate during migration / before"), value: w.before > 0 ? w.during / w.before : NaN, unit: "x", note: `${w.before.toFixed(0)} → ${w.during.toFixed(0)} → ${w.after?.toFixed(0) ?? "?"} steps/s (before, during, after on the destination)` },
     );
   }
   return rows;

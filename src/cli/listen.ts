@@ -78,13 +78,13 @@ export async function listenCommand(argv: string[]): Promise<number> {
           if (!o.once) return;
           await workload.ready;
           while (workload.firstStepAt === 0) await new Promise((resolve) => setTimeout(resolve, 1));
-          const start = { iterations: workload.iterations, at: performance.now() };
+          const start = { steps: workload.steps, at: performance.now() };
           await new Promise((resolve) => setTimeout(resolve, Number(o["run-seconds"]) * 1000));
-          const rate = ((workload.iterations - start.iterations) * 1000) / (performance.now() - start.at);
+          const rate = ((workload.steps - start.steps) * 1000) / (performance.now() - start.at);
           const message = { type: "workload", kernel: header.kernel, firstStepAt: workload.firstStepAt, after: rate, iterations: workload.iterations };
           await workload.stop();
           report(message);
-          if (!o.json && !o.ipc) process.stdout.write(`workload ${header.kernel}: ${rate.toFixed(1)} iterations/s here\n`);
+          if (!o.json && !o.ipc) process.stdout.write(`workload ${header.kernel}: ${rate.toFixed(1)} steps/s here\n`);
         })();
       },
     },

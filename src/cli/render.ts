@@ -72,7 +72,7 @@ export function destinationTable(r: Received): string {
 }
 
 export function workloadTable(w: WorkloadReport, s: MigrationStats): string {
-  const rate = (x: number | undefined) => (x === undefined ? "?" : `${x.toFixed(1)} iterations/s`);
+  const rate = (x: number | undefined) => (x === undefined ? "?" : `${x.toFixed(1)} steps/s`);
   const appDowntime = w.firstStepAt !== undefined ? formatMs(w.firstStepAt - w.lastStepAt) : "?";
   return `  what the application saw (${w.kernel})\n${table([
     ["before the migration", rate(w.before)],

@@ -33,14 +33,17 @@ export const sourceOptionSpec = {
   "warmup-seconds": { type: "string", default: "1" },
 } as const;
 
-/** What the application saw, for a migration of a workload. */
+/**
+ * What the application saw, for a migration of a workload. Rates are in steps per second: a step is
+ * a kernel's fixed unit of work (a plane, a row, a chunk of rows), shorter than an iteration, which
+ * at 1 GiB can outlast a whole migration.
+ */
 export interface WorkloadReport {
   kernel: string;
-  /** Iterations per second before and after the migration (after: on the destination). */
+  /** Steps per second before the migration, during it, and after it on the destination. */
   before: number;
-  after?: number;
-  /** Iterations per second during the migration, from its steps (iterations can be longer than a migration). */
   during: number;
+  after?: number;
   /** Wall-clock ms of the last step on the source, and of the first on the destination. */
   lastStepAt: number;
   firstStepAt?: number;
@@ -59,7 +62,7 @@ export async function runSource(host: string, port: number, o: Record<string, st
     ? await startWorkloadGuest({ size, pageSize, seed, kernel: String(o.workload), freeMode: String(o["free-mode"]), deltaCacheBytes: o.delta ? parseSize(String(o["delta-cache"])) : 0 })
     : startSyntheticGuest({ size, pageSize, seed, dirtyRate: Number(o["dirty-rate"]), deltaCacheBytes: o.delta ? parseSize(String(o["delta-cache"])) : 0 }, (f) => line.show(`preparing a ${formatBytes(size)} guest of mixed pages: ${(f * 100).toFixed(0)}%`));
   if (!quiet) line.log(`guest: ${formatBytes(size)} in ${guest.regions.length} region(s), prepared in ${((performance.now() - prepareStart) / 1000).toFixed(1)} s; ${guest.describe}`);
-  const before = await guest.rate(Number(o["warmup-seconds"]) * 1000, (r) => !quiet && line.show(`${guest.describe}: ${r.toFixed(1)} iterations/s before the migration`));
+  const before = await guest.rate(Number(o["warmup-seconds"]) * 1000, (r) => !quiet && line.show(`${guest.describe}: ${r.toFixed(1)} ${guest.unit}/s before the migration`));
   const policy = policyByName(String(o.policy), { "downtime-limit": o["downtime-limit"] as string | undefined, "max-rounds": o["max-rounds"] as string | undefined });
   const cancel = new AbortController();
   const abort = () => cancel.abort();
@@ -77,16 +80,23 @@ export async function runSource(host: string, port: number, o: Record<string, st
     bandwidth: o.bandwidth ? parseRate(String(o.bandwidth)) : undefined,
     hooks: guest.hooks,
   });
-  source.on("progress", (p) => !quiet && line.show(progressText(p)));
+  let lastSample = guest.progress();
+  let guestRate = before;
+  source.on("progress", (p) => {
+    const now = guest.progress();
+    if (now.at - lastSample.at >= 200) {
+      guestRate = ((now.steps - lastSample.steps) * 1000) / (now.at - lastSample.at);
+      lastSample = now;
+    }
+    if (!quiet) line.show(`${progressText(p)} · guest ${guestRate.toFixed(1)} ${guest.unit}/s`);
+  });
   source.on("round", (r) => !quiet && line.log(`round ${r.round}${r.final ? " (paused)" : ""}: ${r.pages.toLocaleString("en-US")} pages, ${formatBytes(r.bytes)} in ${r.ms.toFixed(0)} ms`));
   const startedAt = guest.progress();
   try {
     const stats = await source.migrate();
     line.done();
     const ended = guest.progress();
-    // Steps are a fixed share of an iteration: their rate, scaled by steps per iteration measured before.
-    const stepsPerIteration = startedAt.iterations > 0 ? startedAt.steps / startedAt.iterations : 1;
-    const during = ((ended.steps - startedAt.steps) * 1000) / stepsPerIteration / Math.max(1, ended.at - startedAt.at);
+    const during = ((ended.steps - startedAt.steps) * 1000) / Math.max(1, ended.at - startedAt.at);
     const workload = guest.workload ? { kernel: String(o.workload), before, during, lastStepAt: guest.workload.lastStepAt, pausedAt: guest.workload.iterations } : undefined;
     return { stats, guestBytes: size, workload };
   } finally {
@@ -98,6 +108,8 @@ export async function runSource(host: string, port: number, o: Record<string, st
 interface RunningGuest {
   regions: Region[];
   describe: string;
+  /** What progress counts: steps of a kernel, or pages written. */
+  unit: string;
   hooks: SourceHooks;
   workload?: Workload;
   /** Iterations (or pages written) and steps so far, and when. */
@@ -113,9 +125,9 @@ async function measure(progress: () => { iterations: number; steps: number; at: 
   while (last.at - start.at < ms) {
     await new Promise((resolve) => setTimeout(resolve, Math.min(250, ms)));
     last = progress();
-    show(((last.iterations - start.iterations) * 1000) / Math.max(1, last.at - start.at));
+    show(((last.steps - start.steps) * 1000) / Math.max(1, last.at - start.at));
   }
-  return ((last.iterations - start.iterations) * 1000) / Math.max(1, last.at - start.at);
+  return ((last.steps - start.steps) * 1000) / Math.max(1, last.at - start.at);
 }
 
 function startSyntheticGuest(o: { size: number; pageSize: number; seed: number; dirtyRate: number; deltaCacheBytes: number }, onProgress: (f: number) => void): RunningGuest {
@@ -128,6 +140,7 @@ function startSyntheticGuest(o: { size: number; pageSize: number; seed: number; 
   return {
     regions,
     describe: writers.length ? `writer threads dirty ${o.dirtyRate.toLocaleString("en-US")} pages/s` : "no writers",
+    unit: "pages",
     hooks: {
       pause: () => Promise.all(writers.map((w) => w.pause())).then(() => undefined),
       resume: () => writers.forEach((w) => w.resume()),
@@ -152,6 +165,7 @@ async function startWorkloadGuest(o: { size: number; pageSize: number; seed: num
     regions: [region],
     workload,
     describe: `workload ${o.kernel}: ${KERNELS[o.kernel].describe}`,
+    unit: "steps",
     hooks: { pause: () => workload.pause(), resume: () => workload.resume(), deviceState: () => workload.deviceState() },
     progress,
     rate: (ms, show) => measure(progress, ms, show),

@@ -43,9 +43,13 @@ export const FrameType = {
   pageRequest: 0x33,
 } as const;
 export type FrameTypeName = keyof typeof FrameType;
-export const FRAME_NAMES: Record<number, FrameTypeName> = Object.fromEntries(
-  Object.entries(FrameType).map(([name, code]) => [code, name as FrameTypeName]),
-);
+
+/** Name by code, for a table of codes by name. */
+function namesByCode<T extends Record<string, number>>(codes: T): Record<number, keyof T> {
+  return Object.fromEntries(Object.entries(codes).map(([name, code]) => [code, name]));
+}
+
+export const FRAME_NAMES = namesByCode(FrameType);
 
 /** Fixed bytes at the start of a frame's payload that the reader needs before it can place the rest. */
 export const PAGES_PREFIX_BYTES = 8; // u16 region, u16 reserved, u32 round
@@ -70,9 +74,7 @@ export const Reason = {
   connection: 15,
 } as const;
 export type ReasonName = keyof typeof Reason;
-export const REASON_NAMES: Record<number, ReasonName> = Object.fromEntries(
-  Object.entries(Reason).map(([name, code]) => [code, name as ReasonName]),
-);
+export const REASON_NAMES = namesByCode(Reason);
 
 /** Encodings a source may use; the destination accepts any of them. */
 export const Encoding = { lz4: 1, delta: 2 } as const;
