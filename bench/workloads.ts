@@ -28,6 +28,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Distinct pages dirtied per second, and the LZ4 ratio of the memory (zero pages included). */
 async function alone(kernel: string, o: WorkloadBenchOptions): Promise<{ dirtyPerSecond: number; ratio: number; stepsPerSecond: number }> {
   const region = Region.create({ pageCount: o.bytes / 4096 });
+  region.prefault();
   const core = new Core(region);
   const workload = Workload.start(region, kernel);
   await workload.ready;

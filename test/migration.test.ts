@@ -104,6 +104,11 @@ describe("two-process migration over loopback", () => {
     expect(stats["precopy-bytes"]).toBe(0);
   });
 
+  it("moves a guest of 64 KiB pages", async () => {
+    const { stats } = await migrate({ regions: [guest(256, 9, { pageSize: 65536, batchPages: 64 })], dirtyRate: 2_000, compress: true });
+    expect(stats["page-size"]).toBe(65536);
+  });
+
   it("keeps to a bandwidth cap", async () => {
     const regions = [guest(4096, 8)];
     const rate = 40e6; // bytes per second

@@ -158,6 +158,8 @@ async function startWorkloadGuest(o: { size: number; pageSize: number; seed: num
   const pages = regionPages(o.size, o.pageSize);
   if (pages.length > 1) throw new PagewireError("EOPTION", `a workload runs in one region: --size at most ${formatBytes(REGION_BYTES)}`);
   const region = Region.create({ pageSize: o.pageSize, pageCount: pages[0], deltaCacheBytes: o.deltaCacheBytes });
+  // Map the memory now (as a VM started with -mem-prealloc), so first touches do not depress the rate measured before.
+  region.prefault();
   const workload = Workload.start(region, o.kernel, { seed: o.seed, freeMode: o.freeMode as FreeMode });
   await workload.ready;
   const progress = () => ({ iterations: workload.iterations, steps: workload.steps, at: performance.now() });
