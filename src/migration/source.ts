@@ -192,7 +192,8 @@ export class Source extends EventEmitter {
       let dirtyRate = 0;
       let precopyBytes = 0;
       if (!this.policy.live) {
-        stopReason = this.policy.decide(this.roundStats(0, 0)).action === "stop" ? "stop-and-copy: paused before sending" : "";
+        const decision = this.policy.decide(this.roundStats(0, 0));
+        stopReason = decision.action === "stop" ? decision.reason : "";
         pauseAt = await this.pause();
       }
       // Round 1: every page that is not zero (the destination starts zeroed).

@@ -125,10 +125,11 @@ export class Connection {
         const done = () => {
           clearTimeout(timer);
           this.control.waiter = undefined;
+          unsubscribe();
           resolve();
         };
         this.control.waiter = done;
-        this.onFailure(done);
+        const unsubscribe = this.onFailure(done);
       });
     }
   }
@@ -141,9 +142,17 @@ export class Connection {
     throw new WireError("unexpectedFrame", `expected a ${FRAME_NAMES[type]} frame from ${this.peer}, got ${FRAME_NAMES[next.type]}`);
   }
 
-  onFailure(listener: (error: WireError) => void): void {
-    if (this.failure) listener(this.failure);
-    else this.failureListeners.push(listener);
+  /** Calls `listener` when the connection fails (at once if it has); returns a function that unsubscribes it. */
+  onFailure(listener: (error: WireError) => void): () => void {
+    if (this.failure) {
+      listener(this.failure);
+      return () => undefined;
+    }
+    this.failureListeners.push(listener);
+    return () => {
+      const i = this.failureListeners.indexOf(listener);
+      if (i >= 0) this.failureListeners.splice(i, 1);
+    };
   }
 
   /**
@@ -222,19 +231,6 @@ export class Connection {
       const written = [this.socketWrite(headerSpace), ...parts.map((p) => this.socketWrite(p))];
       this.socket.uncork();
       return Promise.all(written).then(() => undefined);
-    });
-  }
-
-  /** Resolves when the socket's buffer has drained below its high-water mark. */
-  async drained(): Promise<void> {
-    if (!this.socket.writableNeedDrain || this.failure) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        this.socket.off("drain", done);
-        resolve();
-      };
-      this.socket.on("drain", done);
-      this.onFailure(done);
     });
   }
 
