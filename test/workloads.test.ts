@@ -68,10 +68,10 @@ async function digestMovedMidway(m: Moved) {
   return { digest: new Core(regions[0]).digest(), stats, pausedAt };
 }
 
-// Iteration counts that keep each kernel busy for about half a second on a 16 MiB guest here,
+// Iteration counts that keep each kernel busy for about a second on a 16 MiB guest here,
 // several times what the migration takes.
 const CASES: Array<Moved> = [
-  { kernel: "stencil", stopAt: 100 },
+  { kernel: "stencil", stopAt: 300 },
   { kernel: "cg", stopAt: 300 },
   { kernel: "fft", stopAt: 16 },
   { kernel: "sort", stopAt: 40 },
