@@ -9,9 +9,9 @@ import {
   ENC_CACHE_SLOTS, ENC_SNAPSHOT, ENC_STATS, STAT_ZERO, STAT_RAW, STAT_LZ4, STAT_DELTA,
   STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_BYTES, ENCODE_LZ4, ENCODE_DELTA,
   ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_FREE_COUNT,
-  DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET,
+  DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET, DEC_EXPECTED, DEC_LIST, DEC_LIST_CAPACITY,
   BATCH_ERR_TRUNCATED_HEADER, BATCH_ERR_PAGE_RANGE, BATCH_ERR_UNKNOWN_TYPE, BATCH_ERR_BAD_LENGTH,
-  BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
+  BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_UNEXPECTED, BATCH_ERR_TOO_MANY, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
 } from "./records";
 
 @inline function writeHeader(op: usize, page: u32, type: u32, length: u32): void {
@@ -189,6 +189,9 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
   const size: u32 = 1 << shift;
   const pageCount = load<u32>(ctx + DEC_PAGE_COUNT);
   const received = <usize>load<u32>(ctx + DEC_RECEIVED);
+  const expected = <usize>load<u32>(ctx + DEC_EXPECTED);
+  const list = <usize>load<u32>(ctx + DEC_LIST);
+  const listCapacity = load<u32>(ctx + DEC_LIST_CAPACITY);
   const end = input + length;
   let ip = input;
   let applied: i32 = 0;
@@ -202,6 +205,9 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
     ip += RECORD_HEADER_BYTES;
     if (page >= pageCount) return fail(ctx, at, BATCH_ERR_PAGE_RANGE);
     if (<usize>len > end - ip) return fail(ctx, at, BATCH_ERR_TRUNCATED_PAYLOAD);
+    if (list != 0 && <u32>applied >= listCapacity) return fail(ctx, at, BATCH_ERR_TOO_MANY);
+    const bit = <u32>1 << (page & 31);
+    if (expected != 0 && (load<u32>(expected + (<usize>(page >>> 5) << 2)) & bit) == 0) return fail(ctx, at, BATCH_ERR_UNEXPECTED);
     const target = guest + (<usize>page << shift);
     if (type == RECORD_ZERO) {
       if (len != 0) return fail(ctx, at, BATCH_ERR_BAD_LENGTH);
@@ -222,7 +228,9 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
     } else {
       return fail(ctx, at, BATCH_ERR_UNKNOWN_TYPE);
     }
-    if (received != 0) atomic.or<u32>(received + (<usize>(page >>> 5) << 2), <u32>1 << (page & 31));
+    if (received != 0) atomic.or<u32>(received + (<usize>(page >>> 5) << 2), bit);
+    if (expected != 0) atomic.and<u32>(expected + (<usize>(page >>> 5) << 2), ~bit);
+    if (list != 0) store<u32>(list + (<usize>applied << 2), page);
     ip += len;
     applied++;
   }

@@ -159,17 +159,46 @@ export function bitmapClear(bm: usize, bytes: u32): void {
   memory.fill(bm, 0, bytes);
 }
 
+/** The bits of pages [first, end) that fall in 32-bit word w. */
+@inline function rangeMask(w: u32, first: u32, end: u32): u32 {
+  const lo: u32 = w == first >>> 5 ? first & 31 : 0;
+  const hi: u32 = w == (end - 1) >>> 5 ? ((end - 1) & 31) + 1 : 32;
+  return hi == 32 ? <u32>-1 << lo : ((<u32>1 << hi) - 1) & (<u32>-1 << lo);
+}
+
 /** Atomically sets the bits of pages [first, first + count): what a writer calls after writing. */
 export function bitmapMarkRange(bm: usize, first: u32, count: u32): void {
   if (count == 0) return;
   const end = first + count;
-  let w = first >>> 5;
-  const lastW = (end - 1) >>> 5;
-  while (w <= lastW) {
-    const lo: u32 = w == first >>> 5 ? first & 31 : 0;
-    const hi: u32 = w == lastW ? ((end - 1) & 31) + 1 : 32;
-    const mask: u32 = hi == 32 ? <u32>-1 << lo : ((<u32>1 << hi) - 1) & (<u32>-1 << lo);
-    atomic.or<u32>(bm + (<usize>w << 2), mask);
-    w++;
+  for (let w = first >>> 5; w <= (end - 1) >>> 5; w++) atomic.or<u32>(bm + (<usize>w << 2), rangeMask(w, first, end));
+}
+
+/** Atomically clears the bits of pages [first, first + count). */
+export function bitmapClearRange(bm: usize, first: u32, count: u32): void {
+  if (count == 0) return;
+  const end = first + count;
+  for (let w = first >>> 5; w <= (end - 1) >>> 5; w++) atomic.and<u32>(bm + (<usize>w << 2), ~rangeMask(w, first, end));
+}
+
+/**
+ * If every page of [first, first + count) is set, clears them all and returns true; otherwise
+ * changes nothing and returns false. Post-copy uses it to accept a run of pages only once.
+ */
+export function bitmapTakeRange(bm: usize, first: u32, count: u32): bool {
+  if (count == 0) return true;
+  const end = first + count;
+  for (let w = first >>> 5; w <= (end - 1) >>> 5; w++) {
+    const mask = rangeMask(w, first, end);
+    if ((load<u32>(bm + (<usize>w << 2)) & mask) != mask) return false;
+  }
+  bitmapClearRange(bm, first, count);
+  return true;
+}
+
+/** Atomically sets the bit of each page in `list` (u32 page indices, n of them). */
+export function bitmapMarkList(bm: usize, list: usize, n: u32): void {
+  for (let i: u32 = 0; i < n; i++) {
+    const page = load<u32>(list + (<usize>i << 2));
+    atomic.or<u32>(bm + (<usize>(page >>> 5) << 2), <u32>1 << (page & 31));
   }
 }

@@ -62,3 +62,29 @@ export function hashPages(base: usize, pageShift: u32, list: usize, n: u32, out:
     store<u64>(out + (<usize>i << 3), xxh64(base + (<usize>page << pageShift), size, 0));
   }
 }
+
+/**
+ * The sum (mod 2^64) of XXH64(page, seed = page index) over the pages in `list`: a digest of a set
+ * of pages that does not depend on the order they are hashed in, so post-copy can add pages up
+ * as they arrive, in any order, on any thread.
+ */
+export function pageHashSum(base: usize, pageShift: u32, list: usize, n: u32): u64 {
+  const size: u32 = 1 << pageShift;
+  let sum: u64 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const page = load<u32>(list + (<usize>i << 2));
+    sum += xxh64(base + (<usize>page << pageShift), size, page);
+  }
+  return sum;
+}
+
+/** pageHashSum over pages [first, first + count), leaving out those set in `skip` (0: none). */
+export function pageHashSumRange(base: usize, pageShift: u32, first: u32, count: u32, skip: usize): u64 {
+  const size: u32 = 1 << pageShift;
+  let sum: u64 = 0;
+  for (let page = first; page < first + count; page++) {
+    if (skip != 0 && ((load<u32>(skip + (<usize>(page >>> 5) << 2)) >>> (page & 31)) & 1) != 0) continue;
+    sum += xxh64(base + (<usize>page << pageShift), size, page);
+  }
+  return sum;
+}

@@ -49,6 +49,11 @@ export const DEC_PAGE_SHIFT: usize = 4; // u32
 export const DEC_PAGE_COUNT: usize = 8; // u32: pages in the region; records beyond are refused
 export const DEC_RECEIVED: usize = 12; // u32: bitmap of pages received, or 0 for none
 export const DEC_ERROR_OFFSET: usize = 16; // u32, out: offset of the record that failed
+// Post-copy: a bitmap of the pages still expected (0: any page may come, any number of times).
+// A record for a page not in it is refused; an applied page leaves it, so a second copy is refused.
+export const DEC_EXPECTED: usize = 20;
+export const DEC_LIST: usize = 24; // u32: where to write the index of each page applied, or 0
+export const DEC_LIST_CAPACITY: usize = 28; // u32: entries the list holds; more records are refused
 export const DEC_CONTEXT_BYTES: usize = 32;
 
 // decodeBatch errors (negative; a non-negative result is the number of records applied).
@@ -57,6 +62,8 @@ export const BATCH_ERR_PAGE_RANGE: i32 = -11;
 export const BATCH_ERR_UNKNOWN_TYPE: i32 = -12;
 export const BATCH_ERR_BAD_LENGTH: i32 = -13;
 export const BATCH_ERR_TRUNCATED_PAYLOAD: i32 = -14;
+export const BATCH_ERR_UNEXPECTED: i32 = -15; // a page not expected (DEC_EXPECTED), or sent twice
+export const BATCH_ERR_TOO_MANY: i32 = -16; // more records than DEC_LIST holds
 export const BATCH_ERR_LZ4: i32 = -20; // -20 + LZ4_ERR_* (-21, -22, -23)
 export const BATCH_ERR_LZ4_SIZE: i32 = -24; // the block did not decode to exactly one page
 export const BATCH_ERR_DELTA: i32 = -30; // -30 + DELTA_ERR_* (-31, -32, -33)

@@ -79,7 +79,7 @@ describe("two-process migration over loopback", () => {
     // Rounds shrink as they speed up; the policy stops at max-rounds, or earlier if a sync finds nothing dirty.
     expect(stats.rounds.length).toBeGreaterThanOrEqual(3);
     expect(stats.rounds[1].pages).toBeGreaterThan(0);
-    expect(stats.rounds.at(-1)!.final).toBe(true);
+    expect(stats.rounds.at(-1)!.phase).toBe("paused");
   });
 
   it("spreads pages over several channels, with LZ4 and delta encoding, under writes", async () => {
@@ -100,7 +100,7 @@ describe("two-process migration over loopback", () => {
   it("stops and copies: one pass, everything sent while paused", async () => {
     const { stats } = await migrate({ regions: [guest(4096, 6)], policy: stopCopy(), dirtyRate: 20_000 });
     expect(stats.rounds.length).toBe(1);
-    expect(stats.rounds[0].final).toBe(true);
+    expect(stats.rounds[0].phase).toBe("paused");
     expect(stats["precopy-bytes"]).toBe(0);
   });
 

@@ -1,7 +1,7 @@
 // Conjugate gradient on a large CSR sparse matrix (the 2D 5-point Laplacian on an m×m grid,
 // stored explicitly: a read-only bulk), with small hot vectors x, r, p, q. Each step handles a
 // chunk of rows of one phase; partial sums live in the state struct and travel with it.
-import { guestOf, stateOf, markWritten } from "./common";
+import { guestOf, stateOf, markWritten, need } from "./common";
 
 // State: u32 iteration, u32 phase, u32 cursor (row), u32 rows, f64 rr, pq, rrNew, alpha, beta.
 const S_ITER: usize = 0;
@@ -89,6 +89,15 @@ export function cgStep(ctx: usize): u32 {
     const rp = rowptr(ctx);
     const c = cols(ctx, rows);
     const v = vals(ctx, rows);
+    // Rows [start, end) read their matrix entries and p within one grid line (m rows) of them.
+    const m = <u32>Math.sqrt(<f64>rows);
+    const near = start > m ? start - m : 0;
+    const far = min(rows, end + m);
+    need(ctx, rp + (<usize>start << 2), <usize>(end - start + 1) << 2);
+    need(ctx, c + (<usize>start * NNZ_PER_ROW << 2), <usize>(end - start) * NNZ_PER_ROW << 2);
+    need(ctx, v + (<usize>start * NNZ_PER_ROW << 3), <usize>(end - start) * NNZ_PER_ROW << 3);
+    need(ctx, p + (<usize>near << 3), <usize>(far - near) << 3);
+    need(ctx, q + from, length);
     let pq = load<f64>(s + S_PQ);
     for (let i = start; i < end; i++) {
       let sum: f64 = 0;
@@ -103,6 +112,7 @@ export function cgStep(ctx: usize): u32 {
   } else if (phase == 1) {
     // x += αp, r -= αq, and r·r.
     const alpha = load<f64>(s + S_ALPHA);
+    for (let k: u32 = 0; k < 4; k++) need(ctx, vector(ctx, rows, k) + from, length);
     let rr = load<f64>(s + S_RR_NEW);
     for (let i = start; i < end; i++) {
       const at = <usize>i << 3;
@@ -117,6 +127,8 @@ export function cgStep(ctx: usize): u32 {
   } else {
     // p = r + βp.
     const beta = load<f64>(s + S_BETA);
+    need(ctx, r + from, length);
+    need(ctx, p + from, length);
     for (let i = start; i < end; i++) {
       const at = <usize>i << 3;
       store<f64>(p + at, load<f64>(r + at) + beta * load<f64>(p + at));
@@ -143,6 +155,9 @@ export function cgStep(ctx: usize): u32 {
   store<u32>(s + S_PHASE, 0);
   store<f64>(s + S_PQ, 0);
   // Converged: start the solve again, so the kernel keeps working for as long as it is asked.
-  if (load<f64>(s + S_RR) < 1e-20) resetVectors(ctx, rows);
+  if (load<f64>(s + S_RR) < 1e-20) {
+    need(ctx, x, <usize>rows * 24);
+    resetVectors(ctx, rows);
+  }
   return iter;
 }

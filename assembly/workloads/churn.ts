@@ -1,7 +1,7 @@
 // A heap that allocates and frees buffers of 1 to 16 pages in slots of 16 pages. What happens to
 // freed memory is the experiment (Gad et al. 2016): left as it is (dirty), zeroed on free (so it
 // travels as zero pages), or reported to the engine as free pages (hints) that need not travel.
-import { guestOf, stateOf, markWritten, nextRandom, CTX_FREE, CTX_PAGE_SHIFT, CTX_BYTES } from "./common";
+import { guestOf, stateOf, markWritten, nextRandom, need, CTX_FREE, CTX_PAGE_SHIFT, CTX_BYTES } from "./common";
 import { bitmapMarkRange } from "../bitmap";
 
 // State: u64 PRNG, u32 iteration, u32 mode, u32 slots.
@@ -44,12 +44,14 @@ export function churnStep(ctx: usize): u32 {
   const mode = load<u32>(s + S_MODE);
   const slots = load<u32>(s + S_SLOTS);
   const table = guestOf(ctx);
+  need(ctx, table, <usize>slots * 4);
   for (let op: u32 = 0; op < OPS_PER_STEP; op++) {
     const slot = nextRandom(s) % slots;
     const entry = table + (<usize>slot << 2);
     const used = load<u32>(entry);
     const firstPage = 1 + slot * SLOT_PAGES;
     const data = guestOf(ctx) + (<usize>firstPage << shift);
+    need(ctx, data, <usize>SLOT_PAGES << shift);
     if (used > 0) {
       // Free the buffer.
       if (mode == FREE_ZERO) {

@@ -1,6 +1,6 @@
 // Embarrassingly parallel, as NPB EP: Gaussian pairs by the polar method, counted in square
 // annuli. Compute-bound: each step writes only its small table of counts and sums.
-import { guestOf, stateOf, markWritten, nextRandom } from "./common";
+import { guestOf, stateOf, markWritten, nextRandom, need } from "./common";
 
 // State: u64 PRNG, u32 iteration. Guest: f64 counts[10], f64 sx, f64 sy.
 const S_RANDOM: usize = 0;
@@ -18,6 +18,7 @@ export function epInit(ctx: usize, seed: u32): void {
 export function epStep(ctx: usize): u32 {
   const s = stateOf(ctx);
   const table = guestOf(ctx);
+  need(ctx, table, 96);
   let sx = load<f64>(table + 80);
   let sy = load<f64>(table + 88);
   for (let i: u32 = 0; i < PAIRS; i++) {

@@ -1,7 +1,7 @@
 // 2D complex FFT passes over an N×N array (re, im float64 pairs): forward over rows, forward
 // over columns (strided), then the inverse of both, and again; the data stays bounded and every
 // pass rewrites the whole array. One step transforms one row or one column.
-import { guestOf, stateOf, markWritten } from "./common";
+import { guestOf, stateOf, markWritten, need } from "./common";
 
 // State: u32 iteration, u32 pass (0 rows, 1 columns, 2 rows inverse, 3 columns inverse), u32 index, u32 log2 N.
 const S_ITER: usize = 0;
@@ -99,13 +99,18 @@ export function fftStep(ctx: usize): u32 {
   const index = <usize>load<u32>(s + S_INDEX);
   const a = guestOf(ctx);
   const inverse = pass >= 2;
+  need(ctx, twiddles(ctx, n), n << 3);
   if ((pass & 1) == 0) {
     const row = a + ((index * n) << 4);
+    need(ctx, row, n << 4);
     transform(ctx, row, n, inverse);
     markWritten(ctx, row, n << 4);
   } else {
     // A column: gather into scratch, transform, scatter back; every row's page is written.
     const line = scratch(ctx, n);
+    // A column touches a word of every row: the whole array (a cheap check once it is all here).
+    need(ctx, a, (n * n) << 4);
+    need(ctx, line, n << 4);
     for (let i: usize = 0; i < n; i++) memory.copy(line + (i << 4), a + ((i * n + index) << 4), 16);
     transform(ctx, line, n, inverse);
     // The scratch line is guest memory too: it must be marked like any other write.

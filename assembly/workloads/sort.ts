@@ -1,7 +1,7 @@
 // Integer bucket sort in the manner of NPB IS: keys u32[K] are counted into buckets, then
 // scattered into place (random-looking writes all over the output); between iterations two keys
 // change. Steps: a chunk of counting, the prefix sum, a chunk of scattering.
-import { guestOf, stateOf, markWritten, nextRandom } from "./common";
+import { guestOf, stateOf, markWritten, nextRandom, need } from "./common";
 
 // State: u64 PRNG, u32 iteration, u32 phase (0 count, 1 prefix, 2 scatter), u32 cursor, u32 keys.
 const S_RANDOM: usize = 0;
@@ -48,6 +48,13 @@ export function sortStep(ctx: usize): u32 {
   const out = outAt(ctx, keys);
   const positions = positionsAt(ctx, keys);
   const shift: u32 = 24 - 16;
+  const end = min(keys, cursor + CHUNK);
+  need(ctx, positions, BUCKETS * 4);
+  if (phase == 0) need(ctx, k, <usize>keys << 2); // a new iteration changes two keys anywhere
+  else if (phase == 2) {
+    need(ctx, k + (<usize>cursor << 2), <usize>(end - cursor) << 2);
+    need(ctx, out, <usize>keys << 2);
+  }
   if (phase == 0) {
     if (cursor == 0) {
       // A new iteration: two keys change (as in NPB IS), and the counts start again.
@@ -58,7 +65,6 @@ export function sortStep(ctx: usize): u32 {
       markWritten(ctx, k + (<usize>((iter + keys / 2) % keys) << 2), 4);
       memory.fill(positions, 0, BUCKETS * 4);
     }
-    const end = min(keys, cursor + CHUNK);
     for (let i = cursor; i < end; i++) {
       const bucket = positions + (<usize>(load<u32>(k + (<usize>i << 2)) >> shift) << 2);
       store<u32>(bucket, load<u32>(bucket) + 1);
@@ -80,7 +86,6 @@ export function sortStep(ctx: usize): u32 {
     markWritten(ctx, positions, BUCKETS * 4);
     store<u32>(s + S_PHASE, 2);
   } else {
-    const end = min(keys, cursor + CHUNK);
     for (let i = cursor; i < end; i++) {
       const key = load<u32>(k + (<usize>i << 2));
       const bucket = positions + (<usize>(key >> shift) << 2);

@@ -1,6 +1,6 @@
 // 3D 7-point Jacobi on two n³ float64 grids (as NPB MG/LU sweep whole grids): each iteration
 // writes every point of one grid from the other. One step computes one z-plane.
-import { guestOf, stateOf, markWritten } from "./common";
+import { guestOf, stateOf, markWritten, need } from "./common";
 
 // State: u32 iteration, u32 plane, u32 n.
 const S_ITER: usize = 0;
@@ -40,6 +40,10 @@ export function stencilStep(ctx: usize): u32 {
   const dst = base + ((iter & 1) == 0 ? grid << 3 : 0);
   const plane = n * n;
   const out = dst + ((z * plane) << 3);
+  const below: usize = z == 0 ? 0 : z - 1;
+  const above: usize = z + 1 == n ? z : z + 1;
+  need(ctx, src + ((below * plane) << 3), ((above - below + 1) * plane) << 3);
+  need(ctx, out, plane << 3);
   if (z == 0 || z == n - 1) {
     memory.copy(out, src + ((z * plane) << 3), plane << 3);
   } else {

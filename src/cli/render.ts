@@ -56,7 +56,7 @@ export function sourceTable(s: MigrationStats, guestBytes: number): string {
     ["channels", String(s.channels)],
     ["digest check", `${formatMs(s["verify-time"])} on the destination`],
   ];
-  const rounds = s.rounds.map((r) => `  ${String(r.round).padStart(5)}  ${formatCount(r["dirty-pages"]).padStart(11)}  ${formatCount(r.pages).padStart(11)}  ${formatBytes(r.bytes).padStart(10)}  ${formatMs(r.ms).padStart(9)}${r.final ? "  (paused)" : ""}`);
+  const rounds = s.rounds.map((r) => `  ${String(r.round).padStart(5)}  ${formatCount(r["dirty-pages"]).padStart(11)}  ${formatCount(r.pages).padStart(11)}  ${formatBytes(r.bytes).padStart(10)}  ${formatMs(r.ms).padStart(9)}${r.phase === "live" ? "" : `  (${r.phase})`}`);
   return `${table(rows)}\n\n  round  dirty pages   pages sent       bytes       time\n${rounds.join("\n")}`;
 }
 

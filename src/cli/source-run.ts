@@ -90,7 +90,7 @@ export async function runSource(host: string, port: number, o: Record<string, st
     }
     if (!quiet) line.show(`${progressText(p)} · guest ${guestRate.toFixed(1)} ${guest.unit}/s`);
   });
-  source.on("round", (r) => !quiet && line.log(`round ${r.round}${r.final ? " (paused)" : ""}: ${r.pages.toLocaleString("en-US")} pages, ${formatBytes(r.bytes)} in ${r.ms.toFixed(0)} ms`));
+  source.on("round", (r) => !quiet && line.log(`round ${r.round}${r.phase === "live" ? "" : ` (${r.phase})`}: ${r.pages.toLocaleString("en-US")} pages, ${formatBytes(r.bytes)} in ${r.ms.toFixed(0)} ms`));
   const startedAt = guest.progress();
   try {
     const stats = await source.migrate();

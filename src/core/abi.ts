@@ -38,6 +38,9 @@ export const Dec = {
   pageCount: 8,
   received: 12,
   errorOffset: 16,
+  expected: 20,
+  list: 24,
+  listCapacity: 28,
   bytes: 32,
 } as const;
 
@@ -62,6 +65,8 @@ export const BATCH_ERRORS: Record<number, string> = {
   [-12]: "record has an unknown type",
   [-13]: "record length does not fit its type",
   [-14]: "record payload runs past the end of the batch",
+  [-15]: "record names a page that post-copy does not expect (never asked for, or sent twice)",
+  [-16]: "more records than one batch holds",
   [-21]: LZ4_ERRORS[-1],
   [-22]: LZ4_ERRORS[-2],
   [-23]: LZ4_ERRORS[-3],
@@ -82,6 +87,9 @@ export interface CoreExports {
   bitmapAndNot(dst: number, a: number, b: number, bytes: number): void;
   bitmapFilter(list: number, n: number, bm: number, keepSet: number): number;
   bitmapMarkRange(bm: number, first: number, count: number): void;
+  bitmapClearRange(bm: number, first: number, count: number): void;
+  bitmapTakeRange(bm: number, first: number, count: number): number;
+  bitmapMarkList(bm: number, list: number, n: number): void;
   bitmapClear(bm: number, bytes: number): void;
   zeroClassify(base: number, pageShift: number, list: number, n: number, flags: number): number;
   zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
@@ -90,6 +98,8 @@ export interface CoreExports {
   xxh3(p: number, len: number, secret: number): bigint;
   xxh3Chunks(p: number, len: number, chunkBytes: number, first: number, end: number, secret: number, out: number): void;
   hashPages(base: number, pageShift: number, list: number, n: number, out: number): void;
+  pageHashSum(base: number, pageShift: number, list: number, n: number): bigint;
+  pageHashSumRange(base: number, pageShift: number, first: number, count: number, skip: number): bigint;
   lz4Compress(src: number, srcLen: number, dst: number, dstCap: number, table: number): number;
   lz4Decompress(src: number, srcLen: number, dst: number, dstCap: number): number;
   deltaEncode(old: number, page: number, len: number, dst: number, dstCap: number): number;

@@ -79,6 +79,45 @@ export class Core {
       (options.lz4 ? ENCODE_LZ4 : 0) | (options.delta ? ENCODE_DELTA : 0) | (options.rawRuns ? ENCODE_RAW_RUNS : 0) | (options.skipZero ? ENCODE_SKIP_ZERO : 0);
   }
 
+  /** Turns ENCODE_SKIP_ZERO on or off, leaving the other encoding options as they are. */
+  skipZero(on: boolean): void {
+    const at = this.lane.encodeContext / 4 + Enc.flags / 4;
+    this.words[at] = on ? this.words[at] | ENCODE_SKIP_ZERO : this.words[at] & ~ENCODE_SKIP_ZERO;
+  }
+
+  /**
+   * Post-copy: the decoder accepts only pages set in bitmap `bm`, clears each as it applies it,
+   * and lists the pages applied in the lane's list (see listed()). 0 turns this off.
+   */
+  expectPages(bm: number): void {
+    const dec = this.lane.decodeContext / 4;
+    this.words[dec + Dec.expected / 4] = bm;
+    this.words[dec + Dec.list / 4] = bm ? this.lane.list : 0;
+    this.words[dec + Dec.listCapacity / 4] = bm ? this.region.layout.batchPages : 0;
+  }
+
+  /** Removes from the first n pages of the list those set in bitmap `bm`; returns how many are left. */
+  dropMarked(n: number, bm: number): number {
+    return this.wasm.bitmapFilter(this.lane.list, n, bm, 0);
+  }
+
+  /** Sets in bitmap `bm` the bits of the first n pages of the list. */
+  markListed(n: number, bm: number): void {
+    this.wasm.bitmapMarkList(bm, this.lane.list, n);
+  }
+
+  /** The sum of the page hashes of the first n pages of the list (post-copy's digest). */
+  sumListed(n: number): bigint {
+    const { guest, pageShift } = this.region.layout;
+    return BigInt.asUintN(64, this.wasm.pageHashSum(guest, pageShift, this.lane.list, n));
+  }
+
+  /** The sum of the page hashes of pages [first, first + count). */
+  sumRange(first: number, count: number): bigint {
+    const { guest, pageShift } = this.region.layout;
+    return BigInt.asUintN(64, this.wasm.pageHashSumRange(guest, pageShift, first, count, 0));
+  }
+
   /** Makes the decoder set a page's bit in the aux bitmap when it applies a record (or stop, with false). */
   trackReceived(on: boolean): void {
     this.words[this.lane.decodeContext / 4 + Dec.received / 4] = on ? this.region.layout.auxBitmap : 0;

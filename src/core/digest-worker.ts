@@ -1,9 +1,9 @@
-// Worker: hashes the digest chunks it is given (see digest.ts).
+// Worker: hashes the digest chunks, or sums the page hashes, it is given (see digest.ts).
 import { parentPort } from "node:worker_threads";
 import { planLayout } from "../memory/layout.js";
 import { instantiateCore } from "./module.js";
 import type { CoreExports } from "./abi.js";
-import { hashChunks, type DigestJob } from "./digest.js";
+import { hashChunks, sumPages, type DigestJob } from "./digest.js";
 
 const instances = new WeakMap<WebAssembly.Memory, CoreExports>();
 
@@ -13,6 +13,11 @@ parentPort!.on("message", (job: DigestJob) => {
     wasm = instantiateCore(job.memory);
     instances.set(job.memory, wasm);
   }
-  hashChunks(wasm, planLayout(job.layout), job.first, job.end);
-  parentPort!.postMessage("done");
+  const layout = planLayout(job.layout);
+  if (job.kind === "pages") {
+    parentPort!.postMessage(sumPages(wasm, layout, job.first, job.end, job.skip));
+  } else {
+    hashChunks(wasm, layout, job.first, job.end);
+    parentPort!.postMessage(0n);
+  }
 });

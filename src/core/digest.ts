@@ -13,8 +13,17 @@ import { workerUrl } from "../workload/worker-url.js";
 export interface DigestJob {
   memory: WebAssembly.Memory;
   layout: LayoutOptions;
+  /** "chunks": hash chunks [first, end) into digestChunks; "pages": sum the page hashes of pages [first, end). */
+  kind: "chunks" | "pages";
   first: number;
   end: number;
+  /** For "pages": a bitmap of pages to leave out, or 0. */
+  skip: number;
+}
+
+/** The sum of the page hashes (see pageHashSum in assembly/hash.ts) of pages [first, end) not in `skip`. */
+export function sumPages(wasm: CoreExports, layout: Layout, first: number, end: number, skip: number): bigint {
+  return BigInt.asUintN(64, wasm.pageHashSumRange(layout.guest, layout.pageShift, first, end - first, skip));
 }
 
 /**
@@ -58,12 +67,12 @@ export class DigestPool {
     for (let i = 0; i < this.threads; i++) this.worker(i);
   }
 
-  private run(i: number, job: DigestJob): Promise<void> {
+  private run(i: number, job: DigestJob): Promise<bigint> {
     const w = this.worker(i);
     return new Promise((resolve, reject) => {
-      const onMessage = () => {
+      const onMessage = (sum: bigint) => {
         w.off("error", onError);
-        resolve();
+        resolve(sum);
       };
       const onError = (error: Error) => {
         w.off("message", onMessage);
@@ -75,19 +84,32 @@ export class DigestPool {
     });
   }
 
+  /** Splits [0, count) of a region among the threads; resolves with each thread's result. */
+  private split(region: Region, kind: DigestJob["kind"], count: number, skip = 0): Promise<bigint[]> {
+    const per = Math.ceil(count / this.threads);
+    const jobs: Promise<bigint>[] = [];
+    for (let t = 0; t < this.threads && t * per < count; t++) {
+      jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind, first: t * per, end: Math.min(count, (t + 1) * per), skip }));
+    }
+    return Promise.all(jobs);
+  }
+
   /** The digest of each region, computed by the pool. */
   async digest(cores: Core[]): Promise<bigint[]> {
     const results: bigint[] = [];
     for (const core of cores) {
-      const region: Region = core.region;
-      const count = region.layout.digestChunkCount;
-      const per = Math.ceil(count / this.threads);
-      const jobs: Promise<void>[] = [];
-      for (let t = 0; t < this.threads && t * per < count; t++) {
-        jobs.push(this.run(t, { memory: region.memory, layout: region.options, first: t * per, end: Math.min(count, (t + 1) * per) }));
-      }
-      await Promise.all(jobs);
+      await this.split(core.region, "chunks", core.region.layout.digestChunkCount);
       results.push(combineChunks(core));
+    }
+    return results;
+  }
+
+  /** Per region, the sum of its page hashes, leaving out the pages set in skip(region) (post-copy's digest). */
+  async pageSums(cores: Core[], skip: (region: Region) => number = () => 0): Promise<bigint[]> {
+    const results: bigint[] = [];
+    for (const { region } of cores) {
+      const sums = await this.split(region, "pages", region.pageCount, skip(region));
+      results.push(BigInt.asUintN(64, sums.reduce((a, b) => a + b, 0n)));
     }
     return results;
   }

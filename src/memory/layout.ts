@@ -80,6 +80,10 @@ export interface Layout {
   auxBitmap: number;
   /** Pages the guest reports free (free-page hints): their content need not travel. */
   freeBitmap: number;
+  /** Post-copy, at the destination: pages that have arrived, which the guest may touch. */
+  presentBitmap: number;
+  /** Post-copy's presence area (32 bytes; see src/migration/presence.ts): how the guest asks for pages. */
+  presence: number;
   /** The workload kernels' context (32 bytes) and state struct (256 bytes; it travels as device state). */
   workloadContext: number;
   workloadState: number;
@@ -142,6 +146,8 @@ export function planLayout(options: LayoutOptions): Layout {
   const syncBitmap = take(bitmapBytes);
   const auxBitmap = take(bitmapBytes);
   const freeBitmap = take(bitmapBytes);
+  const presentBitmap = take(bitmapBytes);
+  const presence = take(32);
   const workloadContext = take(32);
   const workloadState = take(WORKLOAD_STATE_BYTES);
   const cacheSlots = Math.floor(deltaCacheBytes / pageSize);
@@ -159,7 +165,7 @@ export function planLayout(options: LayoutOptions): Layout {
   return {
     hashSecret, digestChunks, digestChunkCount, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
-    bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, workloadContext, workloadState,
+    bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, presentBitmap, presence, workloadContext, workloadState,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,
     memoryPages: totalBytes / WASM_PAGE,
   };

@@ -10,12 +10,12 @@ import { connectChannel } from "../transport/handshake.js";
 import { TokenBucket } from "../transport/token-bucket.js";
 import {
   FrameType, FRAME_HEADER_BYTES, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES, DEVICE_STATE_PIECE, MAX_DEVICE_STATE,
-  Encoding, MAX_CHANNELS, FRAME_NAMES,
+  Encoding, MAX_CHANNELS, FRAME_NAMES, SWITCHOVER_PREFIX_BYTES,
 } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
 import { newMigrationId } from "../wire/auth.js";
-import { encodeRoundEnd, encodeDeviceStatePiece, encodeComplete, decodeAck, decodeDone, decodeFailure } from "../wire/messages.js";
-import { type Policy, type RoundStats, expectedDowntimeMs } from "../policy/policy.js";
+import { encodeRoundEnd, encodeDeviceStatePiece, encodeComplete, decodeAck, decodeDone, decodeFailure, decodePageRequest, type PageRequest } from "../wire/messages.js";
+import { type Policy, type RoundStats, type RoundPlan, type Decision, expectedDowntimeMs } from "../policy/policy.js";
 import { precopy } from "../policy/precopy.js";
 import { PagewireError } from "../errors.js";
 import { EncodeTotals, type MigrationStats, type RoundReport } from "./stats.js";
@@ -30,6 +30,11 @@ export interface SourceHooks {
   deviceState?(): Uint8Array | Promise<Uint8Array>;
   /** Called before every dirty sync (the paused one too): where an ExternalMemory flushes. */
   beforeSync?(): void;
+  /**
+   * Slow the guest down: its threads should sleep this fraction of the time (0 to 0.99; 0 to run
+   * freely again). Policies with auto-converge call it when the guest dirties faster than the link sends.
+   */
+  throttle?(fraction: number): void;
 }
 
 export interface SourceOptions {
@@ -60,7 +65,7 @@ export interface SourceOptions {
 }
 
 export interface Progress {
-  phase: "live" | "paused";
+  phase: "live" | "paused" | "postcopy";
   round: number;
   /** Pages still to send in this round. */
   remainingPages: number;
@@ -73,6 +78,24 @@ export interface Progress {
 }
 
 const PROGRESS_INTERVAL_MS = 100;
+/**
+ * Background batches in flight during post-copy: few, so that a page the destination's guest is
+ * blocked on does not queue behind megabytes of pushed pages in the socket.
+ */
+const POSTCOPY_PUSH_DEPTH = 2;
+
+/** A promise to wait on until someone calls wake(); each wait() gets a fresh one. */
+class Wakeup {
+  private waiters: Array<() => void> = [];
+
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
 
 /** I/O buffers of a region free for encoding; a buffer comes back when its frames are written. */
 class BufferPool {
@@ -113,15 +136,29 @@ export class Source extends EventEmitter {
   private failure: Error | undefined;
   private round = 0;
   private paused = false;
+  /** Set once the destination may have resumed the guest (post-copy): from then on a failure loses it. */
+  private switchedOver = false;
+  /** Per region, the first page never sent: pages from here on have not been sent yet. */
+  private readonly fresh: number[];
   /** Pages each channel carried in the current round. */
   private channelPages: number[] = [];
   private sentPages = 0;
+  private skippedPages = 0;
   private roundSent = 0;
   private roundRemaining = 0;
   private dataStart = 0;
   private lastProgress = { at: 0, bytes: 0 };
+  private throttled = 0;
+  private maxThrottle = 0;
+  private readonly requests: PageRequest[] = [];
+  private readonly requestArrived = new Wakeup();
+  private postcopyRequests = 0;
+  private postcopyRequestedPages = 0;
   private resolveDone: ((verifyMs: number) => void) | undefined;
   private rejectDone: ((error: Error) => void) | undefined;
+  private digestsAtPause: Promise<bigint[]> | undefined;
+  /** When the destination acknowledged the switch-over round: it resumes the guest then. */
+  private switchoverAcked = 0;
 
   constructor(
     readonly regions: Region[],
@@ -136,6 +173,7 @@ export class Source extends EventEmitter {
     this.policy = options.policy ?? precopy();
     this.cores = regions.map((r) => new Core(r));
     this.pools = regions.map((r) => new BufferPool(r.layout.ioBuffers.length));
+    this.fresh = regions.map(() => 0);
   }
 
   private get transferred(): number {
@@ -146,6 +184,10 @@ export class Source extends EventEmitter {
     return this.regions.reduce((sum, r) => sum + r.pageCount, 0);
   }
 
+  private get unsentPages(): number {
+    return this.regions.reduce((sum, r, i) => sum + r.pageCount - this.fresh[i], 0);
+  }
+
   /** Throws the first failure, so every loop stops at its next step. */
   private check(): void {
     if (this.failure) throw this.failure;
@@ -153,11 +195,12 @@ export class Source extends EventEmitter {
 
   private fail(error: Error): void {
     if (this.failure) return;
-    this.failure = error;
+    this.failure = this.switchedOver && !(error instanceof PagewireError && error.code === "EPOSTCOPY") ? postcopyLost(error) : error;
     const wire = error instanceof WireError ? error : new WireError("cancelled", error.message);
     for (const c of this.channels) c.fail(wire, true);
     for (const p of this.pools) p.wakeAll();
-    this.rejectDone?.(error);
+    this.requestArrived.wake();
+    this.rejectDone?.(this.failure);
   }
 
   /** Runs the migration to the end. Resolves with statistics once the destination confirmed the digest. */
@@ -179,52 +222,49 @@ export class Source extends EventEmitter {
       const setupTime = performance.now() - start;
       this.dataStart = performance.now();
       this.lastProgress = { at: this.dataStart, bytes: 0 };
-      const compress = this.options.compress ?? false;
-      const delta = this.options.delta ?? false;
-      // Start dirty logging now: marks from before the migration are dropped, since round 1 sends all.
+      for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true });
+      // Start dirty logging now: marks from before the migration are dropped, since every page is sent at least once.
       for (const core of this.cores) {
         core.syncDirty();
         core.clearBitmap(core.region.layout.syncBitmap);
       }
       const rounds: RoundReport[] = [];
-      let stopReason = "";
       let lastSync = performance.now();
       let dirtyRate = 0;
-      let precopyBytes = 0;
-      if (!this.policy.live) {
-        const decision = this.policy.decide(this.roundStats(0, 0));
-        stopReason = decision.action === "stop" ? decision.reason : "";
-        pauseAt = await this.pause();
+      let decision: Decision = this.policy.decide(this.roundStats({ dirtyPages: 0, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 }));
+      while (decision.action === "continue") {
+        this.setThrottle(decision.plan.throttle ?? 0);
+        const report = await this.sendRound(this.round + 1, decision.plan, false);
+        rounds.push(report);
+        const dirty = this.syncAll();
+        const now = performance.now();
+        dirtyRate = (dirty.taken * 1000) / Math.max(1, now - lastSync);
+        lastSync = now;
+        const stats = this.roundStats({ dirtyPages: dirty.pages, dirtiedPages: dirty.taken, dirtyRate, lastRoundBytes: report.bytes });
+        decision = this.policy.decide(stats);
+        this.emitProgress(true, dirty.pages + stats.unsentPages);
       }
-      // Round 1: every page that is not zero (the destination starts zeroed).
-      const freePageHints = this.options.freePageHints ?? false;
-      for (const core of this.cores) core.setEncoding({ lz4: compress, delta, freePageHints, rawRuns: true, skipZero: true });
-      rounds.push(await this.sendRound(1, this.totalPages, !this.policy.live, (i) => this.sendAll(i)));
-      for (const core of this.cores) core.setEncoding({ lz4: compress, delta, freePageHints, rawRuns: true });
-      if (this.policy.live) {
-        for (;;) {
-          const dirty = this.syncAll();
-          const now = performance.now();
-          dirtyRate = (dirty.taken * 1000) / Math.max(1, now - lastSync);
-          lastSync = now;
-          const decision = this.policy.decide(this.roundStats(dirty.pages, dirtyRate));
-          this.emitProgress(true, dirty.pages);
-          if (decision.action === "stop") {
-            stopReason = decision.reason;
-            break;
-          }
-          rounds.push(await this.sendRound(this.round + 1, dirty.pages, false, (i) => this.sendDirty(i)));
-        }
-        precopyBytes = this.transferred;
-        pauseAt = await this.pause();
-        const last = this.syncAll();
-        rounds.push(await this.sendRound(this.round + 1, last.pages, true, (i) => this.sendDirty(i)));
+      const stopReason = decision.reason;
+      const precopyBytes = this.transferred;
+      this.setThrottle(0);
+      const postcopy = decision.action === "postcopy";
+      pauseAt = await this.pause(postcopy);
+      const last = this.syncAll();
+      let verifyTime: number;
+      let postcopyTime = 0;
+      if (postcopy) {
+        const switchAt = performance.now();
+        rounds.push(...(await this.switchOver()));
+        verifyTime = await done;
+        postcopyTime = performance.now() - switchAt;
+      } else {
+        rounds.push(await this.sendRound(this.round + 1, {}, true, last.pages + this.unsentPages));
+        await this.sendDeviceState();
+        const digests = await this.digestsAtPause!;
+        this.check();
+        await this.channels[0].send(FrameType.complete, encodeComplete({ digests }));
+        verifyTime = await done;
       }
-      await this.sendDeviceState();
-      const digests = await this.digestsAtPause!;
-      this.check();
-      await this.channels[0].send(FrameType.complete, encodeComplete({ digests }));
-      const verifyTime = await done;
       const end = performance.now();
       for (const c of this.channels) c.close();
       const totalTime = end - start;
@@ -235,10 +275,10 @@ export class Source extends EventEmitter {
         policy: { name: this.policy.name, parameters: this.policy.parameters, "stop-reason": stopReason },
         "total-time": totalTime,
         "setup-time": setupTime,
-        downtime: end - pauseAt,
+        downtime: (postcopy ? this.switchoverAcked : end) - pauseAt,
         transferred,
         "precopy-bytes": precopyBytes,
-        "downtime-bytes": transferred - precopyBytes,
+        "downtime-bytes": postcopy ? 0 : transferred - precopyBytes,
         "page-size": pageSize,
         "total-pages": this.totalPages,
         duplicate: this.totals.zero,
@@ -248,7 +288,13 @@ export class Source extends EventEmitter {
         "lz4-pages": this.totals.lz4,
         "unchanged-pages": this.totals.unchanged,
         xbzrle: { pages: this.totals.delta, "cache-miss": this.totals.cacheMiss, overflow: this.totals.overflow },
-        "dirty-sync-count": rounds.length - 1,
+        "skipped-pages": this.skippedPages,
+        "cpu-throttle-percentage": Math.round(this.maxThrottle * 100),
+        "postcopy-requests": this.postcopyRequests,
+        "postcopy-requested-pages": this.postcopyRequestedPages,
+        "postcopy-time": postcopyTime,
+        "postcopy-bytes": postcopy ? transferred - precopyBytes : 0,
+        "dirty-sync-count": rounds.filter((r) => r.phase === "live").length,
         "dirty-pages-rate": Math.round(dirtyRate),
         mbps: (transferred * 8) / 1e6 / ((end - this.dataStart) / 1000),
         "pages-per-second": (this.sentPages * 1000) / (end - this.dataStart),
@@ -258,7 +304,8 @@ export class Source extends EventEmitter {
       };
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)));
-      if (this.paused && this.options.hooks?.resume) await this.options.hooks.resume();
+      this.setThrottle(0);
+      if (this.paused && !this.switchedOver && this.options.hooks?.resume) await this.options.hooks.resume();
       this.paused = false;
       throw this.failure;
     } finally {
@@ -290,13 +337,17 @@ export class Source extends EventEmitter {
     void this.readReturnPath(first);
   }
 
-  /** Frames from the destination on channel 0: acknowledgements, the final confirmation, errors. */
+  /** Frames from the destination on channel 0: acknowledgements, page requests, the final confirmation, errors. */
   private async readReturnPath(conn: Connection): Promise<void> {
     try {
       for (;;) {
         const { type, payload } = await conn.nextFrame(0);
         if (type === FrameType.ack) {
-          this.emit("ack", decodeAck(payload).round);
+          const { round } = decodeAck(payload);
+          if (this.switchedOver && this.switchoverAcked === 0) this.switchoverAcked = performance.now();
+          this.emit("ack", round);
+        } else if (type === FrameType.pageRequest && this.switchedOver) {
+          this.acceptRequest(decodePageRequest(payload));
         } else if (type === FrameType.done) {
           this.resolveDone?.(decodeDone(payload).verifyMs);
           return;
@@ -304,7 +355,7 @@ export class Source extends EventEmitter {
           const f = decodeFailure(payload, "destination's error");
           throw new WireError(f.reason, `the destination failed: ${f.message}`);
         } else {
-          throw new WireError("unexpectedFrame", `the destination sent a ${FRAME_NAMES[type]} frame${type === FrameType.pageRequest ? ", but post-copy was not negotiated" : ""}`);
+          throw new WireError("unexpectedFrame", `the destination sent a ${FRAME_NAMES[type]} frame${type === FrameType.pageRequest ? " before post-copy began" : ""}`);
         }
       }
     } catch (error) {
@@ -312,88 +363,239 @@ export class Source extends EventEmitter {
     }
   }
 
+  private acceptRequest(request: PageRequest): void {
+    const region = this.regions[request.region];
+    if (!region || request.count < 1 || request.page + request.count > region.pageCount) {
+      throw new WireError("badFrame", `page request for pages ${request.page}+${request.count} of region ${request.region}, which the guest does not have`);
+    }
+    this.postcopyRequests++;
+    this.postcopyRequestedPages += request.count;
+    this.requests.push(request);
+    this.requestArrived.wake();
+  }
+
   /**
    * Pauses the guest and starts hashing its memory, now frozen, in worker threads: the digest is
-   * ready by the time the last round has been sent instead of after it.
+   * ready by the time the last round has been sent instead of after it. Post-copy's digest is
+   * the sum of page hashes, which the destination can add up as pages arrive.
    */
-  private async pause(): Promise<number> {
+  private async pause(postcopy: boolean): Promise<number> {
     const at = performance.now();
     await this.options.hooks?.pause?.();
     this.paused = true;
     this.check();
     if (this.options.freePageHints) for (const core of this.cores) core.zeroFreePages();
-    this.digestsAtPause = this.digests.digest(this.cores);
+    this.digestsAtPause = postcopy ? this.digests.pageSums(this.cores) : this.digests.digest(this.cores);
     this.digestsAtPause.catch((error) => this.fail(error));
     return at;
   }
 
-  private digestsAtPause: Promise<bigint[]> | undefined;
+  private setThrottle(fraction: number): void {
+    if (fraction === this.throttled) return;
+    this.throttled = fraction;
+    this.maxThrottle = Math.max(this.maxThrottle, fraction);
+    this.options.hooks?.throttle?.(fraction);
+  }
 
-  /** Moves every region's dirty log into its sync bitmap; returns the bits taken and the pages now to send. */
+  /**
+   * Moves every region's dirty log into its sync bitmap, leaving out pages never sent (they go,
+   * current, when their turn comes); returns the bits taken and the pages now owed again.
+   */
   private syncAll(): { taken: number; pages: number } {
     this.options.hooks?.beforeSync?.();
     let taken = 0;
     let pages = 0;
-    for (const core of this.cores) {
+    this.cores.forEach((core, i) => {
       taken += core.syncDirty();
-      const { syncBitmap, bitmapBytes } = core.region.layout;
+      const { syncBitmap, bitmapBytes, pageCount } = core.region.layout;
+      core.wasm.bitmapClearRange(syncBitmap, this.fresh[i], pageCount - this.fresh[i]);
       pages += core.wasm.bitmapCount(syncBitmap, bitmapBytes);
-    }
+    });
     return { taken, pages };
   }
 
-  private roundStats(dirtyPages: number, dirtyRate: number): RoundStats {
+  private roundStats(s: Pick<RoundStats, "dirtyPages" | "dirtiedPages" | "dirtyRate" | "lastRoundBytes">): RoundStats {
     const elapsed = performance.now() - this.dataStart;
     return {
+      ...s,
       round: this.round,
-      dirtyPages,
+      unsentPages: this.unsentPages,
       pageSize: this.regions[0].pageSize,
       totalPages: this.totalPages,
       sentPages: this.sentPages,
       sentBytes: this.transferred,
       bandwidth: elapsed > 0 ? (this.transferred * 1000) / elapsed : 0,
-      dirtyRate,
       elapsedMs: elapsed,
     };
   }
 
-  /** Sends one round with `send` per region, then a round-end marker on every channel. */
-  private async sendRound(round: number, dirtyPages: number, final: boolean, send: (region: number) => Promise<void>): Promise<RoundReport> {
+  /**
+   * Sends one round: the dirty pages of the sync bitmaps, interleaved batch by batch with the
+   * plan's share of pages never sent, then a round-end marker on every channel.
+   */
+  private async sendRound(round: number, plan: RoundPlan, paused: boolean, owed?: number): Promise<RoundReport> {
+    const freshBudget = paused ? this.unsentPages : Math.min(plan.freshPages ?? Infinity, this.unsentPages);
+    const dirty = { region: 0, from: 0 };
+    let fresh = freshBudget;
+    return this.runRound(round, paused ? "paused" : "live", owed ?? freshBudget, async () => {
+      for (;;) {
+        const sentDirty = await this.sendDirtyBatch(dirty, !paused && plan.skipRedirtied === true);
+        if (fresh > 0) fresh -= await this.sendFreshBatch(fresh);
+        if (!sentDirty && fresh <= 0) return;
+      }
+    });
+  }
+
+  /** Runs `send`, then ends the round on every channel; reports what the round sent. */
+  private async runRound(round: number, phase: RoundReport["phase"], owed: number, send: () => Promise<void>): Promise<RoundReport> {
     const start = performance.now();
     const bytesBefore = this.transferred;
     this.round = round;
     this.roundSent = 0;
-    this.roundRemaining = dirtyPages;
+    this.roundRemaining = owed;
     this.channelPages.fill(0);
-    for (let i = 0; i < this.regions.length; i++) await send(i);
+    await send();
+    const final = phase === "paused" || phase === "postcopy";
     await Promise.all(this.channels.map((c, i) => c.send(FrameType.roundEnd, encodeRoundEnd({ round, pages: this.channelPages[i], final }))));
     this.check();
-    const report = { round, "dirty-pages": dirtyPages, pages: this.roundSent, bytes: this.transferred - bytesBefore, ms: performance.now() - start, final };
+    const report: RoundReport = { round, phase, "dirty-pages": owed, pages: this.roundSent, bytes: this.transferred - bytesBefore, ms: performance.now() - start };
     this.emit("round", report);
     return report;
   }
 
-  /** Round 1: every page of region i, in order. */
-  private async sendAll(i: number): Promise<void> {
+  /**
+   * Sends the next batch of dirty pages at `at` (a region and a page to scan from), optionally
+   * leaving out pages already dirty again; a region's sync bitmap is cleared once scanned.
+   * Returns false when every region has been scanned.
+   */
+  private async sendDirtyBatch(at: { region: number; from: number }, skipRedirtied: boolean): Promise<boolean> {
+    while (at.region < this.cores.length) {
+      const i = at.region;
+      const core = this.cores[i];
+      const { syncBitmap, dirtyBitmap, pageCount } = core.region.layout;
+      const [found, next] = core.scan(syncBitmap, at.from);
+      at.from = next;
+      if (next >= pageCount) {
+        core.clearBitmap(syncBitmap);
+        at.region++;
+        at.from = 0;
+      }
+      const n = skipRedirtied && found > 0 ? core.dropMarked(found, dirtyBitmap) : found;
+      this.skippedPages += found - n;
+      if (n > 0) {
+        await this.sendBatch(i, n, false);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Sends up to a batch of pages never sent, in address order; returns how many. */
+  private async sendFreshBatch(budget: number): Promise<number> {
+    const i = this.fresh.findIndex((first, r) => first < this.regions[r].pageCount);
+    if (i < 0) return budget;
     const core = this.cores[i];
     const { pageCount, batchPages } = core.region.layout;
-    for (let first = 0; first < pageCount; first += batchPages) {
-      const n = Math.min(batchPages, pageCount - first);
-      for (let k = 0; k < n; k++) core.list[k] = first + k;
-      await this.sendBatch(i, n);
+    const first = this.fresh[i];
+    const n = Math.min(batchPages, pageCount - first, budget);
+    for (let k = 0; k < n; k++) core.list[k] = first + k;
+    this.fresh[i] = first + n;
+    await this.sendBatch(i, n, true);
+    return n;
+  }
+
+  /**
+   * Post-copy's switch-over, with the guest paused here: tell the destination which pages it
+   * lacks (those never sent and those dirty since they were), hand over the device state, and
+   * end the round, after which the destination resumes the guest. Then push every missing page,
+   * those its guest asks for first, and confirm with the sum of page hashes.
+   */
+  private async switchOver(): Promise<RoundReport[]> {
+    let missing = 0;
+    const switchover = await this.runRound(this.round + 1, "switchover", 0, async () => {
+      for (const [i, core] of this.cores.entries()) {
+        const { auxBitmap, syncBitmap, bitmapBytes, pageCount } = core.region.layout;
+        const mem = core.region.memory.buffer;
+        new Uint8Array(mem, auxBitmap, bitmapBytes).set(new Uint8Array(mem, syncBitmap, bitmapBytes));
+        core.clearBitmap(syncBitmap);
+        core.wasm.bitmapMarkRange(auxBitmap, this.fresh[i], pageCount - this.fresh[i]);
+        this.fresh[i] = pageCount;
+        missing += core.wasm.bitmapCount(auxBitmap, bitmapBytes);
+        const payload = new Uint8Array(SWITCHOVER_PREFIX_BYTES + bitmapBytes);
+        new DataView(payload.buffer).setUint16(0, i, true);
+        payload.set(new Uint8Array(mem, auxBitmap, bitmapBytes), SWITCHOVER_PREFIX_BYTES);
+        await this.channels[0].send(FrameType.switchover, payload);
+      }
+      await this.sendDeviceState();
+      this.switchedOver = true;
+    });
+    // Pages go whole from now on: every missing page needs a record, and no delta base is trusted.
+    for (const core of this.cores) {
+      core.setEncoding({ lz4: this.options.compress, freePageHints: this.options.freePageHints, rawRuns: true });
+    }
+    const pushed = await this.runRound(this.round + 1, "postcopy", missing, () => this.push(missing));
+    const digests = await this.digestsAtPause!;
+    this.check();
+    await this.channels[0].send(FrameType.complete, encodeComplete({ digests }));
+    return [switchover, pushed];
+  }
+
+  /**
+   * Sends the `missing` pages (set in each region's aux bitmap, cleared as they go): requested
+   * ranges first, then the rest in address order from just after the last request (pre-paging),
+   * with few background batches in flight so that a request never waits behind many.
+   */
+  private async push(missing: number): Promise<void> {
+    const cursor = { region: 0, from: 0 };
+    let inFlight = 0;
+    const batchDone = new Wakeup();
+    while (missing > 0) {
+      this.check();
+      const request = this.requests.shift();
+      if (request) {
+        missing -= await this.pushRange(request.region, request.page, request.page + request.count);
+        cursor.region = request.region;
+        cursor.from = request.page + request.count;
+        continue;
+      }
+      if (inFlight >= POSTCOPY_PUSH_DEPTH) {
+        await Promise.race([batchDone.wait(), this.requestArrived.wait()]);
+        continue;
+      }
+      const core = this.cores[cursor.region];
+      const { auxBitmap, pageCount } = core.region.layout;
+      const [n, next] = core.scan(auxBitmap, cursor.from);
+      core.wasm.bitmapClearRange(auxBitmap, cursor.from, next - cursor.from);
+      cursor.from = next;
+      if (next >= pageCount) {
+        cursor.region = (cursor.region + 1) % this.cores.length;
+        cursor.from = 0;
+      }
+      if (n === 0) continue;
+      missing -= n;
+      inFlight++;
+      const { written } = await this.sendBatch(this.cores.indexOf(core), n, false);
+      written.then(() => {
+        inFlight--;
+        batchDone.wake();
+      }, () => batchDone.wake());
     }
   }
 
-  /** Later rounds: the pages of region i's sync bitmap, which is cleared afterwards. */
-  private async sendDirty(i: number): Promise<void> {
+  /** Sends the pages of [from, to) in region i still missing at the destination; returns how many. */
+  private async pushRange(i: number, from: number, to: number): Promise<number> {
     const core = this.cores[i];
-    const { syncBitmap, pageCount } = core.region.layout;
-    for (let from = 0; from < pageCount; ) {
-      const [n, next] = core.scan(syncBitmap, from);
-      if (n > 0) await this.sendBatch(i, n);
+    const { auxBitmap } = core.region.layout;
+    let sent = 0;
+    while (from < to) {
+      const [n, next] = core.scan(auxBitmap, from, to);
+      core.wasm.bitmapClearRange(auxBitmap, from, next - from);
       from = next;
+      if (n === 0) break;
+      sent += n;
+      await this.sendBatch(i, n, false);
     }
-    core.clearBitmap(syncBitmap);
+    return sent;
   }
 
   /** The channel with the least data waiting in its socket. */
@@ -408,14 +610,17 @@ export class Source extends EventEmitter {
   /**
    * Encodes the first n pages of region i's list into a free I/O buffer and sends it: the records
    * as one pages frame, each run of raw pages as a raw-run frame straight from guest memory.
-   * Returns once the frames are queued; the buffer is released when the socket has taken them.
+   * Pages never sent before (`fresh`) get no record when zero: the destination starts zeroed.
+   * Returns once the frames are queued, with a promise of their being written; the buffer is
+   * released then.
    */
-  private async sendBatch(i: number, n: number): Promise<void> {
+  private async sendBatch(i: number, n: number, fresh: boolean): Promise<{ written: Promise<void> }> {
     const core = this.cores[i];
     const region = core.region;
     const { layout } = region;
     const buffer = await this.pools[i].acquire(() => this.check());
     const base = layout.ioBuffers[buffer];
+    core.skipZero(fresh);
     const bytes = core.encode(n, base + IO_HEADROOM);
     const stats = core.encodeStats();
     this.totals.add(stats);
@@ -443,7 +648,7 @@ export class Source extends EventEmitter {
         ]),
       );
     }
-    const recordPages = n - rawPages - stats.unchanged - this.skippedZero(stats.zero);
+    const recordPages = n - rawPages - stats.unchanged - (fresh ? stats.zero : 0);
     if (bytes > 0) {
       const prefixAt = base + IO_HEADROOM - PAGES_PREFIX_BYTES;
       const prefix = new DataView(mem, prefixAt, PAGES_PREFIX_BYTES);
@@ -459,16 +664,10 @@ export class Source extends EventEmitter {
     this.sentPages += sent;
     this.roundSent += sent;
     this.roundRemaining = Math.max(0, this.roundRemaining - n);
-    Promise.all(writes).then(
-      () => this.pools[i].release(buffer),
-      (error) => this.fail(error),
-    );
+    const written = Promise.all(writes).then(() => this.pools[i].release(buffer));
+    written.catch((error) => this.fail(error));
     this.emitProgress(false);
-  }
-
-  /** Zero pages that got no record (round 1 skips them). */
-  private skippedZero(zero: number): number {
-    return this.round === 1 ? zero : 0;
+    return { written };
   }
 
   private emitProgress(force: boolean, remaining = this.roundRemaining): void {
@@ -478,13 +677,13 @@ export class Source extends EventEmitter {
     const rate = ((transferred - this.lastProgress.bytes) / Math.max(1, now - this.lastProgress.at)) / 1000;
     this.lastProgress = { at: now, bytes: transferred };
     const progress: Progress = {
-      phase: this.paused ? "paused" : "live",
+      phase: this.switchedOver ? "postcopy" : this.paused ? "paused" : "live",
       round: this.round,
       remainingPages: remaining,
       sentPages: this.sentPages,
       transferred,
       rate,
-      expectedDowntimeMs: expectedDowntimeMs(this.roundStats(remaining, 0)),
+      expectedDowntimeMs: expectedDowntimeMs(this.roundStats({ dirtyPages: remaining, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 }), remaining),
     };
     this.emit("progress", progress);
   }
@@ -498,4 +697,13 @@ export class Source extends EventEmitter {
       if (state.length === 0) break;
     }
   }
+}
+
+/** A failure after the switch-over: the guest has run on the destination, so neither side can go on. */
+function postcopyLost(error: Error): PagewireError {
+  return new PagewireError(
+    "EPOSTCOPY",
+    `post-copy failed after the switch-over: ${error.message}. The guest had resumed on the destination with part of its memory there, ` +
+      "so it cannot continue on either side; restart it (from a checkpoint, if you have one)",
+  );
 }

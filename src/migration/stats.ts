@@ -3,14 +3,17 @@ import type { EncodeStats } from "../core/abi.js";
 
 export interface RoundReport {
   round: number;
-  /** Pages dirty at the start of the round (the whole guest for round 1). */
+  /**
+   * live: the guest runs here; paused: the last round, guest paused; switchover: post-copy's
+   * hand-over of device state and missing-page bitmaps; postcopy: the guest runs there.
+   */
+  phase: "live" | "paused" | "switchover" | "postcopy";
+  /** Pages owed at the start of the round: dirty ones, and those never sent yet. */
   "dirty-pages": number;
-  /** Pages sent in the round (zero pages of round 1 are not sent). */
+  /** Pages sent in the round (zero pages never sent before get no record). */
   pages: number;
   bytes: number;
   ms: number;
-  /** True for the round sent with the guest paused. */
-  final: boolean;
 }
 
 export interface MigrationStats {
@@ -18,7 +21,10 @@ export interface MigrationStats {
   policy: { name: string; parameters: Record<string, number | string | boolean>; "stop-reason": string };
   "total-time": number;
   "setup-time": number;
-  /** Pause to the destination's confirmation, in ms: what the guest sees. */
+  /**
+   * Pause to the destination's confirmation, in ms: what the guest sees. After post-copy: pause
+   * to the destination's acknowledgement of the switch-over, when it resumes the guest.
+   */
   downtime: number;
   /** Bytes put on the wire, all channels, headers included. */
   transferred: number;
@@ -38,6 +44,15 @@ export interface MigrationStats {
   /** Pages found unchanged against the delta cache, so not sent. */
   "unchanged-pages": number;
   xbzrle: { pages: number; "cache-miss": number; overflow: number };
+  /** Pages left out of a round because they were dirty again already (Xen's skip). */
+  "skipped-pages": number;
+  /** The highest throttle auto-converge applied, percent (QEMU's name). */
+  "cpu-throttle-percentage": number;
+  /** Post-copy: page requests from the destination, the pages they asked for, and the time from switch-over to the end. */
+  "postcopy-requests": number;
+  "postcopy-requested-pages": number;
+  "postcopy-time": number;
+  "postcopy-bytes": number;
   "dirty-sync-count": number;
   /** Pages dirtied per second, measured at the last sync. */
   "dirty-pages-rate": number;

@@ -1,13 +1,18 @@
-// A migration policy decides, after each dirty sync, whether to keep iterating or to stop and
-// copy the rest with the guest paused. It is a pure function of round statistics: it knows no
-// sockets and no memory, so it is tested on scripted figures and can be replayed offline.
+// A migration policy decides, after each dirty sync, whether to keep iterating, to stop and copy
+// the rest with the guest paused, or to switch over to post-copy; and what the next round sends.
+// It sees round statistics only: it knows no sockets and no memory, so it is tested on scripted
+// figures. A policy object keeps the little history it needs (make a new one per migration).
 
-/** What the source knows after a dirty sync. */
+/** What the source knows after a dirty sync. Round 0 is the call before anything is sent. */
 export interface RoundStats {
-  /** Rounds sent so far (1 after the first full pass). */
+  /** Rounds sent so far. */
   round: number;
-  /** Pages dirty now, which the next round (or the pause) must send. */
+  /** Pages sent before and dirty again now: the next round (or the pause) must resend them. */
   dirtyPages: number;
+  /** Pages never sent yet. */
+  unsentPages: number;
+  /** Pages the guest dirtied since the previous sync, sent or not. */
+  dirtiedPages: number;
   pageSize: number;
   /** Pages of guest memory in all. */
   totalPages: number;
@@ -15,6 +20,8 @@ export interface RoundStats {
   sentPages: number;
   /** Bytes put on the wire so far. */
   sentBytes: number;
+  /** Bytes the last round put on the wire. */
+  lastRoundBytes: number;
   /** Measured transfer rate in bytes per second. */
   bandwidth: number;
   /** Pages dirtied per second since the previous sync. */
@@ -23,19 +30,32 @@ export interface RoundStats {
   elapsedMs: number;
 }
 
-export type Decision = { action: "continue" } | { action: "stop"; reason: string };
+/** What the next round sends, and how the guest runs meanwhile. */
+export interface RoundPlan {
+  /** Not-yet-sent pages to add to the round, in address order. Default: all of them. */
+  freshPages?: number;
+  /** Leave out pages already dirty again (Xen): the next round sends them anyway. */
+  skipRedirtied?: boolean;
+  /** Fraction of the time the guest's threads sleep during the round (auto-converge), 0 to 0.99. */
+  throttle?: number;
+}
+
+export type Decision =
+  | { action: "continue"; plan: RoundPlan }
+  | { action: "stop"; reason: string }
+  | { action: "postcopy"; reason: string };
 
 export interface Policy {
   readonly name: string;
-  /** False for a policy that pauses the guest before sending anything (stop-and-copy). */
-  readonly live: boolean;
   decide(stats: RoundStats): Decision;
   /** The parameters it runs with, for reports. */
   readonly parameters: Record<string, number | string | boolean>;
 }
 
-/** Milliseconds needed to send `pages` at the measured bandwidth. */
-export function expectedDowntimeMs(stats: RoundStats, pages = stats.dirtyPages): number {
+/** Milliseconds needed to send every page still owed (dirty and unsent) at the measured bandwidth. */
+export function expectedDowntimeMs(stats: RoundStats, pages = stats.dirtyPages + stats.unsentPages): number {
   if (stats.bandwidth <= 0) return Infinity;
   return ((pages * stats.pageSize) / stats.bandwidth) * 1000;
 }
+
+export const CONTINUE: Decision = { action: "continue", plan: {} };

@@ -1,28 +1,42 @@
-import { type Policy, type Decision, type RoundStats, expectedDowntimeMs } from "./policy.js";
-import { PagewireError } from "../errors.js";
+import { type Policy, type Decision, type RoundStats, CONTINUE, expectedDowntimeMs } from "./policy.js";
+import { nonNegative, positiveInteger } from "./options.js";
 
 export interface PrecopyOptions {
   /** Longest pause allowed, in ms: stop once the dirty pages can be sent in this time (QEMU's downtime-limit, default 300). */
   downtimeLimitMs?: number;
   /** Stop after this many rounds whatever the dirty set (default 30). */
   maxRounds?: number;
+  /** Throttle the guest when it dirties faster than the link sends (QEMU's auto-converge). Default off. */
+  autoConverge?: boolean;
 }
+
+// QEMU's auto-converge defaults (migration parameters cpu-throttle-initial, -increment, max-cpu-throttle,
+// throttle-trigger-threshold).
+const THROTTLE_INITIAL = 0.2;
+const THROTTLE_INCREMENT = 0.1;
+const THROTTLE_MAX = 0.99;
+const TRIGGER_THRESHOLD = 0.5;
+const TRIGGER_PERIODS = 2;
 
 /**
  * QEMU's pre-copy: send everything, then keep re-sending dirty pages while the guest runs; stop
  * when the remaining dirty bytes fit in the downtime limit at the measured bandwidth, or at
  * max-rounds (QEMU itself would iterate forever; a bound keeps a write-heavy guest finite).
+ * With auto-converge, as in QEMU's migration_trigger_throttle: when the bytes dirtied in a period
+ * exceed half the bytes sent in it, twice, the guest is throttled, 20% at first, then 10 points
+ * more each time, up to 99%.
  */
 export function precopy(options: PrecopyOptions = {}): Policy {
-  const downtimeLimitMs = options.downtimeLimitMs ?? 300;
-  const maxRounds = options.maxRounds ?? 30;
-  if (!(downtimeLimitMs >= 0)) throw new PagewireError("EOPTION", `downtime limit ${downtimeLimitMs} ms must be zero or more`);
-  if (!Number.isInteger(maxRounds) || maxRounds < 1) throw new PagewireError("EOPTION", `max rounds ${maxRounds} must be a positive integer`);
+  const downtimeLimitMs = nonNegative("downtime limit (ms)", options.downtimeLimitMs ?? 300);
+  const maxRounds = positiveInteger("max rounds", options.maxRounds ?? 30);
+  const autoConverge = options.autoConverge ?? false;
+  let throttle = 0;
+  let highPeriods = 0;
   return {
     name: "precopy",
-    live: true,
-    parameters: { "downtime-limit": downtimeLimitMs, "max-rounds": maxRounds },
+    parameters: { "downtime-limit": downtimeLimitMs, "max-rounds": maxRounds, ...(autoConverge ? { "auto-converge": true } : {}) },
     decide(stats: RoundStats): Decision {
+      if (stats.round === 0) return CONTINUE;
       const expected = expectedDowntimeMs(stats);
       if (expected <= downtimeLimitMs) {
         return { action: "stop", reason: `${stats.dirtyPages} dirty pages fit in the downtime limit (${expected.toFixed(1)} ms ≤ ${downtimeLimitMs} ms)` };
@@ -30,7 +44,14 @@ export function precopy(options: PrecopyOptions = {}): Policy {
       if (stats.round >= maxRounds) {
         return { action: "stop", reason: `reached max-rounds ${maxRounds} with ${stats.dirtyPages} pages dirty (expected downtime ${expected.toFixed(0)} ms)` };
       }
-      return { action: "continue" };
+      if (autoConverge && stats.round > 1) {
+        if (stats.dirtiedPages * stats.pageSize > stats.lastRoundBytes * TRIGGER_THRESHOLD) highPeriods++;
+        if (highPeriods >= TRIGGER_PERIODS) {
+          highPeriods = 0;
+          throttle = throttle === 0 ? THROTTLE_INITIAL : Math.min(THROTTLE_MAX, throttle + THROTTLE_INCREMENT);
+        }
+      }
+      return throttle > 0 ? { action: "continue", plan: { throttle } } : CONTINUE;
     },
   };
 }

@@ -4,8 +4,7 @@ import type { Policy, Decision } from "./policy.js";
 export function stopCopy(): Policy {
   return {
     name: "stop-copy",
-    live: false,
     parameters: {},
-    decide: (): Decision => ({ action: "stop", reason: "stop-and-copy never iterates" }),
+    decide: (): Decision => ({ action: "stop", reason: "stop-and-copy pauses before sending" }),
   };
 }

@@ -36,6 +36,7 @@ export const FrameType = {
   deviceState: 0x20,
   complete: 0x21,
   cancel: 0x22,
+  switchover: 0x23,
   // Destination to source (the return path, channel 0).
   ack: 0x30,
   done: 0x31,
@@ -54,6 +55,7 @@ export const FRAME_NAMES = namesByCode(FrameType);
 /** Fixed bytes at the start of a frame's payload that the reader needs before it can place the rest. */
 export const PAGES_PREFIX_BYTES = 8; // u16 region, u16 reserved, u32 round
 export const RAW_RUN_PREFIX_BYTES = 16; // u16 region, u16 reserved, u32 round, u32 first page, u32 count
+export const SWITCHOVER_PREFIX_BYTES = 4; // u16 region, u16 reserved; then the bitmap of pages still to come
 
 /** Reasons carried by refuse, error and cancel frames, and by WireError. */
 export const Reason = {

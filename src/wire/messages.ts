@@ -168,7 +168,10 @@ export function decodeDeviceStatePiece(bytes: Uint8Array): DeviceStatePiece {
 }
 
 export interface Complete {
-  /** XXH64 of each region's memory at pause time. */
+  /**
+   * Per region: the digest of its memory at pause time (docs/PROTOCOL.md); after post-copy, the
+   * sum of per-page hashes instead, which the destination adds up as pages arrive.
+   */
   digests: bigint[];
 }
 
@@ -220,7 +223,7 @@ export function decodeDone(bytes: Uint8Array): Done {
   return { verifyMs };
 }
 
-/** Reserved for post-copy: the destination asks for pages its guest touched before they arrived. */
+/** Post-copy: the destination asks for pages its guest touched before they arrived. */
 export interface PageRequest {
   region: number;
   page: number;

@@ -74,8 +74,8 @@ export function kernelByName(name: string): Kernel {
 
 /** Writes the kernels' context for a region (see assembly/workloads/common.ts) and returns its address. */
 export function writeContext(region: Region): number {
-  const { workloadContext, guest, pageCount, pageSize, pageShift, dirtyBitmap, freeBitmap, workloadState } = region.layout;
-  const words = new Uint32Array(region.memory.buffer, workloadContext, 6);
-  words.set([guest, Math.min(0xffffffff, pageCount * pageSize), pageShift, dirtyBitmap, freeBitmap, workloadState]);
+  const { workloadContext, guest, pageCount, pageSize, pageShift, dirtyBitmap, freeBitmap, workloadState, presence } = region.layout;
+  const words = new Uint32Array(region.memory.buffer, workloadContext, 7);
+  words.set([guest, Math.min(0xffffffff, pageCount * pageSize), pageShift, dirtyBitmap, freeBitmap, workloadState, presence]);
   return workloadContext;
 }
