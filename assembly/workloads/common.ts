@@ -81,7 +81,8 @@ function waitFor(area: usize, first: u32, count: u32): void {
   atomic.store<u32>(area + FAULT_FIRST, first);
   atomic.store<u32>(area + FAULT_COUNT, count);
   atomic.add<u32>(area + FAULT_TOTAL, 1);
-  atomic.store<i32>(area + FAULT_STATE, FAULT_WAITING);
+  // Publish only over FAULT_NONE: a lost migration must stay lost.
+  if (atomic.cmpxchg<i32>(area + FAULT_STATE, FAULT_NONE, FAULT_WAITING) == FAULT_LOST) unreachable();
   atomic.notify(area + FAULT_STATE, 1);
   let state = atomic.load<i32>(area + FAULT_STATE);
   while (state == FAULT_WAITING) {

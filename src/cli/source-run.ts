@@ -168,7 +168,7 @@ async function startWorkloadGuest(o: { size: number; pageSize: number; seed: num
     workload,
     describe: `workload ${o.kernel}: ${KERNELS[o.kernel].describe}`,
     unit: "steps",
-    hooks: { pause: () => workload.pause(), resume: () => workload.resume(), deviceState: () => workload.deviceState() },
+    hooks: { pause: () => workload.pause(), resume: () => workload.resume(), deviceState: () => workload.deviceState(), throttle: (f) => workload.throttle(f) },
     progress,
     rate: (ms, show) => measure(progress, ms, show),
     stop: () => workload.stop(),

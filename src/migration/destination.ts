@@ -11,17 +11,23 @@ import { Connection } from "../transport/connection.js";
 import { acceptChannel, type Admission } from "../transport/handshake.js";
 import {
   FrameType, FRAME_NAMES, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES, DEVICE_STATE_PIECE, MAX_DEVICE_STATE,
-  MAX_CONTROL_PAYLOAD, MAX_REGIONS,
+  MAX_CONTROL_PAYLOAD, MAX_REGIONS, SWITCHOVER_PREFIX_BYTES,
 } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
 import type { FrameSink } from "../wire/frame.js";
 import {
   type Offer, decodeRoundEnd, decodeDeviceStatePiece, decodeComplete, decodeFailure, encodeAck, encodeDone,
-  DEVICE_STATE_HEADER_BYTES,
+  DEVICE_STATE_HEADER_BYTES, encodePageRequest,
 } from "../wire/messages.js";
+import { Presence } from "./presence.js";
 
 export interface DestinationHooks {
-  /** The guest's memory is complete and verified: start the guest with its device state. */
+  /**
+   * Start the guest with its device state. After pre-copy or stop-and-copy its memory is complete
+   * and verified. Under post-copy this is called at the switch-over, with pages still arriving:
+   * the guest must check presence before touching memory (the region's presence area, see
+   * src/migration/presence.ts; the workload kernels do it per chunk of work).
+   */
   resume?(deviceState: Uint8Array, regions: Region[]): void | Promise<void>;
 }
 
@@ -51,6 +57,10 @@ export interface Received {
     rounds: number;
     channels: number;
     "device-state-bytes": number;
+    /** Post-copy: times the guest found a page missing, page requests sent, and ms the guest spent blocked. */
+    "postcopy-faults": number;
+    "postcopy-requests": number;
+    "postcopy-blocked-ms": number;
   };
 }
 
@@ -191,6 +201,14 @@ class Session {
   private failure: Error | undefined;
   private done = false;
   private readonly start = performance.now();
+  /** Post-copy: set once every region's switch-over bitmap is in. */
+  private presences: Presence[] | undefined;
+  private switchoverRegions = 0;
+  /** Post-copy: per region, the sum of page hashes of the pages as they were at switch-over or arrived. */
+  private readonly pageSums: bigint[];
+  /** Resolves once the guest runs (post-copy) or when there is nothing to wait for. */
+  private guestStarted: Promise<void> = Promise.resolve();
+  private postcopyRequests = 0;
   private settle!: { resolve: (r: Received) => void; reject: (e: Error) => void };
   readonly result: Promise<Received>;
 
@@ -208,6 +226,7 @@ class Session {
       core.clearBitmap(r.layout.auxBitmap);
       return core;
     });
+    this.pageSums = regions.map(() => 0n);
     this.roundOf = Array(channelCount).fill(1);
     this.pagesThisRound = Array(channelCount).fill(0);
     this.finished = Array(channelCount).fill(false);
@@ -225,6 +244,7 @@ class Session {
       if (type === FrameType.pages) return PAGES_PREFIX_BYTES + batchBytes;
       if (type === FrameType.rawRun) return RAW_RUN_PREFIX_BYTES + this.offer.batchPages * pageSize;
       if (type === FrameType.deviceState) return DEVICE_STATE_HEADER_BYTES + DEVICE_STATE_PIECE;
+      if (type === FrameType.switchover) return SWITCHOVER_PREFIX_BYTES + Math.max(...this.regions.map((r) => r.layout.bitmapBytes));
       return MAX_CONTROL_PAYLOAD;
     };
     conn.setSink(new ChannelSink(this, index));
@@ -234,6 +254,13 @@ class Session {
 
   fail(error: Error): void {
     if (this.failure || this.done) return;
+    if (this.presences) {
+      for (const p of this.presences) p.lose();
+      error = new WireError(
+        error instanceof WireError ? error.reason : "internal",
+        `post-copy failed after the guest resumed here: ${error.message}. Part of its memory never arrived, so it cannot continue; restart it (from a checkpoint, if you have one)`,
+      );
+    }
     this.failure = error;
     const wire = error instanceof WireError ? error : new WireError("internal", error.message);
     for (const c of this.channels) c?.fail(wire, wire.reason !== "cancelled" && wire.reason !== "connection" && wire.reason !== "truncated");
@@ -260,10 +287,14 @@ class Session {
       const count = view.getUint32(12, true);
       if (count < 1 || first + count > region.pageCount) throw new WireError("badFrame", `raw-run frame names pages ${first}..${first + count - 1} of a ${region.pageCount}-page region`);
       if (length - RAW_RUN_PREFIX_BYTES !== count * region.pageSize) throw new WireError("badFrame", `raw-run frame of ${count} pages carries ${length - RAW_RUN_PREFIX_BYTES} bytes, not ${count * region.pageSize}`);
+      if (this.presences && !this.cores[regionIndex].wasm.bitmapTakeRange(region.layout.syncBitmap, first, count)) {
+        throw new WireError("badFrame", `post-copy raw-run frame carries pages ${first}..${first + count - 1} of region ${regionIndex}, which are not all expected (never missing, or sent twice)`);
+      }
       this.pending[channel] = { region: regionIndex, first, count };
       return region.pages(first, count);
     }
-    if (type === FrameType.roundEnd || type === FrameType.cancel || ((type === FrameType.deviceState || type === FrameType.complete) && channel === 0)) {
+    const onChannel0 = type === FrameType.deviceState || type === FrameType.complete || type === FrameType.switchover;
+    if (type === FrameType.roundEnd || type === FrameType.cancel || (onChannel0 && channel === 0)) {
       return (this.control[channel] = new Uint8Array(length));
     }
     throw new WireError("unexpectedFrame", `a ${name} frame has no place on channel ${channel} of a migration`);
@@ -280,9 +311,14 @@ class Session {
         const regionIndex = this.pagesRegion[channel];
         const region = this.regions[regionIndex];
         try {
-          const applied = this.cores[regionIndex].decode(this.inputBuffer(region, channel), length);
+          const core = this.cores[regionIndex];
+          const applied = core.decode(this.inputBuffer(region, channel), length);
           this.pagesThisRound[channel] += applied;
           this.pages += applied;
+          if (this.presences) {
+            this.pageSums[regionIndex] += core.sumListed(applied);
+            this.presences[regionIndex].arrivedListed(applied);
+          }
         } catch (error) {
           if (error instanceof DecodeError) throw new WireError("decode", `region ${regionIndex}: ${error.message}`);
           throw error;
@@ -295,8 +331,15 @@ class Session {
         core.wasm.bitmapMarkRange(core.region.layout.auxBitmap, run.first, run.count);
         this.pagesThisRound[channel] += run.count;
         this.pages += run.count;
+        if (this.presences) {
+          this.pageSums[run.region] += core.sumRange(run.first, run.count);
+          this.presences[run.region].arrivedRange(run.first, run.count);
+        }
         return true;
       }
+      case FrameType.switchover:
+        this.switchover();
+        return true;
       case FrameType.roundEnd:
         return this.roundEnd(channel);
       case FrameType.deviceState:
@@ -330,13 +373,63 @@ class Session {
     this.rounds = e.round;
     if (this.finished.some((f) => f !== e.final)) throw new WireError("badFrame", `channels disagree whether round ${e.round} is the final one`);
     for (let c = 0; c < this.channelCount; c++) if (c !== channel) setImmediate(() => this.channels[c].resume());
-    this.channels[0].send(FrameType.ack, encodeAck({ round: e.round })).catch(() => undefined);
+    // The switch-over round is acknowledged once the guest runs here: the source's downtime ends then.
+    void this.guestStarted.then(() => this.channels[0].send(FrameType.ack, encodeAck({ round: e.round }))).catch(() => undefined);
     return true;
+  }
+
+  /**
+   * Post-copy's switch-over: the source says which pages of a region are still to come. They are
+   * expected (the decoder takes each exactly once); the rest are here already, and their page
+   * hashes start the digest.
+   */
+  private switchover(): void {
+    const payload = this.control[0];
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    const index = view.getUint16(0, true);
+    const region = this.regions[index];
+    if (this.finished[0] || this.presences) throw new WireError("unexpectedFrame", "switch-over after the final round");
+    if (index !== this.switchoverRegions || !region) throw new WireError("badFrame", `switch-over names region ${index}; region ${this.switchoverRegions} was next`);
+    const { syncBitmap, auxBitmap, bitmapBytes } = region.layout;
+    if (payload.length !== SWITCHOVER_PREFIX_BYTES + bitmapBytes) throw new WireError("badFrame", `switch-over bitmap of ${payload.length - SWITCHOVER_PREFIX_BYTES} bytes for a region whose bitmap has ${bitmapBytes}`);
+    // On a destination the sync bitmap is free: post-copy keeps the pages still expected in it.
+    // The aux bitmap (received pages) keeps the missing set as it was, for hashing the pages that
+    // were here: marking arrivals there changes nothing, as every arrival was missing.
+    region.bytes.set(payload.subarray(SWITCHOVER_PREFIX_BYTES), syncBitmap);
+    region.bytes.set(payload.subarray(SWITCHOVER_PREFIX_BYTES), auxBitmap);
+    this.cores[index].expectPages(syncBitmap);
+    this.switchoverRegions++;
+    if (this.switchoverRegions === this.regions.length) {
+      this.presences = this.cores.map((core, i) => new Presence(core, (first, count) => this.requestPages(i, first, count)));
+    }
+  }
+
+  /** Post-copy ends with every expected page in: one still expected was never sent. */
+  private checkAllArrived(): void {
+    this.cores.forEach((core, i) => {
+      const { syncBitmap, bitmapBytes } = core.region.layout;
+      const left = core.wasm.bitmapCount(syncBitmap, bitmapBytes);
+      if (left > 0) throw new WireError("truncated", `post-copy completed with ${left} pages of region ${i} never sent`);
+    });
+  }
+
+  private requestPages(region: number, page: number, count: number): void {
+    this.postcopyRequests++;
+    this.channels[0].send(FrameType.pageRequest, encodePageRequest({ region, page, count })).catch(() => undefined);
+  }
+
+  /** Post-copy: the device state is in; hash the pages present, then start the guest on them. */
+  private async startGuest(): Promise<void> {
+    const sums = await this.digests.pageSums(this.cores, (r) => r.layout.auxBitmap);
+    sums.forEach((sum, i) => (this.pageSums[i] += sum));
+    if (this.failure) return;
+    this.presences!.forEach((p, i) => p.begin(this.regions[i].layout.syncBitmap));
+    await this.hooks?.resume?.(this.deviceState!, this.regions);
   }
 
   private addDeviceState(): void {
     const piece = decodeDeviceStatePiece(this.control[0]);
-    if (!this.finished[0]) throw new WireError("unexpectedFrame", "device state arrived before the final round");
+    if (!this.finished[0] && !this.presences) throw new WireError("unexpectedFrame", "device state arrived before the final round or the switch-over");
     if (piece.total > MAX_DEVICE_STATE) throw new WireError("frameTooLarge", `device state of ${piece.total} bytes exceeds the ${MAX_DEVICE_STATE}-byte limit`);
     this.deviceState ??= new Uint8Array(piece.total);
     if (piece.total !== this.deviceState.length || piece.offset !== this.deviceStateFilled || piece.offset + piece.bytes.length > piece.total) {
@@ -344,6 +437,10 @@ class Session {
     }
     this.deviceState.set(piece.bytes, piece.offset);
     this.deviceStateFilled += piece.bytes.length;
+    if (this.presences && this.deviceStateFilled === this.deviceState.length) {
+      this.guestStarted = this.startGuest();
+      this.guestStarted.catch((error: Error) => this.fail(error));
+    }
   }
 
   private async complete(): Promise<void> {
@@ -353,17 +450,22 @@ class Session {
       if (!this.deviceState || this.deviceStateFilled !== this.deviceState.length) throw new WireError("truncated", "completion arrived before the whole device state");
       if (digests.length !== this.regions.length) throw new WireError("badFrame", `completion carries ${digests.length} digests for ${this.regions.length} regions`);
       const verifyStart = performance.now();
-      const mine = await this.digests.digest(this.cores);
+      const postcopy = this.presences !== undefined;
+      if (postcopy) this.checkAllArrived();
+      await this.guestStarted;
+      const mine = postcopy ? this.pageSums.map((s) => BigInt.asUintN(64, s)) : await this.digests.digest(this.cores);
       mine.forEach((digest, i) => {
         if (digest !== digests[i]) {
-          throw new WireError("digest", `memory digest mismatch in region ${i}: the source has ${digests[i].toString(16)}, the destination ${digest.toString(16)}; nothing was resumed`);
+          const what = postcopy ? "page-hash sum" : "memory digest";
+          throw new WireError("digest", `${what} mismatch in region ${i}: the source has ${digests[i].toString(16)}, the destination ${digest.toString(16)}${postcopy ? "" : "; nothing was resumed"}`);
         }
       });
       const verifyMs = performance.now() - verifyStart;
       if (this.failure) return;
       await this.channels[0].send(FrameType.done, encodeDone({ verifyMs }));
       this.done = true;
-      await this.hooks?.resume?.(this.deviceState, this.regions);
+      if (postcopy) for (const p of this.presences!) p.finish();
+      else await this.hooks?.resume?.(this.deviceState, this.regions);
       this.settle.resolve({
         migrationId: this.id,
         regions: this.regions,
@@ -376,6 +478,9 @@ class Session {
           rounds: this.rounds,
           channels: this.channelCount,
           "device-state-bytes": this.deviceState.length,
+          "postcopy-faults": this.presences?.reduce((n, p) => n + p.faults, 0) ?? 0,
+          "postcopy-requests": this.postcopyRequests,
+          "postcopy-blocked-ms": this.presences?.reduce((n, p) => n + p.blockedMs, 0) ?? 0,
         },
       });
     } catch (error) {

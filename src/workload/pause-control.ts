@@ -1,5 +1,6 @@
 // Pausing guest threads at a safe point, fast: Atomics wait/notify on a shared word, no sleeps.
-// Words: [0] command (0 run, 1 pause, 2 stop), [1] threads currently parked.
+// Words: [0] command (0 run, 1 pause, 2 stop), [1] threads currently parked, [2] throttle in
+// thousandths (auto-converge: the share of time the threads sleep).
 
 export const RUN = 0;
 export const PAUSE = 1;
@@ -10,7 +11,7 @@ export class PauseControl {
 
   constructor(
     readonly threads: number,
-    buffer: SharedArrayBuffer = new SharedArrayBuffer(8),
+    buffer: SharedArrayBuffer = new SharedArrayBuffer(12),
   ) {
     this.words = new Int32Array(buffer);
   }
@@ -38,6 +39,22 @@ export class PauseControl {
     Atomics.store(this.words, 0, STOP);
     Atomics.notify(this.words, 0);
   }
+
+  /** Makes the threads sleep this fraction of the time (0 to 0.99), as QEMU's CPU throttle does. */
+  throttle(fraction: number): void {
+    Atomics.store(this.words, 2, Math.round(Math.min(0.99, Math.max(0, fraction)) * 1000));
+  }
+}
+
+/**
+ * Called by a guest thread after a unit of work that took `busyMs`: sleeps long enough that the
+ * thread runs only (1 - throttle) of the time. A pause or stop cuts the sleep short.
+ */
+export function throttleSleep(words: Int32Array, busyMs: number): void {
+  const perMille = Atomics.load(words, 2);
+  if (perMille === 0) return;
+  const share = perMille / 1000;
+  Atomics.wait(words, 0, RUN, (busyMs * share) / (1 - share));
 }
 
 /**

@@ -2,7 +2,7 @@
 import { workerData, parentPort } from "node:worker_threads";
 import { Region } from "../memory/region.js";
 import { instantiate } from "../core/module.js";
-import { safePoint } from "./pause-control.js";
+import { safePoint, throttleSleep } from "./pause-control.js";
 import { kernelByName, writeContext, type WorkloadExports } from "./kernels.js";
 import type { WorkerSetup } from "./workload.js";
 import { Counter } from "./workload.js";
@@ -19,7 +19,9 @@ counters[Counter.iterations] = setup.startIterations;
 parentPort!.postMessage("ready");
 while (safePoint(control)) {
   if (setup.stopAt > 0 && counters[Counter.iterations] >= setup.stopAt) break;
+  const began = performance.now();
   const iterations = kernel.step(wasm, ctx);
+  throttleSleep(control, performance.now() - began);
   const now = Date.now();
   if (counters[Counter.firstStepAt] === 0) counters[Counter.firstStepAt] = now;
   counters[Counter.lastStepAt] = now;

@@ -129,6 +129,11 @@ export class Workload {
     this.control.resume();
   }
 
+  /** Slows the workload: its thread sleeps this fraction of the time (auto-converge). */
+  throttle(fraction: number): void {
+    this.control.throttle(fraction);
+  }
+
   async stop(): Promise<void> {
     this.control.stop();
     await this.done;
