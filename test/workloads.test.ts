@@ -127,6 +127,51 @@ describe("every policy moves a live workload bit for bit", () => {
   }
 });
 
+describe("post-copy that breaks", () => {
+  it("fails on both sides with an error that says the guest is lost; neither side runs it on", async () => {
+    let started!: (w: Workload) => void;
+    const onDestination = new Promise<Workload>((resolve) => (started = resolve));
+    const listener = new Listener({ hooks: { resume: (state, regions) => started(Workload.resumeFrom(regions[0], state).workload) } });
+    listeners.push(listener);
+    const port = await listener.listen(0);
+    const region = Region.create({ pageCount: PAGES });
+    const guest = Workload.start(region, "stencil", { seed: 5 });
+    await guest.ready;
+    const received = listener.next();
+    received.catch(() => undefined);
+    const abort = new AbortController();
+    const source = new Source([region], {
+      host: "127.0.0.1",
+      port,
+      bandwidth: 8e6,
+      policy: policyByName("postcopy"),
+      signal: abort.signal,
+      hooks: { pause: () => guest.pause(), resume: () => guest.resume(), deviceState: () => guest.deviceState() },
+    });
+    source.on("round", (r) => r.phase === "switchover" && setTimeout(() => abort.abort(), 300));
+    await expect(source.migrate()).rejects.toThrow(/post-copy failed after the switch-over.*cannot continue on either side/);
+    await expect(received).rejects.toThrow(/post-copy failed after the guest resumed here.*cannot continue/);
+    const moved = await onDestination;
+    await expect(moved.done).rejects.toThrow(/unreachable/);
+    // The source did not resume its copy either: the guest's steps stay where the pause left them.
+    const steps = guest.steps;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(guest.steps).toBe(steps);
+    await guest.stop();
+  });
+});
+
+describe("pre-copy that cannot converge", () => {
+  it("hits max-rounds with a tiny downtime limit against a write-heavy kernel, and still completes exactly", async () => {
+    const c: Moved = { kernel: "stencil", stopAt: 300, policy: "precopy", parameters: { "downtime-limit": 0, "max-rounds": 4 } };
+    const unmoved = await digestAfter(c.kernel, c.stopAt, "dirty");
+    const moved = await digestMovedMidway(c);
+    expect(moved.stats["dirty-sync-count"]).toBe(4);
+    expect(moved.stats.policy["stop-reason"]).toMatch(/max-rounds 4/);
+    expect(moved.digest).toBe(unmoved);
+  });
+});
+
 describe("workloads continue bit for bit after a live migration", () => {
   for (const c of CASES) {
     const label = `${c.kernel}${c.freeMode ? ` (freed memory: ${c.freeMode})` : ""}${c.channels ? `, ${c.channels} channels` : ""}${c.compress ? ", lz4" : ""}${c.delta ? ", delta" : ""}`;

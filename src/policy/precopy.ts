@@ -48,7 +48,7 @@ export function precopy(options: PrecopyOptions = {}): Policy {
         if (stats.dirtiedPages * stats.pageSize > stats.lastRoundBytes * TRIGGER_THRESHOLD) highPeriods++;
         if (highPeriods >= TRIGGER_PERIODS) {
           highPeriods = 0;
-          throttle = throttle === 0 ? THROTTLE_INITIAL : Math.min(THROTTLE_MAX, throttle + THROTTLE_INCREMENT);
+          throttle = throttle === 0 ? THROTTLE_INITIAL : Math.min(THROTTLE_MAX, Math.round((throttle + THROTTLE_INCREMENT) * 100) / 100);
         }
       }
       return throttle > 0 ? { action: "continue", plan: { throttle } } : CONTINUE;
