@@ -4,21 +4,42 @@ import { printTable, type Row } from "./report.js";
 import { runCore, coreDefaults, coreQuick } from "./core.js";
 import { runE2e, e2eDefaults, e2eQuick } from "./e2e.js";
 import { runWorkloads, workloadDefaults, workloadQuick } from "./workloads.js";
+import { runPolicies, policyDefaults, policyQuick } from "./policies.js";
+import { parseSize } from "../src/cli/units.js";
 
-const SUITES: Record<string, (quick: boolean) => Row[] | Promise<Row[]>> = {
-  core: (quick) => runCore(quick ? coreQuick : coreDefaults),
-  e2e: (quick) => runE2e(quick ? e2eQuick : e2eDefaults),
-  workloads: (quick) => runWorkloads(quick ? workloadQuick : workloadDefaults),
+/** --quick, and for the policies suite --size SIZE and --runs N (the full run takes hours at 1 GiB). */
+interface BenchOptions {
+  quick: boolean;
+  size?: number;
+  runs?: number;
+}
+
+const SUITES: Record<string, (o: BenchOptions) => Row[] | Promise<Row[]>> = {
+  core: (o) => runCore(o.quick ? coreQuick : coreDefaults),
+  e2e: (o) => runE2e(o.quick ? e2eQuick : e2eDefaults),
+  workloads: (o) => runWorkloads(o.quick ? workloadQuick : workloadDefaults),
+  policies: (o) => {
+    const base = o.quick ? policyQuick : policyDefaults;
+    return runPolicies({ ...base, bytes: o.size ?? base.bytes, runs: o.runs ?? base.runs });
+  },
 };
+
+function valueOf(argv: string[], flag: string): string | undefined {
+  const i = argv.indexOf(flag);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
 
 async function main(argv: string[]): Promise<void> {
   const json = argv.includes("--json");
   const quick = argv.includes("--quick");
-  const names = argv.filter((a) => !a.startsWith("--"));
+  const size = valueOf(argv, "--size");
+  const runs = valueOf(argv, "--runs");
+  const options: BenchOptions = { quick, size: size ? parseSize(size) : undefined, runs: runs ? Number(runs) : undefined };
+  const names = argv.filter((a, i) => !a.startsWith("--") && argv[i - 1] !== "--size" && argv[i - 1] !== "--runs");
   const unknown = names.filter((n) => !(n in SUITES));
   if (names.length === 0 || unknown.length > 0) {
     process.stderr.write(
-      `${unknown.length ? `unknown suite: ${unknown.join(", ")}\n` : ""}usage: npm run bench -- SUITE... [--json] [--quick]\nsuites: ${Object.keys(SUITES).join(", ")}\n`,
+      `${unknown.length ? `unknown suite: ${unknown.join(", ")}\n` : ""}usage: npm run bench -- SUITE... [--json] [--quick] [--size SIZE] [--runs N]\nsuites: ${Object.keys(SUITES).join(", ")}\n`,
     );
     process.exitCode = 2;
     return;
@@ -26,9 +47,9 @@ async function main(argv: string[]): Promise<void> {
   const rows: Row[] = [];
   for (const name of names) {
     process.stderr.write(`${name}:\n`);
-    rows.push(...(await SUITES[name](quick)));
+    rows.push(...(await SUITES[name](options)));
   }
-  const meta = { date: new Date().toISOString(), node: process.version, quick };
+  const meta = { date: new Date().toISOString(), node: process.version, ...options };
   process.stdout.write(json ? JSON.stringify({ ...meta, rows }, null, 2) + "\n" : printTable(rows) + "\n");
 }
 

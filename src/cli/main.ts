@@ -4,6 +4,14 @@ import { listenCommand, LISTEN_HELP } from "./listen.js";
 import { sendCommand, SEND_HELP } from "./send.js";
 import { migrateCommand, MIGRATE_HELP } from "./migrate.js";
 import { PagewireError } from "../errors.js";
+import { POLICIES } from "../policy/index.js";
+
+async function policiesCommand(): Promise<number> {
+  for (const [name, entry] of Object.entries(POLICIES)) {
+    process.stdout.write(`  ${name.padEnd(11)} ${entry.describe}\n${entry.parameters.length ? `  ${"".padEnd(11)} parameters: ${entry.parameters.join(", ")}\n` : ""}`);
+  }
+  return 0;
+}
 
 const HELP = `pagewire: live migration of memory
 
@@ -13,12 +21,15 @@ ${LISTEN_HELP}
 
 ${SEND_HELP}
 
-Benchmarks: npm run bench -- core|e2e [--json]`;
+pagewire policies             list the migration policies and their parameters
+
+Benchmarks: npm run bench -- core|e2e|workloads|policies [--json]`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   listen: listenCommand,
   send: sendCommand,
   migrate: migrateCommand,
+  policies: policiesCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

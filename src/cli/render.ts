@@ -28,7 +28,7 @@ export class ProgressLine {
 
 export function progressText(p: Progress): string {
   const downtime = Number.isFinite(p.expectedDowntimeMs) ? formatMs(p.expectedDowntimeMs) : "?";
-  return `round ${p.round}${p.phase === "paused" ? " (paused)" : ""} · ${formatCount(p.remainingPages)} pages left · ${p.rate.toFixed(0)} MB/s · sent ${formatBytes(p.transferred)} · expected downtime ${downtime}`;
+  return `round ${p.round}${p.phase === "live" ? "" : ` (${p.phase})`} · ${formatCount(p.remainingPages)} pages left · ${p.rate.toFixed(0)} MB/s · sent ${formatBytes(p.transferred)} · expected downtime ${downtime}`;
 }
 
 function table(rows: Array<[string, string]>): string {
@@ -56,6 +56,11 @@ export function sourceTable(s: MigrationStats, guestBytes: number): string {
     ["channels", String(s.channels)],
     ["digest check", `${formatMs(s["verify-time"])} on the destination`],
   ];
+  if (s["skipped-pages"] > 0) rows.push(["skipped (dirty again)", `${formatCount(s["skipped-pages"])} pages`]);
+  if (s["cpu-throttle-percentage"] > 0) rows.push(["auto-converge throttle", `up to ${s["cpu-throttle-percentage"]}%`]);
+  if (s["postcopy-time"] > 0) {
+    rows.push(["post-copy", `${formatMs(s["postcopy-time"])}, ${formatBytes(s["postcopy-bytes"])}; ${formatCount(s["postcopy-requests"])} requests for ${formatCount(s["postcopy-requested-pages"])} pages`]);
+  }
   const rounds = s.rounds.map((r) => `  ${String(r.round).padStart(5)}  ${formatCount(r["dirty-pages"]).padStart(11)}  ${formatCount(r.pages).padStart(11)}  ${formatBytes(r.bytes).padStart(10)}  ${formatMs(r.ms).padStart(9)}${r.phase === "live" ? "" : `  (${r.phase})`}`);
   return `${table(rows)}\n\n  round  dirty pages   pages sent       bytes       time\n${rounds.join("\n")}`;
 }
@@ -68,6 +73,9 @@ export function destinationTable(r: Received): string {
     ["rounds", String(r.stats.rounds)],
     ["digest check", formatMs(r.stats["verify-time"])],
     ["device state", formatBytes(r.stats["device-state-bytes"])],
+    ...(r.stats["postcopy-faults"] > 0 || r.stats["postcopy-requests"] > 0
+      ? [["post-copy", `${formatCount(r.stats["postcopy-faults"])} faults, ${formatCount(r.stats["postcopy-requests"])} requests, guest blocked ${formatMs(r.stats["postcopy-blocked-ms"])}`] as [string, string]]
+      : []),
   ]);
 }
 

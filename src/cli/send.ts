@@ -11,9 +11,12 @@ export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; ove
   --free-mode MODE      churn: freed memory left dirty, zeroed, or hinted free (dirty|zero|hint)
   --warmup-seconds S    measure the guest's rate for S seconds before migrating (default 1)
   --channels N          TCP channels (default 1)
-  --policy NAME         stop-copy | precopy (default precopy)
-  --downtime-limit MS   precopy: stop iterating when the rest fits in this pause (default 300)
-  --max-rounds N        precopy: stop after this many rounds (default 30)
+  --policy NAME         stop-copy | precopy | xen | early-stop | mplm | postcopy | hybrid (default precopy)
+  --downtime-limit MS   precopy, hybrid: stop iterating when the rest fits in this pause (default 300)
+  --max-rounds N        precopy, xen, early-stop: stop after this many rounds
+  --param KEY[=VALUE]   any other policy parameter, repeatable: auto-converge, min-shrink=0.1,
+                        slices=16, precopy-rounds=2, min-dirty-pages=50, max-factor=3
+                        (see "pagewire policies")
   --compress            LZ4-compress pages that shrink
   --delta               send re-sent pages as XBZRLE deltas (--delta-cache, default 64m per region)
   --bandwidth RATE      cap the link, e.g. 1gbit or 500MB

@@ -2,7 +2,7 @@
 // a live progress line, and prints the result. Shared by `send` and `migrate`.
 import { Source } from "../migration/source.js";
 import type { MigrationStats } from "../migration/stats.js";
-import { policyByName } from "../policy/index.js";
+import { policyByName, type PolicyParameters } from "../policy/index.js";
 import { parseRate } from "../transport/token-bucket.js";
 import { createGuest, startWriters, regionPages, REGION_BYTES } from "./guest.js";
 import { Region } from "../memory/region.js";
@@ -21,6 +21,7 @@ export const sourceOptionSpec = {
   policy: { type: "string", default: "precopy" },
   "downtime-limit": { type: "string" },
   "max-rounds": { type: "string" },
+  param: { type: "string", multiple: true },
   compress: { type: "boolean", default: false },
   delta: { type: "boolean", default: false },
   "delta-cache": { type: "string", default: "64m" },
@@ -51,7 +52,20 @@ export interface WorkloadReport {
   pausedAt: number;
 }
 
-export async function runSource(host: string, port: number, o: Record<string, string | boolean | undefined>): Promise<{ stats: MigrationStats; guestBytes: number; workload?: WorkloadReport }> {
+type Options = Record<string, string | boolean | string[] | undefined>;
+
+/** The policy the options name, with --downtime-limit, --max-rounds and each --param KEY=VALUE. */
+export function policyFromOptions(o: Options) {
+  const parameters: PolicyParameters = { "downtime-limit": o["downtime-limit"] as string | undefined, "max-rounds": o["max-rounds"] as string | undefined };
+  for (const p of (o.param as string[] | undefined) ?? []) {
+    const m = /^([a-z-]+)(?:=(.*))?$/.exec(p);
+    if (!m) throw new PagewireError("EOPTION", `--param ${p}: write KEY=VALUE, e.g. --param min-shrink=0.2`);
+    parameters[m[1]] = m[2] ?? true;
+  }
+  return policyByName(String(o.policy), parameters);
+}
+
+export async function runSource(host: string, port: number, o: Options): Promise<{ stats: MigrationStats; guestBytes: number; workload?: WorkloadReport }> {
   const line = new ProgressLine();
   const quiet = o.json === true;
   const size = parseSize(String(o.size));
@@ -63,7 +77,7 @@ export async function runSource(host: string, port: number, o: Record<string, st
     : startSyntheticGuest({ size, pageSize, seed, dirtyRate: Number(o["dirty-rate"]), deltaCacheBytes: o.delta ? parseSize(String(o["delta-cache"])) : 0 }, (f) => line.show(`preparing a ${formatBytes(size)} guest of mixed pages: ${(f * 100).toFixed(0)}%`));
   if (!quiet) line.log(`guest: ${formatBytes(size)} in ${guest.regions.length} region(s), prepared in ${((performance.now() - prepareStart) / 1000).toFixed(1)} s; ${guest.describe}`);
   const before = await guest.rate(Number(o["warmup-seconds"]) * 1000, (r) => !quiet && line.show(`${guest.describe}: ${r.toFixed(1)} ${guest.unit}/s before the migration`));
-  const policy = policyByName(String(o.policy), { "downtime-limit": o["downtime-limit"] as string | undefined, "max-rounds": o["max-rounds"] as string | undefined });
+  const policy = policyFromOptions(o);
   const cancel = new AbortController();
   const abort = () => cancel.abort();
   process.once("SIGINT", abort);

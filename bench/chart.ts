@@ -1,0 +1,76 @@
+// The policy comparison as an SVG a reader takes in at a glance: for each link, two panels
+// (pages sent relative to memory, and downtime as the application saw it), grouped by workload,
+// one bar per policy in a fixed colour.
+import type { Cell } from "./policies.js";
+
+const COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f"];
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
+interface Panel {
+  title: string;
+  value: (c: Cell) => number;
+  format: (x: number) => string;
+  log?: boolean;
+}
+
+export function policyChart(cells: Cell[], meta: { bytes: number; runs: number }): string {
+  const links = [...new Set(cells.map((c) => c.link))];
+  const workloads = [...new Set(cells.map((c) => c.workload))];
+  const policies = [...new Set(cells.map((c) => c.policy))];
+  const panels: Panel[] = [
+    { title: "pages sent / memory size", value: (c) => c.median.sentPerMemory, format: (x) => `${x.toFixed(1)}x` },
+    { title: "downtime the application saw (ms, log scale)", value: (c) => c.median.appDowntimeMs, format: (x) => x.toFixed(0), log: true },
+  ];
+  const bar = 9;
+  const groupGap = 14;
+  const groupWidth = (w: string) => cells.filter((c) => c.workload === w && c.link === links[0]).length * bar + groupGap;
+  const plotWidth = workloads.reduce((s, w) => s + groupWidth(w), 0);
+  const left = 60;
+  const panelHeight = 170;
+  const top = 70;
+  const width = left + plotWidth + 20;
+  const panelBlock = panelHeight + 70;
+  const height = top + links.length * panels.length * panelBlock + 20;
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`);
+  out.push(`<rect width="100%" height="100%" fill="white"/>`);
+  out.push(`<text x="${left}" y="20" font-size="15" font-weight="bold">Migration policies against HPC kernels (${(meta.bytes / 2 ** 20).toFixed(0)} MiB guests, median of ${meta.runs})</text>`);
+  policies.forEach((p, i) => {
+    const x = left + i * 110;
+    out.push(`<rect x="${x}" y="34" width="12" height="12" fill="${COLOURS[i % COLOURS.length]}"/><text x="${x + 16}" y="44">${esc(p)}</text>`);
+  });
+  let y = top;
+  for (const link of links) {
+    for (const panel of panels) {
+      const mine = cells.filter((c) => c.link === link);
+      const values = mine.map(panel.value).filter((v) => Number.isFinite(v) && v > 0);
+      const max = Math.max(...values, 1);
+      const min = panel.log ? Math.max(1, Math.min(...values)) : 0;
+      const scale = (v: number) => {
+        if (!Number.isFinite(v) || v <= 0) return 0;
+        if (!panel.log) return (v / max) * panelHeight;
+        return ((Math.log10(Math.max(v, min)) - Math.log10(min) + 0.3) / (Math.log10(max) - Math.log10(min) + 0.3)) * panelHeight;
+      };
+      out.push(`<text x="${left}" y="${y + 4}" font-size="12" font-weight="bold">${esc(link)}: ${esc(panel.title)}</text>`);
+      const base = y + 14 + panelHeight;
+      out.push(`<line x1="${left}" y1="${base}" x2="${left + plotWidth}" y2="${base}" stroke="#333"/>`);
+      out.push(`<text x="${left - 6}" y="${y + 18}" text-anchor="end">${panel.format(max)}</text><text x="${left - 6}" y="${base}" text-anchor="end">${panel.log ? panel.format(min) : "0"}</text>`);
+      let x = left;
+      for (const w of workloads) {
+        const group = mine.filter((c) => c.workload === w);
+        group.forEach((c) => {
+          const v = panel.value(c);
+          const h = scale(v);
+          const colour = COLOURS[policies.indexOf(c.policy) % COLOURS.length];
+          out.push(`<rect x="${x}" y="${base - h}" width="${bar - 1}" height="${h}" fill="${colour}"><title>${esc(`${c.policy} on ${w}, ${link}: ${panel.format(v)}`)}</title></rect>`);
+          x += bar;
+        });
+        out.push(`<text x="${x - (group.length * bar) / 2}" y="${base + 14}" text-anchor="middle">${esc(w)}</text>`);
+        x += groupGap;
+      }
+      y += panelBlock;
+    }
+  }
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,122 @@
+// `npm run bench -- policies`: every policy against every workload, uncapped and at 1 Gbit/s,
+// each a real two-process migration of a live kernel (`pagewire migrate --workload --json`),
+// several runs each, medians reported. Also churn's three ways of treating freed memory under
+// pre-copy (Gad et al. 2016). Writes the chart docs/policies.svg and the medians as JSON.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { fileURLToPath } from "node:url";
+import { writeFileSync } from "node:fs";
+import { POLICIES } from "../src/policy/index.js";
+import { KERNELS } from "../src/workload/kernels.js";
+import { type Row, progress } from "./report.js";
+import { policyChart } from "./chart.js";
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const run = promisify(execFile);
+
+export interface PolicyBenchOptions {
+  bytes: number;
+  runs: number;
+  links: Array<{ name: string; bandwidth?: string }>;
+  policies: string[];
+  /** Where the chart goes (relative to the repository); undefined for none. */
+  chart?: string;
+}
+
+const LINKS = [{ name: "uncapped" }, { name: "1 Gbit/s", bandwidth: "1gbit" }];
+export const policyDefaults: PolicyBenchOptions = { bytes: 2 ** 30, runs: 3, links: LINKS, policies: Object.keys(POLICIES), chart: "docs/policies.svg" };
+export const policyQuick: PolicyBenchOptions = { bytes: 32 << 20, runs: 1, links: [LINKS[0]], policies: Object.keys(POLICIES) };
+
+/** One migration's figures, as the JSON of `pagewire migrate` gives them. */
+export interface Measured {
+  totalMs: number;
+  downtimeMs: number;
+  appDowntimeMs: number;
+  sentPerMemory: number;
+  rounds: number;
+  /** Application rate during the migration (on the source) and after it (on the destination), over its rate before. */
+  during: number;
+  after: number;
+  faults: number;
+  blockedMs: number;
+}
+
+interface MigrateJson {
+  source: { transferred: number; "total-time": number; downtime: number; rounds: unknown[] };
+  destination: { "postcopy-faults": number; "postcopy-blocked-ms": number };
+  workload: { before: number; during: number; after?: number; lastStepAt: number; firstStepAt?: number };
+}
+
+async function migrateOnce(kernel: string, freeMode: string, policy: string, bytes: number, bandwidth?: string): Promise<Measured> {
+  const args = [CLI, "migrate", "--workload", kernel, "--free-mode", freeMode, "--policy", policy, "--size", String(bytes), "--json", "--warmup-seconds", "0.5"];
+  if (bandwidth) args.push("--bandwidth", bandwidth);
+  const { stdout } = await run(process.execPath, args, { maxBuffer: 64 << 20 });
+  const m = JSON.parse(stdout) as MigrateJson;
+  const w = m.workload;
+  return {
+    totalMs: m.source["total-time"],
+    downtimeMs: m.source.downtime,
+    appDowntimeMs: w.firstStepAt ? w.firstStepAt - w.lastStepAt : NaN,
+    sentPerMemory: m.source.transferred / bytes,
+    rounds: m.source.rounds.length,
+    during: w.before > 0 ? w.during / w.before : NaN,
+    after: w.before > 0 && w.after !== undefined ? w.after / w.before : NaN,
+    faults: m.destination["postcopy-faults"],
+    blockedMs: m.destination["postcopy-blocked-ms"],
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function medians(runs: Measured[]): Measured {
+  const out = {} as Measured;
+  for (const key of Object.keys(runs[0]) as Array<keyof Measured>) out[key] = median(runs.map((r) => r[key]));
+  return out;
+}
+
+export interface Cell {
+  link: string;
+  workload: string;
+  policy: string;
+  median: Measured;
+  runs: Measured[];
+}
+
+export async function runPolicies(o: PolicyBenchOptions): Promise<Row[]> {
+  const cases: Array<{ workload: string; kernel: string; freeMode: string; policies: string[] }> = [
+    ...Object.keys(KERNELS).map((kernel) => ({ workload: kernel, kernel, freeMode: "dirty", policies: o.policies })),
+    // Gad et al.: freed memory zeroed or hinted, against left dirty (the churn row above).
+    { workload: "churn, freed zeroed", kernel: "churn", freeMode: "zero", policies: ["precopy"] },
+    { workload: "churn, freed hinted", kernel: "churn", freeMode: "hint", policies: ["precopy"] },
+  ];
+  const cells: Cell[] = [];
+  const total = o.links.length * cases.reduce((n, c) => n + c.policies.length, 0) * o.runs;
+  let done = 0;
+  // Runs interleave (all cells once, then again) so that a noisy minute spreads over every cell.
+  const grid = o.links.flatMap((link) => cases.flatMap((c) => c.policies.map((policy) => ({ link, c, policy, runs: [] as Measured[] }))));
+  for (let r = 0; r < o.runs; r++) {
+    for (const g of grid) {
+      progress(`[${++done}/${total}] ${g.policy} on ${g.c.workload}, ${g.link.name}, run ${r + 1}`);
+      g.runs.push(await migrateOnce(g.c.kernel, g.c.freeMode, g.policy, o.bytes, g.link.bandwidth));
+    }
+  }
+  for (const g of grid) cells.push({ link: g.link.name, workload: g.c.workload, policy: g.policy, median: medians(g.runs), runs: g.runs });
+  if (o.chart) {
+    writeFileSync(o.chart, policyChart(cells, { bytes: o.bytes, runs: o.runs }));
+    writeFileSync(o.chart.replace(/\.svg$/, ".json"), JSON.stringify({ date: new Date().toISOString(), bytes: o.bytes, runs: o.runs, cells }, null, 1) + "\n");
+  }
+  return cells.flatMap(({ link, workload, policy, median: m }) => {
+    const name = (what: string) => `${policy} · ${workload} · ${link}: ${what}`;
+    const rows: Row[] = [
+      { suite: "policies", name: name("pages sent / memory"), value: m.sentPerMemory, unit: "x", note: `${m.rounds} rounds` },
+      { suite: "policies", name: name("total time"), value: m.totalMs, unit: "ms" },
+      { suite: "policies", name: name("downtime, engine / application"), value: m.downtimeMs, unit: "ms", note: `application saw ${m.appDowntimeMs.toFixed(0)} ms` },
+      { suite: "policies", name: name("application rate during / after, vs before"), value: m.during, unit: "x", note: `after, on the destination: ${m.after.toFixed(2)}x` },
+    ];
+    if (m.faults > 0) rows.push({ suite: "policies", name: name("post-copy faults"), value: m.faults, unit: "", note: `guest blocked ${m.blockedMs.toFixed(0)} ms` });
+    return rows;
+  });
+}
