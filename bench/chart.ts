@@ -21,14 +21,15 @@ export function policyChart(cells: Cell[], meta: { bytes: number; runs: number }
     { title: "pages sent / memory size", value: (c) => c.median.sentPerMemory, format: (x) => `${x.toFixed(1)}x` },
     { title: "downtime the application saw (ms, log scale)", value: (c) => c.median.appDowntimeMs, format: (x) => x.toFixed(0), log: true },
   ];
-  const bar = 9;
-  const groupGap = 14;
-  const groupWidth = (w: string) => cells.filter((c) => c.workload === w && c.link === links[0]).length * bar + groupGap;
+  const bar = 13;
+  const barsOf = (w: string) => cells.filter((c) => c.workload === w && c.link === links[0]).length;
+  // Every group is wide enough for its label, however few bars it has.
+  const groupWidth = (w: string) => Math.max(130, barsOf(w) * bar + 20);
   const plotWidth = workloads.reduce((s, w) => s + groupWidth(w), 0);
   const left = 60;
   const panelHeight = 170;
   const top = 70;
-  const width = left + plotWidth + 20;
+  const width = Math.max(left + plotWidth + 20, left + policies.length * 110);
   const panelBlock = panelHeight + 70;
   const height = top + links.length * panels.length * panelBlock + 20;
   const out: string[] = [];
@@ -55,9 +56,10 @@ export function policyChart(cells: Cell[], meta: { bytes: number; runs: number }
       const base = y + 14 + panelHeight;
       out.push(`<line x1="${left}" y1="${base}" x2="${left + plotWidth}" y2="${base}" stroke="#333"/>`);
       out.push(`<text x="${left - 6}" y="${y + 18}" text-anchor="end">${panel.format(max)}</text><text x="${left - 6}" y="${base}" text-anchor="end">${panel.log ? panel.format(min) : "0"}</text>`);
-      let x = left;
+      let groupStart = left;
       for (const w of workloads) {
         const group = mine.filter((c) => c.workload === w);
+        let x = groupStart + (groupWidth(w) - group.length * bar) / 2;
         group.forEach((c) => {
           const v = panel.value(c);
           const h = scale(v);
@@ -65,8 +67,8 @@ export function policyChart(cells: Cell[], meta: { bytes: number; runs: number }
           out.push(`<rect x="${x}" y="${base - h}" width="${bar - 1}" height="${h}" fill="${colour}"><title>${esc(`${c.policy} on ${w}, ${link}: ${panel.format(v)}`)}</title></rect>`);
           x += bar;
         });
-        out.push(`<text x="${x - (group.length * bar) / 2}" y="${base + 14}" text-anchor="middle">${esc(w)}</text>`);
-        x += groupGap;
+        out.push(`<text x="${groupStart + groupWidth(w) / 2}" y="${base + 14}" text-anchor="middle">${esc(w)}</text>`);
+        groupStart += groupWidth(w);
       }
       y += panelBlock;
     }
