@@ -127,6 +127,34 @@ describe("batch encoder and decoder", () => {
   });
 });
 
+describe("post-copy decoding", () => {
+  it("accepts each expected page exactly once, lists what it applied, and sums page hashes as the source does", () => {
+    const source = new Core(filledRegion(9));
+    const destination = new Core(Region.create(options));
+    const expected = destination.region.layout.syncBitmap;
+    destination.wasm.bitmapMarkRange(expected, 100, 50);
+    destination.expectPages(expected);
+    source.setEncoding({ lz4: true });
+    const pages = [100, 120, 149, 101];
+    const { records } = transfer(source, destination, pages);
+    expect(records).toBe(4);
+    expect([...destination.list.subarray(0, 4)]).toEqual(pages);
+    expect(destination.sumListed(4)).toBe(source.sumListed(4));
+    expect(destination.wasm.bitmapCount(expected, destination.region.layout.bitmapBytes)).toBe(46);
+    // A second copy of a page, or a page never missing, is refused before anything is written.
+    for (const page of [120, 99, 150]) {
+      const before = destination.region.pages(page).slice();
+      expect(() => transfer(source, destination, [page])).toThrow(/not expect/);
+      expect(destination.region.pages(page)).toEqual(before);
+    }
+    // Raw runs are taken whole or not at all.
+    expect(destination.wasm.bitmapTakeRange(expected, 130, 10)).toBe(1);
+    expect(destination.wasm.bitmapTakeRange(expected, 125, 10)).toBe(0);
+    expect(destination.wasm.bitmapCount(expected, destination.region.layout.bitmapBytes)).toBe(36);
+    expect(source.sumRange(0, PAGES)).toBe(BigInt.asUintN(64, source.wasm.pageHashSumRange(source.region.layout.guest, 12, 0, PAGES, 0)));
+  });
+});
+
 describe("page sizes other than 4 KiB", () => {
   for (const pageSize of [512, 16384, 65536]) {
     it(`moves a mixed region of ${pageSize}-byte pages exactly, with LZ4, deltas and raw runs`, () => {
