@@ -50,7 +50,8 @@ interface MigrateJson {
 async function migrateOnce(kernel: string, freeMode: string, policy: string, bytes: number, bandwidth?: string): Promise<Measured> {
   const args = [CLI, "migrate", "--workload", kernel, "--free-mode", freeMode, "--policy", policy, "--size", String(bytes), "--json", "--warmup-seconds", "0.5"];
   if (bandwidth) args.push("--bandwidth", bandwidth);
-  const { stdout } = await run(process.execPath, args, { maxBuffer: 64 << 20 });
+  // A run that hangs must not hold up the rest: ten minutes is many times the slowest one.
+  const { stdout } = await run(process.execPath, args, { maxBuffer: 64 << 20, timeout: 600_000, killSignal: "SIGKILL" });
   const m = JSON.parse(stdout) as MigrateJson;
   const w = m.workload;
   return {
@@ -102,11 +103,13 @@ export async function runPolicies(o: PolicyBenchOptions): Promise<Row[]> {
       progress(`[${++done}/${total}] ${g.policy} on ${g.c.workload}, ${g.link.name}, run ${r + 1}`);
       g.runs.push(await migrateOnce(g.c.kernel, g.c.freeMode, g.policy, o.bytes, g.link.bandwidth));
     }
-  }
-  for (const g of grid) cells.push({ link: g.link.name, workload: g.c.workload, policy: g.policy, median: medians(g.runs), runs: g.runs });
-  if (o.chart) {
-    writeFileSync(o.chart, policyChart(cells, { bytes: o.bytes, runs: o.runs }));
-    writeFileSync(o.chart.replace(/\.svg$/, ".json"), JSON.stringify({ date: new Date().toISOString(), bytes: o.bytes, runs: o.runs, cells }, null, 1) + "\n");
+    cells.length = 0;
+    for (const g of grid) cells.push({ link: g.link.name, workload: g.c.workload, policy: g.policy, median: medians(g.runs), runs: g.runs });
+    // Written after every pass, so that a long run interrupted still leaves its figures.
+    if (o.chart) {
+      writeFileSync(o.chart, policyChart(cells, { bytes: o.bytes, runs: r + 1 }));
+      writeFileSync(o.chart.replace(/\.svg$/, ".json"), JSON.stringify({ date: new Date().toISOString(), bytes: o.bytes, runs: r + 1, cells }, null, 1) + "\n");
+    }
   }
   return cells.flatMap(({ link, workload, policy, median: m }) => {
     const name = (what: string) => `${policy} · ${workload} · ${link}: ${what}`;

@@ -4,31 +4,37 @@
 import { guestOf, stateOf, markWritten, nextRandom, need, CTX_FREE, CTX_PAGE_SHIFT, CTX_BYTES } from "./common";
 import { bitmapMarkRange } from "../bitmap";
 
-// State: u64 PRNG, u32 iteration, u32 mode, u32 slots.
+// State: u64 PRNG, u32 iteration, u32 mode, u32 slots, u32 first data page.
 const S_RANDOM: usize = 0;
 const S_ITER: usize = 8;
 const S_MODE: usize = 12;
 const S_SLOTS: usize = 16;
+const S_FIRST: usize = 20;
 export const FREE_LEAVE_DIRTY: u32 = 0;
 export const FREE_ZERO: u32 = 1;
 export const FREE_HINT: u32 = 2;
 const SLOT_PAGES: u32 = 16;
 const OPS_PER_STEP: u32 = 64;
 
-// Layout: page 0 holds the slot table (u32 pages in use per slot); slot i starts at page 1 + 16 i.
+// Layout: the first pages hold the slot table (u32 pages in use per slot), as many pages as it
+// needs; slot i starts at page first + 16 i.
 
 export function churnInit(ctx: usize, seed: u32, mode: u32): void {
   const s = stateOf(ctx);
   const shift = load<u32>(ctx + CTX_PAGE_SHIFT);
-  const slots = ((load<u32>(ctx + CTX_BYTES) >> shift) - 1) / SLOT_PAGES;
+  const pages = load<u32>(ctx + CTX_BYTES) >> shift;
+  // A table page holds 2^(shift-2) slots of 16 pages: size the table for every slot that could fit.
+  const first = (pages / SLOT_PAGES + (<u32>1 << (shift - 2)) - 1) >> (shift - 2);
+  const slots = (pages - first) / SLOT_PAGES;
   store<u64>(s + S_RANDOM, <u64>seed * 0x9e3779b97f4a7c15 + 3);
   store<u32>(s + S_ITER, 0);
   store<u32>(s + S_MODE, mode);
   store<u32>(s + S_SLOTS, slots);
+  store<u32>(s + S_FIRST, first);
   memory.fill(guestOf(ctx), 0, <usize>slots * 4);
   markWritten(ctx, guestOf(ctx), <usize>slots * 4);
   // Every slot starts free: with hints, say so.
-  if (mode == FREE_HINT) bitmapMarkRange(<usize>load<u32>(ctx + CTX_FREE), 1, slots * SLOT_PAGES);
+  if (mode == FREE_HINT) bitmapMarkRange(<usize>load<u32>(ctx + CTX_FREE), first, slots * SLOT_PAGES);
 }
 
 /** Clears free bits atomically: pages leave the free set before the guest writes them again. */
@@ -43,13 +49,14 @@ export function churnStep(ctx: usize): u32 {
   const pageBytes: usize = <usize>1 << shift;
   const mode = load<u32>(s + S_MODE);
   const slots = load<u32>(s + S_SLOTS);
+  const firstData = load<u32>(s + S_FIRST);
   const table = guestOf(ctx);
   need(ctx, table, <usize>slots * 4);
   for (let op: u32 = 0; op < OPS_PER_STEP; op++) {
     const slot = nextRandom(s) % slots;
     const entry = table + (<usize>slot << 2);
     const used = load<u32>(entry);
-    const firstPage = 1 + slot * SLOT_PAGES;
+    const firstPage = firstData + slot * SLOT_PAGES;
     const data = guestOf(ctx) + (<usize>firstPage << shift);
     need(ctx, data, <usize>SLOT_PAGES << shift);
     if (used > 0) {

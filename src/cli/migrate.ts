@@ -48,6 +48,9 @@ export async function migrateCommand(argv: string[]): Promise<number> {
   // QEMU destination started with -mem-prealloc does; it does so while the source prepares.
   const args = ["listen", "--port", "0", "--once", "--ipc", "--secret", o.secret, "--size", o.size, "--page-size", o["page-size"]];
   const child = fork(main, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  // However this process ends, the destination must not outlive it.
+  const killChild = () => child.exitCode === null && child.kill();
+  process.once("exit", killChild);
   try {
     const { port } = await waitFor(child, "listening");
     const received = waitFor(child, "completed");

@@ -76,6 +76,9 @@ export class Workload {
     failed.catch(() => undefined);
     this.ready = Promise.race([new Promise<void>((resolve) => this.worker.once("message", () => resolve())), failed]);
     this.done = Promise.race([new Promise<void>((resolve) => this.worker.once("exit", () => resolve())), failed]);
+    // A kernel that traps rejects these; whoever awaits them (stop(), pause()) sees the error.
+    this.ready.catch(() => undefined);
+    this.done.catch(() => undefined);
   }
 
   /** Initialises the kernel's data on the region and starts running it. */
