@@ -220,6 +220,7 @@ export class Source extends EventEmitter {
       this.digests.warm();
       await this.connect();
       const setupTime = performance.now() - start;
+      const setupBytes = this.transferred;
       this.dataStart = performance.now();
       this.lastProgress = { at: this.dataStart, bytes: 0 };
       for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true });
@@ -245,7 +246,7 @@ export class Source extends EventEmitter {
         this.emitProgress(true, dirty.pages + stats.unsentPages);
       }
       const stopReason = decision.reason;
-      const precopyBytes = this.transferred;
+      const precopyBytes = this.transferred - setupBytes;
       this.setThrottle(0);
       const postcopy = decision.action === "postcopy";
       pauseAt = await this.pause(postcopy);
@@ -278,7 +279,7 @@ export class Source extends EventEmitter {
         downtime: (postcopy ? this.switchoverAcked : end) - pauseAt,
         transferred,
         "precopy-bytes": precopyBytes,
-        "downtime-bytes": postcopy ? 0 : transferred - precopyBytes,
+        "downtime-bytes": postcopy ? 0 : transferred - setupBytes - precopyBytes,
         "page-size": pageSize,
         "total-pages": this.totalPages,
         duplicate: this.totals.zero,
@@ -293,7 +294,7 @@ export class Source extends EventEmitter {
         "postcopy-requests": this.postcopyRequests,
         "postcopy-requested-pages": this.postcopyRequestedPages,
         "postcopy-time": postcopyTime,
-        "postcopy-bytes": postcopy ? transferred - precopyBytes : 0,
+        "postcopy-bytes": postcopy ? transferred - setupBytes - precopyBytes : 0,
         "dirty-sync-count": rounds.filter((r) => r.phase === "live").length,
         "dirty-pages-rate": Math.round(dirtyRate),
         mbps: (transferred * 8) / 1e6 / ((end - this.dataStart) / 1000),

@@ -28,7 +28,9 @@ export interface MigrationStats {
   downtime: number;
   /** Bytes put on the wire, all channels, headers included. */
   transferred: number;
+  /** Bytes sent while the guest ran (the handshake before it, `transferred` minus the rest, is neither). */
   "precopy-bytes": number;
+  /** Bytes sent while the guest was paused (0 after post-copy: see postcopy-bytes). */
   "downtime-bytes": number;
   "page-size": number;
   "total-pages": number;
