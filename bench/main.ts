@@ -4,14 +4,19 @@ import { printTable, type Row } from "./report.js";
 import { runCore, coreDefaults, coreQuick } from "./core.js";
 import { runE2e, e2eDefaults, e2eQuick } from "./e2e.js";
 import { runWorkloads, workloadDefaults, workloadQuick } from "./workloads.js";
-import { runPolicies, policyDefaults, policyQuick } from "./policies.js";
+import { runPolicies, policyDefaults, policyQuick, LINKS } from "./policies.js";
 import { parseSize } from "../src/cli/units.js";
 
-/** --quick, and for the policies suite --size SIZE and --runs N (the full run takes hours at 1 GiB). */
+/**
+ * --quick, and for the policies suite --size SIZE, --runs N, --link NAME and --policies A,B,...
+ * (the full run takes hours at 1 GiB).
+ */
 interface BenchOptions {
   quick: boolean;
   size?: number;
   runs?: number;
+  link?: string;
+  policies?: string[];
 }
 
 const SUITES: Record<string, (o: BenchOptions) => Row[] | Promise<Row[]>> = {
@@ -20,7 +25,11 @@ const SUITES: Record<string, (o: BenchOptions) => Row[] | Promise<Row[]>> = {
   workloads: (o) => runWorkloads(o.quick ? workloadQuick : workloadDefaults),
   policies: (o) => {
     const base = o.quick ? policyQuick : policyDefaults;
-    return runPolicies({ ...base, bytes: o.size ?? base.bytes, runs: o.runs ?? base.runs });
+    const links = o.link ? LINKS.filter((l) => (l.bandwidth ?? "uncapped") === o.link) : base.links;
+    if (links.length === 0) throw new Error(`unknown link ${o.link}: say uncapped or 1gbit`);
+    const unknown = o.policies?.filter((p) => !base.policies.includes(p)) ?? [];
+    if (unknown.length > 0) throw new Error(`unknown policy ${unknown.join(", ")}: say some of ${base.policies.join(", ")}`);
+    return runPolicies({ ...base, bytes: o.size ?? base.bytes, runs: o.runs ?? base.runs, links, policies: o.policies ?? base.policies });
   },
 };
 
@@ -34,12 +43,13 @@ async function main(argv: string[]): Promise<void> {
   const quick = argv.includes("--quick");
   const size = valueOf(argv, "--size");
   const runs = valueOf(argv, "--runs");
-  const options: BenchOptions = { quick, size: size ? parseSize(size) : undefined, runs: runs ? Number(runs) : undefined };
-  const names = argv.filter((a, i) => !a.startsWith("--") && argv[i - 1] !== "--size" && argv[i - 1] !== "--runs");
+  const policies = valueOf(argv, "--policies")?.split(",");
+  const options: BenchOptions = { quick, size: size ? parseSize(size) : undefined, runs: runs ? Number(runs) : undefined, link: valueOf(argv, "--link"), policies };
+  const names = argv.filter((a, i) => !a.startsWith("--") && !["--size", "--runs", "--link", "--policies"].includes(argv[i - 1]));
   const unknown = names.filter((n) => !(n in SUITES));
   if (names.length === 0 || unknown.length > 0) {
     process.stderr.write(
-      `${unknown.length ? `unknown suite: ${unknown.join(", ")}\n` : ""}usage: npm run bench -- SUITE... [--json] [--quick] [--size SIZE] [--runs N]\nsuites: ${Object.keys(SUITES).join(", ")}\n`,
+      `${unknown.length ? `unknown suite: ${unknown.join(", ")}\n` : ""}usage: npm run bench -- SUITE... [--json] [--quick] [--size SIZE] [--runs N] [--link uncapped|1gbit] [--policies A,B,...]\nsuites: ${Object.keys(SUITES).join(", ")}\n`,
     );
     process.exitCode = 2;
     return;

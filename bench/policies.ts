@@ -1,7 +1,8 @@
 // `npm run bench -- policies`: every policy against every workload, uncapped and at 1 Gbit/s,
 // each a real two-process migration of a live kernel (`pagewire migrate --workload --json`),
 // several runs each, medians reported. Also churn's three ways of treating freed memory under
-// pre-copy (Gad et al. 2016). Writes the chart docs/policies.svg and the medians as JSON.
+// pre-copy (Gad et al. 2016). Writes the chart docs/policies-SIZE.svg and the medians as JSON
+// beside it.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -19,13 +20,16 @@ export interface PolicyBenchOptions {
   runs: number;
   links: Array<{ name: string; bandwidth?: string }>;
   policies: string[];
-  /** Where the chart goes (relative to the repository); undefined for none. */
-  chart?: string;
+  /** Write the chart and the medians into docs/, named by the guest size. */
+  chart: boolean;
 }
 
-const LINKS = [{ name: "uncapped" }, { name: "1 Gbit/s", bandwidth: "1gbit" }];
-export const policyDefaults: PolicyBenchOptions = { bytes: 2 ** 30, runs: 3, links: LINKS, policies: Object.keys(POLICIES), chart: "docs/policies.svg" };
-export const policyQuick: PolicyBenchOptions = { bytes: 32 << 20, runs: 1, links: [LINKS[0]], policies: Object.keys(POLICIES) };
+export const LINKS = [
+  { name: "uncapped", bandwidth: undefined },
+  { name: "1 Gbit/s", bandwidth: "1gbit" },
+];
+export const policyDefaults: PolicyBenchOptions = { bytes: 2 ** 30, runs: 3, links: LINKS, policies: Object.keys(POLICIES), chart: true };
+export const policyQuick: PolicyBenchOptions = { bytes: 32 << 20, runs: 1, links: [LINKS[0]], policies: Object.keys(POLICIES), chart: false };
 
 /** One migration's figures, as the JSON of `pagewire migrate` gives them. */
 export interface Measured {
@@ -34,7 +38,10 @@ export interface Measured {
   appDowntimeMs: number;
   sentPerMemory: number;
   rounds: number;
-  /** Application rate during the migration (on the source) and after it (on the destination), over its rate before. */
+  /**
+   * Application rate during the live phase (on the source; NaN without one) and after the move
+   * (on the destination, its first 2 s), over its rate before.
+   */
   during: number;
   after: number;
   faults: number;
@@ -44,7 +51,7 @@ export interface Measured {
 interface MigrateJson {
   source: { transferred: number; "total-time": number; downtime: number; rounds: unknown[] };
   destination: { "postcopy-faults": number; "postcopy-blocked-ms": number };
-  workload: { before: number; during: number; after?: number; lastStepAt: number; firstStepAt?: number };
+  workload: { before: number; during?: number; after?: number; lastStepAt: number; firstStepAt?: number };
 }
 
 async function migrateOnce(kernel: string, freeMode: string, policy: string, bytes: number, bandwidth?: string): Promise<Measured> {
@@ -60,11 +67,16 @@ async function migrateOnce(kernel: string, freeMode: string, policy: string, byt
     appDowntimeMs: w.firstStepAt ? w.firstStepAt - w.lastStepAt : NaN,
     sentPerMemory: m.source.transferred / bytes,
     rounds: m.source.rounds.length,
-    during: w.before > 0 ? w.during / w.before : NaN,
+    during: w.before > 0 && w.during !== undefined ? w.during / w.before : NaN,
     after: w.before > 0 && w.after !== undefined ? w.after / w.before : NaN,
     faults: m.destination["postcopy-faults"],
     blockedMs: m.destination["postcopy-blocked-ms"],
   };
+}
+
+/** 134217728 -> "128m", 2^30 -> "1g": the suffixes --size reads. */
+function formatSize(bytes: number): string {
+  return bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30}g` : `${Math.round(bytes / 2 ** 20)}m`;
 }
 
 function median(xs: number[]): number {
@@ -87,11 +99,11 @@ export interface Cell {
 }
 
 export async function runPolicies(o: PolicyBenchOptions): Promise<Row[]> {
-  const cases: Array<{ workload: string; kernel: string; freeMode: string; policies: string[] }> = [
+  const cases = [
     ...Object.keys(KERNELS).map((kernel) => ({ workload: kernel, kernel, freeMode: "dirty", policies: o.policies })),
     // Gad et al.: freed memory zeroed or hinted, against left dirty (the churn row above).
-    { workload: "churn, freed zeroed", kernel: "churn", freeMode: "zero", policies: ["precopy"] },
-    { workload: "churn, freed hinted", kernel: "churn", freeMode: "hint", policies: ["precopy"] },
+    { workload: "churn, freed zeroed", kernel: "churn", freeMode: "zero", policies: o.policies.filter((p) => p === "precopy") },
+    { workload: "churn, freed hinted", kernel: "churn", freeMode: "hint", policies: o.policies.filter((p) => p === "precopy") },
   ];
   const cells: Cell[] = [];
   const total = o.links.length * cases.reduce((n, c) => n + c.policies.length, 0) * o.runs;
@@ -107,8 +119,9 @@ export async function runPolicies(o: PolicyBenchOptions): Promise<Row[]> {
     for (const g of grid) cells.push({ link: g.link.name, workload: g.c.workload, policy: g.policy, median: medians(g.runs), runs: g.runs });
     // Written after every pass, so that a long run interrupted still leaves its figures.
     if (o.chart) {
-      writeFileSync(o.chart, policyChart(cells, { bytes: o.bytes, runs: r + 1 }));
-      writeFileSync(o.chart.replace(/\.svg$/, ".json"), JSON.stringify({ date: new Date().toISOString(), bytes: o.bytes, runs: r + 1, cells }, null, 1) + "\n");
+      const path = `docs/policies-${formatSize(o.bytes)}`;
+      writeFileSync(`${path}.svg`, policyChart(cells, { bytes: o.bytes, runs: r + 1 }));
+      writeFileSync(`${path}.json`, JSON.stringify({ date: new Date().toISOString(), bytes: o.bytes, runs: r + 1, cells }, null, 1) + "\n");
     }
   }
   return cells.flatMap(({ link, workload, policy, median: m }) => {

@@ -55,7 +55,7 @@ async function alone(kernel: string, o: WorkloadBenchOptions): Promise<{ dirtyPe
 
 interface MigrateJson {
   source: { rounds: unknown[]; transferred: number; "total-time": number; downtime: number; "total-pages": number; policy: { "stop-reason": string } };
-  workload: { before: number; during: number; after?: number; lastStepAt: number; firstStepAt?: number };
+  workload: { before: number; during?: number; after?: number; lastStepAt: number; firstStepAt?: number };
 }
 
 export async function runWorkloads(o: WorkloadBenchOptions): Promise<Row[]> {
@@ -77,7 +77,7 @@ export async function runWorkloads(o: WorkloadBenchOptions): Promise<Row[]> {
       { suite: "workloads", name: name("total time"), value: m.source["total-time"], unit: "ms" },
       { suite: "workloads", name: name("downtime, engine"), value: m.source.downtime, unit: "ms" },
       { suite: "workloads", name: name("downtime, as the application saw it"), value: w.firstStepAt ? w.firstStepAt - w.lastStepAt : NaN, unit: "ms" },
-      { suite: "workloads", name: name("rate during migration / before"), value: w.before > 0 ? w.during / w.before : NaN, unit: "x", note: `${w.before.toFixed(0)} → ${w.during.toFixed(0)} → ${w.after?.toFixed(0) ?? "?"} steps/s (before, during, after on the destination)` },
+      { suite: "workloads", name: name("rate during migration / before"), value: w.before > 0 && w.during !== undefined ? w.during / w.before : NaN, unit: "x", note: `${w.before.toFixed(0)} → ${w.during?.toFixed(0) ?? "-"} → ${w.after?.toFixed(0) ?? "?"} steps/s (before, during, after on the destination)` },
     );
   }
   return rows;

@@ -84,7 +84,7 @@ export function workloadTable(w: WorkloadReport, s: MigrationStats): string {
   const appDowntime = w.firstStepAt !== undefined ? formatMs(w.firstStepAt - w.lastStepAt) : "?";
   return `  what the application saw (${w.kernel})\n${table([
     ["before the migration", rate(w.before)],
-    ["during the migration", `${rate(w.during)}${w.before > 0 ? ` (${((100 * w.during) / w.before).toFixed(0)}% of before)` : ""}`],
+    ["while the migration ran live", w.during === undefined ? "(no live phase)" : `${rate(w.during)}${w.before > 0 ? ` (${((100 * w.during) / w.before).toFixed(0)}% of before)` : ""}`],
     ["after, on the destination", rate(w.after)],
     ["paused at iteration", formatCount(w.pausedAt)],
     ["downtime it saw", `${appDowntime} (last step here to first step there; the engine measured ${formatMs(s.downtime)})`],

@@ -41,9 +41,12 @@ export const sourceOptionSpec = {
  */
 export interface WorkloadReport {
   kernel: string;
-  /** Steps per second before the migration, during it, and after it on the destination. */
+  /**
+   * Steps per second before the migration, during its live phase (start to pause; undefined when
+   * it had none, as under stop-copy and post-copy), and after it on the destination.
+   */
   before: number;
-  during: number;
+  during?: number;
   after?: number;
   /** Wall-clock ms of the last step on the source, and of the first on the destination. */
   lastStepAt: number;
@@ -78,6 +81,8 @@ export async function runSource(host: string, port: number, o: Options): Promise
   if (!quiet) line.log(`guest: ${formatBytes(size)} in ${guest.regions.length} region(s), prepared in ${((performance.now() - prepareStart) / 1000).toFixed(1)} s; ${guest.describe}`);
   const before = await guest.rate(Number(o["warmup-seconds"]) * 1000, (r) => !quiet && line.show(`${guest.describe}: ${r.toFixed(1)} ${guest.unit}/s before the migration`));
   const policy = policyFromOptions(o);
+  // The guest's progress when it paused: its rate during the migration is over the live phase only.
+  let pausedAt: ReturnType<RunningGuest["progress"]> | undefined;
   const cancel = new AbortController();
   const abort = () => cancel.abort();
   process.once("SIGINT", abort);
@@ -92,7 +97,13 @@ export async function runSource(host: string, port: number, o: Options): Promise
     delta: o.delta === true,
     freePageHints: o["free-mode"] === "hint",
     bandwidth: o.bandwidth ? parseRate(String(o.bandwidth)) : undefined,
-    hooks: guest.hooks,
+    hooks: {
+      ...guest.hooks,
+      pause: async () => {
+        await guest.hooks.pause?.();
+        pausedAt = guest.progress();
+      },
+    },
   });
   let lastSample = guest.progress();
   let guestRate = before;
@@ -109,8 +120,8 @@ export async function runSource(host: string, port: number, o: Options): Promise
   try {
     const stats = await source.migrate();
     line.done();
-    const ended = guest.progress();
-    const during = ((ended.steps - startedAt.steps) * 1000) / Math.max(1, ended.at - startedAt.at);
+    const live = stats["dirty-sync-count"] > 0 && pausedAt !== undefined ? pausedAt : undefined;
+    const during = live && ((live.steps - startedAt.steps) * 1000) / Math.max(1, live.at - startedAt.at);
     const workload = guest.workload ? { kernel: String(o.workload), before, during, lastStepAt: guest.workload.lastStepAt, pausedAt: guest.workload.iterations } : undefined;
     return { stats, guestBytes: size, workload };
   } finally {

@@ -233,11 +233,12 @@ export class Source extends EventEmitter {
       let lastSync = performance.now();
       let dirtyRate = 0;
       let decision: Decision = this.policy.decide(this.roundStats({ dirtyPages: 0, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 }));
+      let dirty = { pages: 0, taken: 0 };
       while (decision.action === "continue") {
         this.setThrottle(decision.plan.throttle ?? 0);
-        const report = await this.sendRound(this.round + 1, decision.plan, false);
+        const report = await this.sendRound(this.round + 1, decision.plan, false, dirty.pages);
         rounds.push(report);
-        const dirty = this.syncAll();
+        dirty = this.syncAll();
         const now = performance.now();
         dirtyRate = (dirty.taken * 1000) / Math.max(1, now - lastSync);
         lastSync = now;
@@ -259,7 +260,7 @@ export class Source extends EventEmitter {
         verifyTime = await done;
         postcopyTime = performance.now() - switchAt;
       } else {
-        rounds.push(await this.sendRound(this.round + 1, {}, true, last.pages + this.unsentPages));
+        rounds.push(await this.sendRound(this.round + 1, {}, true, last.pages));
         await this.sendDeviceState();
         const digests = await this.digestsAtPause!;
         this.check();
@@ -434,11 +435,12 @@ export class Source extends EventEmitter {
    * Sends one round: the dirty pages of the sync bitmaps, interleaved batch by batch with the
    * plan's share of pages never sent, then a round-end marker on every channel.
    */
-  private async sendRound(round: number, plan: RoundPlan, paused: boolean, owed?: number): Promise<RoundReport> {
+  /** Sends a round: the `dirtyPages` synced before it, and as many never-sent pages as the plan says. */
+  private async sendRound(round: number, plan: RoundPlan, paused: boolean, dirtyPages: number): Promise<RoundReport> {
     const freshBudget = paused ? this.unsentPages : Math.min(plan.freshPages ?? Infinity, this.unsentPages);
     const dirty = { region: 0, from: 0 };
     let fresh = freshBudget;
-    return this.runRound(round, paused ? "paused" : "live", owed ?? freshBudget, async () => {
+    return this.runRound(round, paused ? "paused" : "live", dirtyPages + freshBudget, async () => {
       for (;;) {
         const sentDirty = await this.sendDirtyBatch(dirty, !paused && plan.skipRedirtied === true);
         if (fresh > 0) fresh -= await this.sendFreshBatch(fresh);

@@ -8,7 +8,7 @@ export interface RoundReport {
    * hand-over of device state and missing-page bitmaps; postcopy: the guest runs there.
    */
   phase: "live" | "paused" | "switchover" | "postcopy";
-  /** Pages owed at the start of the round: dirty ones, and those never sent yet. */
+  /** Pages owed at the start of the round: the dirty ones, and the never-sent ones it takes on. */
   "dirty-pages": number;
   /** Pages sent in the round (zero pages never sent before get no record). */
   pages: number;
