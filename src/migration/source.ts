@@ -582,6 +582,9 @@ export class Source extends EventEmitter {
         inFlight--;
         batchDone.wake();
       }, () => batchDone.wake());
+      // Small writes (zero pages) complete without I/O, so this loop could run to the end without
+      // ever reading the return path: a page request, or the switch-over's ack, would wait for it.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
