@@ -271,6 +271,8 @@ export class Source extends EventEmitter {
       for (const c of this.channels) c.close();
       const totalTime = end - start;
       const transferred = this.transferred;
+      // Sent from the pause on: during the downtime, or after the switch-over under post-copy.
+      const pausedBytes = transferred - setupBytes - precopyBytes;
       const pageSize = this.regions[0].pageSize;
       return {
         status: "completed",
@@ -280,7 +282,7 @@ export class Source extends EventEmitter {
         downtime: (postcopy ? this.switchoverAcked : end) - pauseAt,
         transferred,
         "precopy-bytes": precopyBytes,
-        "downtime-bytes": postcopy ? 0 : transferred - setupBytes - precopyBytes,
+        "downtime-bytes": postcopy ? 0 : pausedBytes,
         "page-size": pageSize,
         "total-pages": this.totalPages,
         duplicate: this.totals.zero,
@@ -295,7 +297,7 @@ export class Source extends EventEmitter {
         "postcopy-requests": this.postcopyRequests,
         "postcopy-requested-pages": this.postcopyRequestedPages,
         "postcopy-time": postcopyTime,
-        "postcopy-bytes": postcopy ? transferred - setupBytes - precopyBytes : 0,
+        "postcopy-bytes": postcopy ? pausedBytes : 0,
         "dirty-sync-count": rounds.filter((r) => r.phase === "live").length,
         "dirty-pages-rate": Math.round(dirtyRate),
         mbps: (transferred * 8) / 1e6 / ((end - this.dataStart) / 1000),
@@ -432,10 +434,9 @@ export class Source extends EventEmitter {
   }
 
   /**
-   * Sends one round: the dirty pages of the sync bitmaps, interleaved batch by batch with the
+   * Sends one round: the `dirtyPages` of the sync bitmaps, interleaved batch by batch with the
    * plan's share of pages never sent, then a round-end marker on every channel.
    */
-  /** Sends a round: the `dirtyPages` synced before it, and as many never-sent pages as the plan says. */
   private async sendRound(round: number, plan: RoundPlan, paused: boolean, dirtyPages: number): Promise<RoundReport> {
     const freshBudget = paused ? this.unsentPages : Math.min(plan.freshPages ?? Infinity, this.unsentPages);
     const dirty = { region: 0, from: 0 };
