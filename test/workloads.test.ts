@@ -122,7 +122,10 @@ describe("every policy moves a live workload bit for bit", () => {
         expect(moved.destination["postcopy-faults"]).toBeGreaterThan(0);
         expect(moved.stats["postcopy-requests"]).toBeGreaterThan(0);
       }
-      if (c.policy === "xen" || c.policy === "early-stop") expect(moved.stats["skipped-pages"]).toBeGreaterThan(0);
+      // Skipping needs the kernel to write a page again between the sync and the page's turn:
+      // stencil rewrites all its memory every few milliseconds over xen's several live rounds.
+      // (Early-stop on sort has one short live round, which a phase without writes can fill.)
+      if (c.policy === "xen") expect(moved.stats["skipped-pages"]).toBeGreaterThan(0);
       if (c.parameters?.["auto-converge"]) expect(moved.stats["cpu-throttle-percentage"]).toBeGreaterThanOrEqual(20);
     });
   }
