@@ -94,7 +94,9 @@ const CASES: Array<Moved> = [
 // link (16 MiB take about half a second), so that the guest faults on many pages.
 const SLOW_LINK = 32e6;
 const POLICY_CASES: Array<Moved> = [
-  { kernel: "stencil", stopAt: 300, policy: "xen" },
+  // A link of 64 MB/s makes each of xen's live rounds last about a quarter of a second, so that the
+  // kernel rewrites pages behind the scan however the threads are scheduled: xen must skip them.
+  { kernel: "stencil", stopAt: 600, policy: "xen", bandwidth: SLOW_LINK * 2 },
   { kernel: "sort", stopAt: 60, policy: "early-stop" },
   { kernel: "cg", stopAt: 300, policy: "mplm", parameters: { slices: 8 } },
   { kernel: "stencil", stopAt: 300, policy: "precopy", parameters: { "downtime-limit": 1, "max-rounds": 6, "auto-converge": true } },
@@ -122,10 +124,8 @@ describe("every policy moves a live workload bit for bit", () => {
         expect(moved.destination["postcopy-faults"]).toBeGreaterThan(0);
         expect(moved.stats["postcopy-requests"]).toBeGreaterThan(0);
       }
-      // Skipping needs the kernel to write a page again between the sync and the page's turn:
-      // stencil rewrites all its memory every few milliseconds over xen's several live rounds.
-      // (Early-stop on sort has one short live round, which a phase without writes can fill.)
-      if (c.policy === "xen") expect(moved.stats["skipped-pages"]).toBeGreaterThan(0);
+      // Early-stop on sort skips pages too, but not in every run: its one live round is short.
+      if (c.policy === "xen") expect(moved.stats["skipped-pages"]).toBeGreaterThan(PAGES);
       if (c.parameters?.["auto-converge"]) expect(moved.stats["cpu-throttle-percentage"]).toBeGreaterThanOrEqual(20);
     });
   }
