@@ -81,7 +81,7 @@ export class Listener extends EventEmitter {
   constructor(readonly options: ListenerOptions = {}) {
     super();
     this.knownZero = options.zeroed ?? false;
-    this.server = createServer((socket) => this.onConnection(socket));
+    this.server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
   }
 
   /** Starts listening; resolves with the port (pass 0 for any free port). */
@@ -119,7 +119,7 @@ export class Listener extends EventEmitter {
   }
 
   private onConnection(socket: Socket): void {
-    const conn = new Connection(socket, { expectPreamble: true });
+    const conn = Connection.accept(socket, { expectPreamble: true });
     acceptChannel(conn, this.options.secret ?? "", (a) => this.admit(conn, a), this.options.timeoutMs).catch((error: Error) => this.emit("refused", error));
   }
 

@@ -1,6 +1,6 @@
 // One TCP connection of a migration: frames in (through a FrameReader and a pluggable sink)
 // and frames out (with socket backpressure and an optional shared rate limit).
-import type { Socket } from "node:net";
+import { Socket, type OnReadOpts } from "node:net";
 import { FrameReader, type FrameSink, frame, writeFrameHeader } from "../wire/frame.js";
 import { FRAME_HEADER_BYTES, FRAME_NAMES, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
@@ -31,7 +31,33 @@ class ControlQueue implements FrameSink {
   }
 }
 
+export interface ConnectionOptions {
+  expectPreamble?: boolean;
+  maxPayload?: (type: number) => number;
+  bucket?: TokenBucket;
+}
+
+/**
+ * Node reads into buffers a caller names (`onread`) only on sockets it creates, not on those a
+ * server accepts; the accepted socket's handle can be moved to such a socket. This leans on Node
+ * internals (the `_handle` property, the `handle` option): where they are missing, the accepted
+ * socket is used as it is and reads into Node's buffers, to be copied from there.
+ */
+type AcceptedSocket = Socket & { _handle?: object | null };
+
+const DISCARDED = new Uint8Array(4096);
+
+function adopt(accepted: AcceptedSocket, onread: OnReadOpts): Socket {
+  const handle = accepted._handle;
+  accepted._handle = null;
+  accepted.destroy(); // handle-less: this only tells the server that the connection moved on
+  return new Socket({ handle, readable: true, writable: true, onread } as ConstructorParameters<typeof Socket>[0]);
+}
+
 export class Connection {
+  readonly socket: Socket;
+  /** True when the socket reads straight into the frame reader's targets (no copy on receive). */
+  readonly readsInPlace: boolean;
   private readonly reader: FrameReader;
   private readonly control = new ControlQueue();
   private sink: FrameSink = this.control;
@@ -45,18 +71,22 @@ export class Connection {
   /** Largest payload accepted per frame type; the migration raises it once buffers are sized. */
   maxPayload: (type: number) => number;
 
-  constructor(
-    readonly socket: Socket,
-    options: { expectPreamble?: boolean; maxPayload?: (type: number) => number; bucket?: TokenBucket } = {},
-  ) {
+  /**
+   * Over a socket that reads into Node's buffers, or, given a function that opens a socket with
+   * the `onread` it is passed, over one that reads in place.
+   */
+  constructor(socket: Socket | ((onread: OnReadOpts) => Socket), options: ConnectionOptions = {}) {
     this.bucket = options.bucket;
     this.maxPayload = options.maxPayload ?? (() => MAX_CONTROL_PAYLOAD);
     this.reader = new FrameReader({ begin: (t, l, p) => this.sink.begin(t, l, p), end: (t) => this.sink.end(t) }, (type) => this.maxPayload(type));
     if (options.expectPreamble) this.preamble = new Uint8Array(PREAMBLE_BYTES);
-    socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
-    socket.on("error", (error) => this.fail(new WireError("connection", `connection to ${this.peer} failed: ${error.message}`)));
-    socket.on("close", () => {
+    this.readsInPlace = typeof socket === "function";
+    // The buffer function runs once here, and after each read for the next one.
+    this.socket = typeof socket === "function" ? socket({ buffer: () => this.readTarget(), callback: (n: number) => this.onReadInPlace(n) }) : socket;
+    this.socket.setNoDelay(true);
+    if (!this.readsInPlace) this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    this.socket.on("error", (error) => this.fail(new WireError("connection", `connection to ${this.peer} failed: ${error.message}`)));
+    this.socket.on("close", () => {
       if (!this.failure) {
         const cut = !this.reader.atBoundary;
         this.fail(new WireError(cut ? "truncated" : "connection", cut ? `connection to ${this.peer} closed in the middle of a frame` : `connection to ${this.peer} closed`));
@@ -76,6 +106,45 @@ export class Connection {
   /** Bytes received so far. */
   get received(): number {
     return this.reader.received;
+  }
+
+  /** Over a socket a server accepted (one created with pauseOnConnect), reading in place where Node allows. */
+  static accept(accepted: Socket, options: ConnectionOptions = {}): Connection {
+    const socket = accepted as AcceptedSocket;
+    if (!socket._handle) {
+      socket.resume();
+      return new Connection(socket, options);
+    }
+    return new Connection((onread) => adopt(socket, onread), options);
+  }
+
+  /**
+   * Where the next bytes read go: the rest of the preamble, or what the frame reader wants next;
+   * after a failure, nowhere that matters (the socket may still deliver a read before it closes).
+   */
+  private readTarget(): Uint8Array {
+    if (this.failure) return DISCARDED;
+    return this.preamble ? this.preamble.subarray(this.preambleFilled) : this.reader.target();
+  }
+
+  /** `n` bytes were read into readTarget(); returns false to stop reading (until resume()). */
+  private onReadInPlace(n: number): boolean {
+    if (this.failure) return false;
+    try {
+      if (this.preamble) {
+        this.preambleFilled += n;
+        if (this.preambleFilled === PREAMBLE_BYTES) {
+          checkPreamble(this.preamble);
+          this.preamble = undefined;
+        }
+      } else {
+        this.reader.wrote(n);
+      }
+      return !this.reader.paused;
+    } catch (error) {
+      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
+      return false;
+    }
   }
 
   private onData(chunk: Buffer): void {

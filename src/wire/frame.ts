@@ -1,7 +1,8 @@
 // Frames: u32 payload length, u8 type, u8 flags, u16 reserved, then the payload. FrameReader
-// reassembles them from TCP chunks without buffering whole frames itself: for each frame it
-// asks its sink where the payload should go (a guest slice, a WASM I/O buffer, a small array)
-// and copies each byte once, straight there.
+// reassembles them without buffering whole frames itself: for each frame it asks its sink where
+// the payload should go (a guest slice, a WASM I/O buffer, a small array). A socket that reads in
+// place asks it where the next bytes go (`target`) and reads them straight there; otherwise
+// chunks are pushed and each byte is copied once, straight there.
 import { FRAME_HEADER_BYTES, FRAME_NAMES, FrameType, MAX_FRAME_PAYLOAD, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES } from "./constants.js";
 import { WireError } from "./errors.js";
 
@@ -74,6 +75,22 @@ export class FrameReader {
     return this.state === State.Header && this.filled === 0 && !this.held;
   }
 
+  /**
+   * Where the next bytes of the stream belong: the rest of the header, prefix or body being read.
+   * Never empty. A reader that reads into it says how much it read with `wrote`.
+   */
+  target(): Uint8Array {
+    if (this.state === State.Header) return this.header.subarray(this.filled);
+    if (this.state === State.Prefix) return this.prefix.subarray(this.filled, prefixBytes(this.type));
+    return this.body.subarray(this.filled);
+  }
+
+  /** `n` bytes were read straight into target(). Throws WireError on a malformed frame. */
+  wrote(n: number): void {
+    this.received += n;
+    this.advance(n);
+  }
+
   /** Feeds bytes from the connection. Throws WireError on a malformed frame. */
   push(chunk: Uint8Array): void {
     this.received += chunk.length;
@@ -99,34 +116,24 @@ export class FrameReader {
         this.held = chunk.subarray(at);
         return;
       }
-      const available = chunk.length - at;
-      switch (this.state) {
-        case State.Header: {
-          const n = Math.min(available, FRAME_HEADER_BYTES - this.filled);
-          this.header.set(chunk.subarray(at, at + n), this.filled);
-          this.filled += n;
-          at += n;
-          if (this.filled === FRAME_HEADER_BYTES) this.startFrame();
-          break;
-        }
-        case State.Prefix: {
-          const want = prefixBytes(this.type);
-          const n = Math.min(available, want - this.filled);
-          this.prefix.set(chunk.subarray(at, at + n), this.filled);
-          this.filled += n;
-          at += n;
-          if (this.filled === want) this.startBody(this.prefix.subarray(0, want));
-          break;
-        }
-        case State.Body: {
-          const n = Math.min(available, this.body.length - this.filled);
-          this.body.set(chunk.subarray(at, at + n), this.filled);
-          this.filled += n;
-          at += n;
-          if (this.filled === this.body.length) this.finishFrame();
-          break;
-        }
-      }
+      const target = this.target();
+      const n = Math.min(target.length, chunk.length - at);
+      target.set(chunk.subarray(at, at + n));
+      at += n;
+      this.advance(n);
+    }
+  }
+
+  /** Counts `n` more bytes of the current header, prefix or body, and moves on when it is whole. */
+  private advance(n: number): void {
+    this.filled += n;
+    if (this.state === State.Header) {
+      if (this.filled === FRAME_HEADER_BYTES) this.startFrame();
+    } else if (this.state === State.Prefix) {
+      const want = prefixBytes(this.type);
+      if (this.filled === want) this.startBody(this.prefix.subarray(0, want));
+    } else if (this.filled === this.body.length) {
+      this.finishFrame();
     }
   }
 
