@@ -37,16 +37,18 @@ export interface ConnectionOptions {
   bucket?: TokenBucket;
 }
 
+/** A socket as a server hands it over, with the internal handle Node keeps in it. */
+type AcceptedSocket = Socket & { _handle?: object | null };
+
+/** Where reads go once a connection has failed: nowhere that matters. */
+const DISCARDED = new Uint8Array(4096);
+
 /**
  * Node reads into buffers a caller names (`onread`) only on sockets it creates, not on those a
  * server accepts; the accepted socket's handle can be moved to such a socket. This leans on Node
  * internals (the `_handle` property, the `handle` option): where they are missing, the accepted
  * socket is used as it is and reads into Node's buffers, to be copied from there.
  */
-type AcceptedSocket = Socket & { _handle?: object | null };
-
-const DISCARDED = new Uint8Array(4096);
-
 function adopt(accepted: AcceptedSocket, onread: OnReadOpts): Socket {
   const handle = accepted._handle;
   accepted._handle = null;
@@ -94,7 +96,6 @@ export class Connection {
     });
   }
 
-
   get peer(): string {
     return `${this.socket.remoteAddress ?? "?"}:${this.socket.remotePort ?? "?"}`;
   }
@@ -119,8 +120,8 @@ export class Connection {
   }
 
   /**
-   * Where the next bytes read go: the rest of the preamble, or what the frame reader wants next;
-   * after a failure, nowhere that matters (the socket may still deliver a read before it closes).
+   * Where the next bytes read go: the rest of the preamble, or what the frame reader wants next
+   * (after a failure the socket may still deliver a read before it closes).
    */
   private readTarget(): Uint8Array {
     if (this.failure) return DISCARDED;
