@@ -132,20 +132,26 @@ export class Connection {
   private onReadInPlace(n: number): boolean {
     if (this.failure) return false;
     try {
-      if (this.preamble) {
-        this.preambleFilled += n;
-        if (this.preambleFilled === PREAMBLE_BYTES) {
-          checkPreamble(this.preamble);
-          this.preamble = undefined;
-        }
-      } else {
-        this.reader.wrote(n);
-      }
+      if (this.preamble) this.preambleRead(n);
+      else this.reader.wrote(n);
       return !this.reader.paused;
     } catch (error) {
-      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
+      this.failOn(error);
       return false;
     }
+  }
+
+  /** `n` more bytes of the preamble are in; checks it once whole. */
+  private preambleRead(n: number): void {
+    this.preambleFilled += n;
+    if (this.preambleFilled < PREAMBLE_BYTES) return;
+    checkPreamble(this.preamble!);
+    this.preamble = undefined;
+  }
+
+  /** Ends the connection over an error thrown while reading, telling the peer why. */
+  private failOn(error: unknown): void {
+    this.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
   }
 
   private onData(chunk: Buffer): void {
@@ -155,16 +161,13 @@ export class Connection {
       if (this.preamble) {
         const n = Math.min(data.length, PREAMBLE_BYTES - this.preambleFilled);
         this.preamble.set(data.subarray(0, n), this.preambleFilled);
-        this.preambleFilled += n;
         data = data.subarray(n);
-        if (this.preambleFilled < PREAMBLE_BYTES) return;
-        checkPreamble(this.preamble);
-        this.preamble = undefined;
+        this.preambleRead(n);
       }
       if (data.length > 0) this.reader.push(data);
       if (this.reader.paused) this.socket.pause();
     } catch (error) {
-      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
+      this.failOn(error);
     }
   }
 
@@ -180,7 +183,7 @@ export class Connection {
       this.reader.resume();
       if (!this.reader.paused) this.socket.resume();
     } catch (error) {
-      this.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
+      this.failOn(error);
     }
   }
 
