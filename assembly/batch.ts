@@ -7,21 +7,23 @@ import {
   RECORD_HEADER_BYTES, RECORD_ZERO, RECORD_RAW, RECORD_LZ4, RECORD_DELTA,
   ENC_GUEST, ENC_PAGE_SHIFT, ENC_FLAGS, ENC_LZ4_TABLE, ENC_CACHE_TAGS, ENC_CACHE_DATA,
   ENC_CACHE_SLOTS, ENC_SNAPSHOT, ENC_STATS, STAT_ZERO, STAT_RAW, STAT_LZ4, STAT_DELTA,
-  STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_BYTES, ENCODE_LZ4, ENCODE_DELTA,
-  ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_FREE_COUNT,
+  STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_FREE, ENCODE_LZ4, ENCODE_DELTA,
+  ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_RECORDS,
   DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET, DEC_EXPECTED, DEC_LIST, DEC_LIST_CAPACITY,
   BATCH_ERR_TRUNCATED_HEADER, BATCH_ERR_PAGE_RANGE, BATCH_ERR_UNKNOWN_TYPE, BATCH_ERR_BAD_LENGTH,
   BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_UNEXPECTED, BATCH_ERR_TOO_MANY, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
 } from "./records";
 
-@inline function writeHeader(op: usize, page: u32, type: u32, length: u32): void {
+/** Writes a record header at op and counts the record in ENC_RECORDS. */
+@inline function writeHeader(ctx: usize, op: usize, page: u32, type: u32, length: u32): void {
   store<u32>(op, page);
   store<u32>(op, (type << 24) | length, 4);
+  store<u32>(ctx + ENC_RECORDS, load<u32>(ctx + ENC_RECORDS) + 1);
 }
 
 @inline function bump(ctx: usize, stat: usize): void {
   const p = ctx + ENC_STATS + stat;
-  store<u32>(p, load<u32>(p) + 1);
+  store<u64>(p, load<u64>(p) + 1);
 }
 
 /** Adds a page to the run list, extending the last run when the page follows it. */
@@ -50,7 +52,7 @@ import {
   if (flags & ENCODE_LZ4) {
     const packed = lz4Compress(data, size, op + RECORD_HEADER_BYTES, size - 1, load<u32>(ctx + ENC_LZ4_TABLE));
     if (packed != 0) {
-      writeHeader(op, page, RECORD_LZ4, packed);
+      writeHeader(ctx, op, page, RECORD_LZ4, packed);
       bump(ctx, STAT_LZ4);
       return RECORD_HEADER_BYTES + packed;
     }
@@ -61,7 +63,7 @@ import {
     return 0;
   }
   memory.copy(op + RECORD_HEADER_BYTES, data, size);
-  writeHeader(op, page, RECORD_RAW, size);
+  writeHeader(ctx, op, page, RECORD_RAW, size);
   return RECORD_HEADER_BYTES + size;
 }
 
@@ -70,8 +72,8 @@ import {
  * zero, delta against the cache (ENCODE_DELTA), LZ4 (ENCODE_LZ4) if smaller, else raw (copied,
  * or listed as runs of at least MIN_RUN_PAGES with ENCODE_RAW_RUNS). A page
  * whose delta is empty is unchanged since it was last sent and gets no record. `out` must hold
- * n * (8 + page size) bytes, the worst case. Returns the bytes written; counters go to the
- * context's stats. The guest may write pages meanwhile: a page changed during encoding is dirty
+ * n * (8 + page size) bytes, the worst case. Returns the bytes written; counters are added to the
+ * context's stats, and the number of records written goes to ENC_RECORDS. The guest may write pages meanwhile: a page changed during encoding is dirty
  * again and is sent again, and the delta cache is fed from a private snapshot, so it always
  * equals what the destination decodes.
  */
@@ -82,19 +84,18 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
   const flags = load<u32>(ctx + ENC_FLAGS);
   const byReference = (flags & ENCODE_RAW_RUNS) != 0 && (flags & ENCODE_DELTA) == 0;
   const free = <usize>load<u32>(ctx + ENC_FREE_BITMAP);
-  memory.fill(ctx + ENC_STATS, 0, 32);
   store<u32>(ctx + ENC_RUN_COUNT, 0);
-  store<u32>(ctx + ENC_FREE_COUNT, 0);
+  store<u32>(ctx + ENC_RECORDS, 0);
   let op = out;
   for (let i: u32 = 0; i < n; i++) {
     const page = load<u32>(list + (<usize>i << 2));
     const data = guest + (<usize>page << shift);
     // A page the guest reported free travels as zero, unread (its content does not matter).
     const hinted = free != 0 && ((atomic.load<u32>(free + (<usize>(page >>> 5) << 2)) >>> (page & 31)) & 1) != 0;
-    if (hinted) store<u32>(ctx + ENC_FREE_COUNT, load<u32>(ctx + ENC_FREE_COUNT) + 1);
+    if (hinted) bump(ctx, STAT_FREE);
     if (hinted || isZeroPage(data, size)) {
       if (!(flags & ENCODE_SKIP_ZERO)) {
-        writeHeader(op, page, RECORD_ZERO, 0);
+        writeHeader(ctx, op, page, RECORD_ZERO, 0);
         op += RECORD_HEADER_BYTES;
       }
       bump(ctx, STAT_ZERO);
@@ -121,7 +122,7 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
         continue;
       }
       if (delta > 0) {
-        writeHeader(op, page, RECORD_DELTA, <u32>delta);
+        writeHeader(ctx, op, page, RECORD_DELTA, <u32>delta);
         op += RECORD_HEADER_BYTES + <u32>delta;
         bump(ctx, STAT_DELTA);
         memory.copy(cached, snapshot, size);
@@ -136,9 +137,7 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
     op += encodeWhole(ctx, op, page, snapshot, size, flags, false);
   }
   if (byReference) op = copyShortRuns(ctx, op, guest, shift);
-  const written = <u32>(op - out);
-  store<u32>(ctx + ENC_STATS + STAT_BYTES, written);
-  return written;
+  return <u32>(op - out);
 }
 
 /** A run shorter than this is cheaper to copy than to send as a frame of its own. */
@@ -162,7 +161,7 @@ function copyShortRuns(ctx: usize, op: usize, guest: usize, shift: u32): usize {
       continue;
     }
     for (let page = first; page < first + length; page++) {
-      writeHeader(op, page, RECORD_RAW, size);
+      writeHeader(ctx, op, page, RECORD_RAW, size);
       memory.copy(op + RECORD_HEADER_BYTES, guest + (<usize>page << shift), size);
       op += RECORD_HEADER_BYTES + size;
     }

@@ -3,13 +3,6 @@
 // to 64 bytes (see src/memory/layout.ts) so the wide loops below never need a tail case for
 // whole blocks; bits past the last page are kept clear.
 
-/** Where the last bitmapScan stopped: the next bit to look at (toBit when it finished). */
-let scanNextBit: u32 = 0;
-
-export function bitmapScanNext(): u32 {
-  return scanNextBit;
-}
-
 @inline function takeWord(liveWord: usize, intoWord: usize): u32 {
   if (load<u32>(liveWord) == 0) return 0;
   // Swap-and-clear: a writer's atomic.or either lands before the swap (taken now) or after
@@ -19,33 +12,57 @@ export function bitmapScanNext(): u32 {
   return popcnt(bits);
 }
 
+/** The bits of 32-bit word w that stand for pages below `keepBelow`. */
+@inline function keptBits(w: u32, keepBelow: u32): u32 {
+  if ((w + 1) << 5 <= keepBelow) return <u32>-1;
+  if (w << 5 >= keepBelow) return 0;
+  return (<u32>1 << (keepBelow & 31)) - 1;
+}
+
 /**
- * Moves every set bit of the live bitmap into `into` (OR) and clears it in `live`, word by
- * word with an atomic swap. Writers may set bits concurrently. Returns how many bits were taken.
+ * One dirty sync, in one pass: moves every set bit of the live bitmap into `into` (OR) and clears
+ * it in `live`, word by word with an atomic swap; writers may set bits concurrently. Then drops
+ * from `into` the pages at or past `keepBelow` (never sent yet: they go, current, when their turn
+ * comes). Returns how many bits were taken from `live`; writes to `owedOut` (a u32) how many bits
+ * `into` holds afterwards, the pages owed again. `words` is a multiple of 4 (bitmaps are padded
+ * to 64 bytes).
  */
-export function bitmapSync(live: usize, into: usize, words: u32): u32 {
+export function bitmapSync(live: usize, into: usize, words: u32, keepBelow: u32, owedOut: usize): u32 {
   let taken: u32 = 0;
-  let i: u32 = 0;
-  // A plain 16-byte read finds empty stretches without a locked instruction per word.
-  for (; i + 4 <= words; i += 4) {
+  let owed: u32 = 0;
+  // Words from here on may need masking; below it `into` only gains bits.
+  const maskFrom: u32 = keepBelow >>> 5;
+  for (let i: u32 = 0; i < words; i += 4) {
     const p = live + (<usize>i << 2);
-    if (!v128.any_true(v128.load(p))) continue;
     const q = into + (<usize>i << 2);
-    taken += takeWord(p, q) + takeWord(p + 4, q + 4) + takeWord(p + 8, q + 8) + takeWord(p + 12, q + 12);
+    // A plain 16-byte read finds empty stretches without a locked instruction per word.
+    if (v128.any_true(v128.load(p))) {
+      taken += takeWord(p, q) + takeWord(p + 4, q + 4) + takeWord(p + 8, q + 8) + takeWord(p + 12, q + 12);
+    }
+    if (i + 4 > maskFrom) {
+      for (let k: u32 = 0; k < 4; k++) {
+        const at = q + (<usize>k << 2);
+        store<u32>(at, load<u32>(at) & keptBits(i + k, keepBelow));
+      }
+    }
+    owed += <u32>(popcnt(load<u64>(q)) + popcnt(load<u64>(q, 8)));
   }
-  for (; i < words; i++) taken += takeWord(live + (<usize>i << 2), into + (<usize>i << 2));
+  store<u32>(owedOut, owed);
   return taken;
 }
 
 /** Set in emitBits' result when the output filled up. Counts stay below 2^31. */
 const FULL: u32 = 0x80000000;
 
-/** Appends the set bits of `word` (bits base..base+63) to out[n..]; returns the new count, | FULL when out of room. */
-@inline function emitBits(word: u64, base: u32, out: usize, n: u32, maxOut: u32): u32 {
+/**
+ * Appends the set bits of `word` (bits base..base+63) to out[n..]; returns the new count, | FULL
+ * when out of room, having written the first bit left out to `nextOut`.
+ */
+@inline function emitBits(word: u64, base: u32, out: usize, n: u32, maxOut: u32, nextOut: usize): u32 {
   while (word != 0) {
     const bit = base + <u32>ctz(word);
     if (n == maxOut) {
-      scanNextBit = bit;
+      store<u32>(nextOut, bit);
       return n | FULL;
     }
     store<u32>(out + (<usize>n << 2), bit);
@@ -76,21 +93,32 @@ const FULL: u32 = 0x80000000;
 
 /**
  * Writes the indices of set bits in [fromBit, toBit) to `out` (u32 each), at most `maxOut`.
- * Returns the count; bitmapScanNext() tells where to resume when the output filled up.
+ * Returns the count, and writes to `nextOut` (a u32) where to resume: the first bit left out, or
+ * toBit when the range is exhausted. With `take`, the bits scanned are also cleared (atomically),
+ * so the range [fromBit, next) is empty afterwards.
  */
-export function bitmapScan(bm: usize, fromBit: u32, toBit: u32, out: usize, maxOut: u32): u32 {
-  scanNextBit = toBit;
+export function bitmapScan(bm: usize, fromBit: u32, toBit: u32, out: usize, maxOut: u32, nextOut: usize, take: bool): u32 {
+  store<u32>(nextOut, toBit);
   if (fromBit >= toBit) return 0;
   if (maxOut == 0) {
-    scanNextBit = fromBit;
+    store<u32>(nextOut, fromBit);
     return 0;
   }
+  const n = scanInto(bm, fromBit, toBit, out, maxOut, nextOut);
+  if (take) {
+    const next = load<u32>(nextOut);
+    bitmapClearRange(bm, fromBit, next - fromBit);
+  }
+  return n;
+}
+
+@inline function scanInto(bm: usize, fromBit: u32, toBit: u32, out: usize, maxOut: u32, nextOut: usize): u32 {
   let n: u32 = 0;
   const lastW: u32 = (toBit - 1) >>> 6;
   let w: u32 = fromBit >>> 6;
   // Head: single words up to a 16-word boundary (the first word needs masking anyway).
   do {
-    n = emitBits(wordInRange(bm, w, fromBit, toBit), w << 6, out, n, maxOut);
+    n = emitBits(wordInRange(bm, w, fromBit, toBit), w << 6, out, n, maxOut, nextOut);
     if (n & FULL) return n & ~FULL;
     w++;
   } while (w <= lastW && (w & 15) != 0);
@@ -100,14 +128,14 @@ export function bitmapScan(bm: usize, fromBit: u32, toBit: u32, out: usize, maxO
     let mask = nonZeroWords(bm + (<usize>w << 3));
     while (mask != 0) {
       const k = <u32>ctz(mask);
-      n = emitBits(load<u64>(bm + (<usize>(w + k) << 3)), (w + k) << 6, out, n, maxOut);
+      n = emitBits(load<u64>(bm + (<usize>(w + k) << 3)), (w + k) << 6, out, n, maxOut, nextOut);
       if (n & FULL) return n & ~FULL;
       mask &= mask - 1;
     }
   }
   // Tail.
   for (; w <= lastW; w++) {
-    n = emitBits(wordInRange(bm, w, fromBit, toBit), w << 6, out, n, maxOut);
+    n = emitBits(wordInRange(bm, w, fromBit, toBit), w << 6, out, n, maxOut, nextOut);
     if (n & FULL) return n & ~FULL;
   }
   return n;
@@ -119,21 +147,6 @@ export function bitmapCount(bm: usize, bytes: u32): u32 {
   const end = bm + bytes;
   for (let p = bm; p < end; p += 8) count += popcnt(load<u64>(p));
   return <u32>count;
-}
-
-/** dst = a | b over `bytes` bytes (a multiple of 16). dst may alias a or b. */
-export function bitmapOr(dst: usize, a: usize, b: usize, bytes: u32): void {
-  for (let i: usize = 0; i < bytes; i += 16) v128.store(dst + i, v128.or(v128.load(a + i), v128.load(b + i)));
-}
-
-/** dst = a & b over `bytes` bytes (a multiple of 16). */
-export function bitmapAnd(dst: usize, a: usize, b: usize, bytes: u32): void {
-  for (let i: usize = 0; i < bytes; i += 16) v128.store(dst + i, v128.and(v128.load(a + i), v128.load(b + i)));
-}
-
-/** dst = a & ~b over `bytes` bytes (a multiple of 16): the pages of a that are not in b. */
-export function bitmapAndNot(dst: usize, a: usize, b: usize, bytes: u32): void {
-  for (let i: usize = 0; i < bytes; i += 16) v128.store(dst + i, v128.andnot(v128.load(a + i), v128.load(b + i)));
 }
 
 /**

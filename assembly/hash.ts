@@ -54,15 +54,6 @@ export function xxh64(p: usize, len: u32, seed: u64): u64 {
   return h;
 }
 
-/** Writes XXH64(page, seed 0) as a u64 to out[i] for each page index in `list`. */
-export function hashPages(base: usize, pageShift: u32, list: usize, n: u32, out: usize): void {
-  const size: u32 = 1 << pageShift;
-  for (let i: u32 = 0; i < n; i++) {
-    const page = load<u32>(list + (<usize>i << 2));
-    store<u64>(out + (<usize>i << 3), xxh64(base + (<usize>page << pageShift), size, 0));
-  }
-}
-
 /**
  * The sum (mod 2^64) of XXH64(page, seed = page index) over the pages in `list`: a digest of a set
  * of pages that does not depend on the order they are hashed in, so post-copy can add pages up

@@ -10,7 +10,7 @@ export const RECORD_DELTA: u32 = 4; // an XBZRLE delta against the copy the dest
 export const RECORD_MAX_LENGTH: u32 = 0xffffff;
 
 // Encoder context: a struct in linear memory, written once by the TypeScript layer
-// (src/core/context.ts mirrors these offsets) so each batch call takes a single pointer.
+// (src/abi/abi.ts mirrors these offsets) so each batch call takes a single pointer.
 export const ENC_GUEST: usize = 0; // u32: address of page 0
 export const ENC_PAGE_SHIFT: usize = 4; // u32: log2 of the page size
 export const ENC_FLAGS: usize = 8; // u32: ENCODE_* bits
@@ -19,20 +19,22 @@ export const ENC_CACHE_TAGS: usize = 16; // u32: one u32 per slot, page index + 
 export const ENC_CACHE_DATA: usize = 20; // u32: one page per slot
 export const ENC_CACHE_SLOTS: usize = 24; // u32
 export const ENC_SNAPSHOT: usize = 28; // u32: one page of scratch
-export const ENC_STATS: usize = 32; // u32 counters, reset by each call:
+// u64 counters, added to by every call and reset by the caller (never overflow within a migration):
+export const ENC_STATS: usize = 32;
 export const STAT_ZERO: usize = 0;
-export const STAT_RAW: usize = 4;
-export const STAT_LZ4: usize = 8;
-export const STAT_DELTA: usize = 12;
-export const STAT_UNCHANGED: usize = 16;
-export const STAT_CACHE_MISS: usize = 20;
-export const STAT_OVERFLOW: usize = 24;
-export const STAT_BYTES: usize = 28;
-export const ENC_RUNS: usize = 64; // u32: room for one (u32 first page, u32 count) per page of a batch
-export const ENC_RUN_COUNT: usize = 68; // u32, out: runs written by the last call
-export const ENC_FREE_BITMAP: usize = 72; // u32: pages the guest reported free (hints), or 0 for none
-export const ENC_FREE_COUNT: usize = 76; // u32, out: hinted-free pages the last call sent as zero unread
-export const ENC_CONTEXT_BYTES: usize = 96;
+export const STAT_RAW: usize = 8;
+export const STAT_LZ4: usize = 16;
+export const STAT_DELTA: usize = 24;
+export const STAT_UNCHANGED: usize = 32;
+export const STAT_CACHE_MISS: usize = 40;
+export const STAT_OVERFLOW: usize = 48;
+export const STAT_FREE: usize = 56; // hinted-free pages sent as zero, unread (counted among STAT_ZERO too)
+export const ENC_STAT_COUNT: u32 = 8;
+export const ENC_RUNS: usize = 96; // u32: room for one (u32 first page, u32 count) per page of a batch
+export const ENC_RUN_COUNT: usize = 100; // u32, out: runs written by the last call
+export const ENC_FREE_BITMAP: usize = 104; // u32: pages the guest reported free (hints), or 0 for none
+export const ENC_RECORDS: usize = 108; // u32, out: records the last call wrote
+export const ENC_CONTEXT_BYTES: usize = 128;
 
 export const ENCODE_LZ4: u32 = 1;
 export const ENCODE_DELTA: u32 = 2;

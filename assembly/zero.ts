@@ -13,22 +13,6 @@
   return true;
 }
 
-/**
- * For each page index in `list` (u32 each), writes 1 to flags[i] if the page is all zero, else 0.
- * Returns the number of zero pages.
- */
-export function zeroClassify(base: usize, pageShift: u32, list: usize, n: u32, flags: usize): u32 {
-  const size: u32 = 1 << pageShift;
-  let zeros: u32 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    const page = load<u32>(list + (<usize>i << 2));
-    const z = isZeroPage(base + (<usize>page << pageShift), size);
-    store<u8>(flags + i, <u8>z);
-    zeros += <u32>z;
-  }
-  return zeros;
-}
-
 /** Counts the zero pages among `count` consecutive pages starting at page `first`. */
 export function zeroCountRange(base: usize, pageShift: u32, first: u32, count: u32): u32 {
   const size: u32 = 1 << pageShift;

@@ -2,7 +2,7 @@
 import * as lz4wasm from "lz4-wasm-nodejs";
 import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
-import { instantiateCore } from "../src/core/module.js";
+import { instantiateCore } from "../src/runtime/module.js";
 import { fillPage, PAGE_CLASSES } from "../src/memory/content.js";
 import { type Row, medianMs, progress } from "./report.js";
 
@@ -31,9 +31,9 @@ function zeroScan(o: CoreBenchOptions): Row[] {
   const region = Region.create({ pageCount: pages });
   region.prefault();
   const core = new Core(region);
-  const { guest, pageShift } = region.layout;
+  const { guest } = region.layout;
   let zeros = 0;
-  const ours = medianMs(o.runs, () => (zeros = core.wasm.zeroCountRange(guest, pageShift, 0, pages)));
+  const ours = medianMs(o.runs, () => (zeros = core.countZeroPages(0, pages)));
   if (zeros !== pages) throw new Error(`zero scan found ${zeros} of ${pages} zero pages`);
 
   const memory = Buffer.from(region.memory.buffer);
@@ -49,7 +49,7 @@ function zeroScan(o: CoreBenchOptions): Row[] {
   // The same loop on 256 KiB that stays in cache: what it does when memory is not the limit.
   const hot = 64;
   const cached = medianMs(o.runs, () => {
-    for (let r = 0; r < 256; r++) if (core.wasm.zeroCountRange(guest, pageShift, 0, hot) !== hot) throw new Error("zero scan miscounted");
+    for (let r = 0; r < 256; r++) if (core.countZeroPages(0, hot) !== hot) throw new Error("zero scan miscounted");
   });
   const note = "all pages zero, so every byte is read";
   return [
@@ -77,8 +77,10 @@ function bitmapEnumeration(o: CoreBenchOptions): Row[] {
   const listBytes = (o.bitmapBits / 2 + o.bitmapBits / 64) * 4;
   const memoryPages = Math.ceil((65536 + bitmapBytes + listBytes) / 65536);
   const memory = new WebAssembly.Memory({ initial: memoryPages, maximum: memoryPages, shared: true });
+  // A raw instance: a 2^28-bit bitmap belongs to no region this machine could hold (1 TiB of pages).
   const wasm = instantiateCore(memory);
   const bm = 65536;
+  const next = bm - 16;
   const list = bm + bitmapBytes;
   const words = new Uint32Array(memory.buffer, bm, bitmapBytes / 4);
   const jsOut = new Uint32Array(o.bitmapBits / 2 + o.bitmapBits / 64);
@@ -96,7 +98,7 @@ function bitmapEnumeration(o: CoreBenchOptions): Row[] {
     if (density >= 0.5) for (let i = 0; i < words.length; i++) words[i] = rand();
     else for (let k = Math.round(o.bitmapBits * density); k > 0; k--) { const b = rand() % o.bitmapBits; words[b >>> 5] |= 1 << (b & 31); }
     let n = 0;
-    const ours = medianMs(o.runs, () => (n = wasm.bitmapScan(bm, 0, o.bitmapBits, list, o.bitmapBits)));
+    const ours = medianMs(o.runs, () => (n = wasm.bitmapScan(bm, 0, o.bitmapBits, list, o.bitmapBits, next, 0)));
     let m = 0;
     const js = medianMs(o.runs, () => (m = jsEnumerate(words, jsOut)));
     if (n !== m) throw new Error(`enumeration disagrees: ${n} vs ${m} bits`);
@@ -115,8 +117,6 @@ function lz4Codec(o: CoreBenchOptions): Row[] {
   const region = Region.create({ pageCount: n, batchPages: 1, ioBuffers: Math.ceil((n * (PAGE + 32)) / (PAGE + 72)) + 1 });
   region.prefault();
   const core = new Core(region);
-  const { wasm } = core;
-  const table = core.lane.lz4Table;
   const out = region.layout.ioBuffers[0];
   const cap = PAGE + 32; // enough for any page: both codecs always produce a block here
   const offsets = new Uint32Array(n + 1);
@@ -128,7 +128,7 @@ function lz4Codec(o: CoreBenchOptions): Row[] {
     const oursCompress = medianMs(o.runs, () => {
       let at = out;
       for (let p = 0; p < n; p++) {
-        const len = wasm.lz4Compress(region.pageAddress(p), PAGE, at, cap, table);
+        const len = core.compressBlock(region.pageAddress(p), PAGE, at, cap);
         offsets[p] = at - out;
         at += len;
       }
@@ -144,7 +144,7 @@ function lz4Codec(o: CoreBenchOptions): Row[] {
     const target = region.layout.lanes[0].snapshot;
     const oursDecompress = medianMs(o.runs, () => {
       for (let p = 0; p < n; p++) {
-        const status = wasm.lz4Decompress(out + offsets[p], offsets[p + 1] - offsets[p], target, PAGE);
+        const status = core.decompressBlock(out + offsets[p], offsets[p + 1] - offsets[p], target, PAGE);
         if (status !== PAGE) throw new Error(`our decoder returned ${status}`);
       }
     });
@@ -161,7 +161,7 @@ function lz4Codec(o: CoreBenchOptions): Row[] {
   // The page codec gives up as soon as a page cannot shrink below one page: random pages cost little.
   for (let p = 0; p < n; p++) fillPage(region.pages(p), "random", p);
   const giveUp = medianMs(o.runs, () => {
-    for (let p = 0; p < n; p++) if (wasm.lz4Compress(region.pageAddress(p), PAGE, out, PAGE - 1, table) !== 0) throw new Error("random page shrank");
+    for (let p = 0; p < n; p++) if (core.compressBlock(region.pageAddress(p), PAGE, out, PAGE - 1) !== 0) throw new Error("random page shrank");
   });
   rows.push({ suite: "core", name: "lz4 compress, random, bounded to one page (as the encoder calls it)", value: mbps(n * PAGE, giveUp), unit: "MB/s" });
   return rows;

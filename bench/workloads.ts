@@ -33,11 +33,10 @@ async function alone(kernel: string, o: WorkloadBenchOptions): Promise<{ dirtyPe
   const workload = Workload.start(region, kernel);
   await workload.ready;
   await sleep(o.warmupSeconds * 1000);
-  core.syncDirty();
-  core.clearBitmap(region.layout.syncBitmap);
+  core.sync(0); // drops every mark so far
   const start = { at: performance.now(), steps: workload.steps };
   await sleep(1000);
-  const dirty = core.syncDirty();
+  const { taken: dirty } = core.sync(0);
   const seconds = (performance.now() - start.at) / 1000;
   const stepsPerSecond = (workload.steps - start.steps) / seconds;
   await workload.pause();

@@ -2,13 +2,14 @@ import { describe, it, expect } from "vitest";
 import { Worker } from "node:worker_threads";
 import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
+import { debugCore, type DebugExports } from "./helpers.js";
 
 const SIZES = [1, 31, 32, 33, 63, 64, 65, 511, 512, 513, 4103, 100_003];
 const DENSITIES = [0, 0.0001, 0.01, 0.5, 1];
 
 function setup(pageCount: number) {
   const region = Region.create({ pageCount, batchPages: 1024 });
-  return { region, core: new Core(region) };
+  return { region, core: new Core(region), wasm: debugCore(region.memory) };
 }
 
 /** Fills a bitmap at `address` with random bits of the given density; returns the set pages. */
@@ -33,14 +34,14 @@ function bitsOf(region: Region, address: number): Set<number> {
 }
 
 /** Scans [from, to) of a bitmap in batches of at most maxOut, resuming where each call stopped. */
-function scanAll(core: Core, address: number, from: number, to: number, maxOut: number): number[] {
+function scanAll(core: Core, wasm: DebugExports, address: number, from: number, to: number, maxOut: number, take = false): number[] {
   const pages: number[] = [];
-  const { wasm, lane } = core;
+  const { lane } = core;
   let at = from;
   for (let guard = 0; at < to; guard++) {
-    const n = wasm.bitmapScan(address, at, to, lane.list, maxOut);
+    const n = wasm.bitmapScan(address, at, to, lane.list, maxOut, lane.results, take ? 1 : 0);
     pages.push(...core.list.subarray(0, n));
-    const next = wasm.bitmapScanNext();
+    const next = core.scanEnd;
     expect(next).toBeGreaterThan(at - (n === 0 ? 1 : 0));
     at = next;
     if (guard > 1e6) throw new Error("scan does not progress");
@@ -49,16 +50,21 @@ function scanAll(core: Core, address: number, from: number, to: number, maxOut: 
 }
 
 describe("dirty bitmaps against a plain JS reference", () => {
-  it("sync moves every set bit into the sync bitmap and clears the log", () => {
+  it("sync moves every set bit into the sync bitmap, clears the log, drops pages never sent and counts what is owed", () => {
     for (const size of SIZES) {
       for (const density of DENSITIES) {
-        const { region, core } = setup(size);
-        const before = randomBits(region, region.layout.syncBitmap, density, size + 1);
-        const dirty = randomBits(region, region.layout.dirtyBitmap, density, size + 2);
-        const taken = core.syncDirty();
-        expect(taken, `size ${size} density ${density}`).toBe(dirty.size);
-        expect(bitsOf(region, region.layout.syncBitmap)).toEqual(new Set([...before, ...dirty]));
-        expect(bitsOf(region, region.layout.dirtyBitmap).size).toBe(0);
+        for (const keepBelow of [size, 0, 1, 31, 32, 33, Math.floor(size / 2)]) {
+          const { region, core } = setup(size);
+          const before = randomBits(region, region.layout.syncBitmap, density, size + 1);
+          const dirty = randomBits(region, region.layout.dirtyBitmap, density, size + 2);
+          const { taken, owed } = core.sync(keepBelow);
+          const want = new Set([...before, ...dirty].filter((p) => p < keepBelow));
+          const what = `size ${size} density ${density} keepBelow ${keepBelow}`;
+          expect(taken, what).toBe(dirty.size);
+          expect(bitsOf(region, region.layout.syncBitmap), what).toEqual(want);
+          expect(owed, what).toBe(want.size);
+          expect(bitsOf(region, region.layout.dirtyBitmap).size).toBe(0);
+        }
       }
     }
   });
@@ -66,48 +72,57 @@ describe("dirty bitmaps against a plain JS reference", () => {
   it("scan lists set bits in order, for any range and output limit", () => {
     for (const size of SIZES) {
       for (const density of DENSITIES) {
-        const { region, core } = setup(size);
+        const { region, core, wasm } = setup(size);
         const set = randomBits(region, region.layout.syncBitmap, density, size * 3 + 1);
         const all = [...set].sort((a, b) => a - b);
         for (const [from, to] of [[0, size], [Math.floor(size / 3), size], [1, Math.max(1, size - 1)], [size >> 1, (size >> 1) + 70]]) {
           const clampedTo = Math.min(to, size);
           const want = all.filter((p) => p >= from && p < clampedTo);
           for (const maxOut of size > 5000 ? [7, 1024] : [1, 7, 1024]) {
-            expect(scanAll(core, region.layout.syncBitmap, from, clampedTo, maxOut), `size ${size} [${from},${clampedTo}) max ${maxOut}`).toEqual(want);
+            expect(scanAll(core, wasm, region.layout.syncBitmap, from, clampedTo, maxOut), `size ${size} [${from},${clampedTo}) max ${maxOut}`).toEqual(want);
           }
         }
-        expect(core.wasm.bitmapCount(region.layout.syncBitmap, region.layout.bitmapBytes)).toBe(set.size);
+        expect(core.countBitmap(region.layout.syncBitmap)).toBe(set.size);
+        // Taking clears exactly what it went past.
+        const [from, to] = [Math.floor(size / 3), size];
+        expect(scanAll(core, wasm, region.layout.syncBitmap, from, to, 7, true)).toEqual(all.filter((p) => p >= from && p < to));
+        expect(bitsOf(region, region.layout.syncBitmap)).toEqual(new Set(all.filter((p) => p < from)));
       }
     }
   });
 
-  it("or, and, and-not, filter and mark-range agree with set algebra", () => {
+  it("filter, mark-range, take-range and move agree with set algebra", () => {
     for (const size of [1, 100, 4103, 100_003]) {
       const { region, core } = setup(size);
       const { dirtyBitmap: a, syncBitmap: b, auxBitmap: c, bitmapBytes } = region.layout;
       const setA = randomBits(region, a, 0.3, size + 5);
       const setB = randomBits(region, b, 0.3, size + 6);
-      core.wasm.bitmapOr(c, a, b, bitmapBytes);
-      expect(bitsOf(region, c)).toEqual(new Set([...setA, ...setB]));
-      core.wasm.bitmapAnd(c, a, b, bitmapBytes);
-      expect(bitsOf(region, c)).toEqual(new Set([...setA].filter((p) => setB.has(p))));
-      core.wasm.bitmapAndNot(c, a, b, bitmapBytes);
-      expect(bitsOf(region, c)).toEqual(new Set([...setA].filter((p) => !setB.has(p))));
+      core.moveBitmap(b, c);
+      expect(bitsOf(region, c)).toEqual(setB);
+      expect(bitsOf(region, b).size).toBe(0);
 
       const n = Math.min(size, 1024);
       for (let i = 0; i < n; i++) core.list[i] = (i * 7919) % size;
       const listed = [...core.list.subarray(0, n)];
-      const kept = core.wasm.bitmapFilter(core.lane.list, n, a, 1);
-      expect([...core.list.subarray(0, kept)]).toEqual(listed.filter((p) => setA.has(p)));
+      const kept = core.dropMarked(n, a);
+      expect([...core.list.subarray(0, kept)]).toEqual(listed.filter((p) => !setA.has(p)));
 
       new Uint32Array(region.memory.buffer, c, bitmapBytes / 4).fill(0);
       const ranges = [[0, 1], [size - 1, 1], [Math.floor(size / 2), Math.min(77, size - Math.floor(size / 2))], [3 % size, Math.min(64, size - (3 % size))]];
       const want = new Set<number>();
       for (const [first, count] of ranges) {
-        core.wasm.bitmapMarkRange(c, first, count);
+        core.markRange(c, first, count);
         for (let p = first; p < first + count; p++) want.add(p);
       }
       expect(bitsOf(region, c)).toEqual(want);
+      expect(core.countBitmap(c)).toBe(want.size);
+      const [first, count] = ranges[2];
+      expect(core.takeRange(c, first, count)).toBe(true);
+      expect(core.takeRange(c, first, count)).toBe(count === 0);
+      for (let p = first; p < first + count; p++) want.delete(p);
+      expect(bitsOf(region, c)).toEqual(want);
+      core.markRange(c, first, count);
+      for (let p = first; p < first + count; p++) want.add(p);
       new Uint32Array(region.memory.buffer, c, bitmapBytes / 4).fill(0);
       for (const [first, count] of ranges) region.markDirty(first, count);
       expect(bitsOf(region, region.layout.dirtyBitmap)).toEqual(new Set([...setA, ...want]));
@@ -133,16 +148,15 @@ describe("dirty logging under a concurrent writer", () => {
       worker.once("error", reject);
     });
     const copyDirtyPages = () => {
-      core.syncDirty();
+      core.sync(source.pageCount);
       for (let from = 0; from < source.pageCount; ) {
-        const [n, next] = core.scan(source.layout.syncBitmap, from);
+        const n = core.take(source.layout.syncBitmap, from);
         for (let i = 0; i < n; i++) {
           const page = core.list[i];
           copy.set(source.pages(page), page * source.pageSize);
         }
-        from = next;
+        from = core.scanEnd;
       }
-      new Uint32Array(source.memory.buffer, source.layout.syncBitmap, source.layout.bitmapBytes / 4).fill(0);
     };
     let rounds = 0;
     while (!done) {

@@ -4,7 +4,7 @@ import { describe, it, expect } from "vitest";
 import { Region } from "../src/memory/region.js";
 import { ExternalMemory } from "../src/memory/external.js";
 import { Source } from "../src/migration/source.js";
-import { Listener } from "../src/migration/destination.js";
+import { Listener } from "../src/migration/listener.js";
 import { precopy } from "../src/policy/precopy.js";
 import { sha256 } from "./peers.js";
 import { randomBytes } from "./helpers.js";

@@ -1,14 +1,33 @@
 // Shared test fixtures: a small region and a bump allocator over its I/O buffers, for calling
-// core functions on arbitrary bytes.
+// core functions on arbitrary bytes, and the debug build of the core, which also exports the
+// kernels tests call alone and the ABI's constants.
 import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
+import type { CoreExports } from "../src/abi/abi.js";
+import { instantiate } from "../src/runtime/module.js";
 import { fillPage, PAGE_CLASSES, type PageClass } from "../src/memory/content.js";
 
 export const GUARD = 0xa5;
 
+/** The debug build's exports: the release core's, the test-only kernels, and every ABI constant as a global. */
+export interface DebugExports extends CoreExports {
+  bitmapClearRange(bm: number, first: number, count: number): void;
+  xxh3(p: number, len: number, secret: number): bigint;
+  deltaEncode(old: number, page: number, len: number, dst: number, dstCap: number): number;
+  deltaDecode(src: number, srcLen: number, dst: number, pageLen: number): number;
+  [constant: string]: unknown;
+}
+
+/** An instance of build/core.debug.wasm on `memory`. */
+export function debugCore(memory: WebAssembly.Memory): DebugExports {
+  return instantiate<DebugExports>("core.debug", memory);
+}
+
 export class Arena {
   readonly region: Region;
   readonly core: Core;
+  /** The debug core on the same memory, for kernels called alone. */
+  readonly wasm: DebugExports;
   private at: number;
   private readonly end: number;
 
@@ -17,12 +36,9 @@ export class Arena {
     const ioBuffers = Math.ceil(bytes / (batchPages * 4104)) + 1;
     this.region = Region.create({ pageCount: 64, batchPages, ioBuffers });
     this.core = new Core(this.region);
+    this.wasm = debugCore(this.region.memory);
     this.at = this.region.layout.ioBuffers[0];
     this.end = this.at + ioBuffers * this.region.layout.ioBufferBytes - 1024;
-  }
-
-  get wasm() {
-    return this.core.wasm;
   }
 
   get bytes(): Uint8Array {
@@ -63,7 +79,7 @@ export class Arena {
   compress(input: Uint8Array, cap = input.length + (input.length >> 8) + 32): Uint8Array | undefined {
     const src = this.put(input);
     const dst = this.alloc(cap);
-    const n = this.wasm.lz4Compress(src, input.length, dst, cap, this.core.lane.lz4Table);
+    const n = this.core.compressBlock(src, input.length, dst, cap);
     const out = n === 0 ? undefined : this.read(dst, n);
     this.reset();
     return out;
@@ -73,7 +89,7 @@ export class Arena {
   decompress(block: Uint8Array, capacity: number): [number, Uint8Array, boolean] {
     const src = this.put(block);
     const dst = this.alloc(capacity);
-    const status = this.wasm.lz4Decompress(src, block.length, dst, capacity);
+    const status = this.core.decompressBlock(src, block.length, dst, capacity);
     const result: [number, Uint8Array, boolean] = [status, this.read(dst, Math.max(status, 0)), this.guardsIntact(dst, capacity) && this.guardsIntact(src, block.length)];
     this.reset();
     return result;

@@ -5,7 +5,7 @@ import { describe, it, expect, afterAll } from "vitest";
 import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
 import { Source } from "../src/migration/source.js";
-import { Listener } from "../src/migration/destination.js";
+import { Listener } from "../src/migration/listener.js";
 import { precopy } from "../src/policy/precopy.js";
 import { policyByName, type PolicyParameters } from "../src/policy/index.js";
 import { Workload } from "../src/workload/workload.js";

@@ -2,7 +2,7 @@ import { describe, it, expect } from "vitest";
 import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
 
-describe("zero-page classification", () => {
+describe("zero-page detection", () => {
   it("finds a single set byte anywhere in a page, at every page size", () => {
     for (const pageSize of [512, 4096, 65536]) {
       const region = Region.create({ pageSize, pageCount: 64, batchPages: 64 });
@@ -14,13 +14,10 @@ describe("zero-page classification", () => {
         region.pages(page)[at] = 1 << (i % 8);
         nonZero.add(page);
       });
-      for (let i = 0; i < 64; i++) core.list[i] = 63 - i;
-      const { guest, pageShift } = region.layout;
-      const flags = new Uint8Array(region.memory.buffer, core.lane.flags, 64);
-      const zeros = core.wasm.zeroClassify(guest, pageShift, core.lane.list, 64, core.lane.flags);
-      expect(zeros).toBe(64 - nonZero.size);
-      for (let i = 0; i < 64; i++) expect(flags[i], `page ${63 - i} of ${pageSize}`).toBe(nonZero.has(63 - i) ? 0 : 1);
-      expect(core.wasm.zeroCountRange(guest, pageShift, 0, 64)).toBe(64 - nonZero.size);
+      for (let page = 0; page < 64; page++) expect(core.countZeroPages(page, 1), `page ${page} of ${pageSize}`).toBe(nonZero.has(page) ? 0 : 1);
+      expect(core.countZeroPages()).toBe(64 - nonZero.size);
+      core.zeroGuest();
+      expect(core.countZeroPages()).toBe(64);
     }
   });
 });

@@ -1,7 +1,7 @@
 // `pagewire listen`: the destination. Receives migrations, verifies them, resumes the guest.
 import { parseArgs } from "node:util";
 import { createHash } from "node:crypto";
-import { Listener } from "../migration/destination.js";
+import { Listener } from "../migration/listener.js";
 import { Region } from "../memory/region.js";
 import { regionPages } from "./guest.js";
 import { parseSize, formatBytes } from "./units.js";

@@ -1,7 +1,7 @@
 // What the commands print: a live progress line on a terminal, then tables.
 import type { Progress } from "../migration/source.js";
 import type { MigrationStats } from "../migration/stats.js";
-import type { Received } from "../migration/destination.js";
+import type { Received } from "../migration/listener.js";
 import { formatBytes, formatCount, formatMs } from "./units.js";
 import type { WorkloadReport } from "./source-run.js";
 

@@ -1,15 +1,15 @@
 // One thread's handle on the WASM core for a region: an instance on the region's memory plus
-// the lane of scratch it owns. Each call crosses into WASM once for a whole batch.
+// the lane of scratch it owns. The only door into WASM for the layers above: each operation is
+// named for what it does, and crosses into WASM once for a whole batch.
 import {
   type CoreExports, type EncodeStats, ENCODE_STAT_NAMES, Enc, Dec, ENCODE_LZ4, ENCODE_DELTA, ENCODE_RAW_RUNS,
   ENCODE_SKIP_ZERO, BATCH_ERRORS,
-} from "./abi.js";
-import { instantiateCore } from "./module.js";
+} from "../abi/abi.js";
+import { instantiateCore } from "../runtime/module.js";
 import type { Region } from "../memory/region.js";
 import type { LaneLayout } from "../memory/layout.js";
 import { PagewireError } from "../errors.js";
-import { XXH3_SECRET } from "./xxh3-secret.js";
-import { digestNow } from "./digest.js";
+import { Hasher } from "./hasher.js";
 
 export interface EncodingOptions {
   /** LZ4-compress pages that shrink. */
@@ -24,6 +24,12 @@ export interface EncodingOptions {
   freePageHints?: boolean;
 }
 
+/** What one dirty sync found: bits taken from the log, and pages owed again in the sync bitmap. */
+export interface SyncResult {
+  taken: number;
+  owed: number;
+}
+
 /** A batch the destination refused: which record, and why. */
 export class DecodeError extends PagewireError {
   constructor(
@@ -36,11 +42,14 @@ export class DecodeError extends PagewireError {
 
 /** One thread's handle on a lane: create one Core per lane and thread, never two on the same lane. */
 export class Core {
-  readonly wasm: CoreExports;
+  private readonly wasm: CoreExports;
+  private readonly hasher: Hasher;
   readonly lane: LaneLayout;
-  /** The lane's page list: fill it, then encode/hash/classify its first n entries. */
+  /** The lane's page list: fill it, then encode/hash its first n entries. */
   readonly list: Uint32Array;
   private readonly words: Uint32Array;
+  /** Index in `words` of the lane's result word (a scan's resume point, a sync's owed count). */
+  private readonly result: number;
 
   constructor(
     readonly region: Region,
@@ -50,8 +59,10 @@ export class Core {
     if (!lane) throw new PagewireError("ELAYOUT", `lane ${laneIndex} does not exist: the region was laid out with ${region.layout.lanes.length}`);
     this.lane = lane;
     this.wasm = instantiateCore(region.memory);
+    this.hasher = new Hasher(region, this.wasm);
     this.words = new Uint32Array(region.memory.buffer);
     this.list = new Uint32Array(region.memory.buffer, lane.list, region.layout.batchPages);
+    this.result = lane.results / 4;
     const { layout } = region;
     const enc = lane.encodeContext / 4;
     this.words[enc + Enc.guest / 4] = layout.guest;
@@ -66,9 +77,11 @@ export class Core {
     this.words[dec + Dec.guest / 4] = layout.guest;
     this.words[dec + Dec.pageShift / 4] = layout.pageShift;
     this.words[dec + Dec.pageCount / 4] = layout.pageCount;
-    region.bytes.set(XXH3_SECRET, layout.hashSecret);
     this.setEncoding({});
+    this.resetEncodeStats();
   }
+
+  // Encoding.
 
   setEncoding(options: EncodingOptions): void {
     if (options.delta && this.region.layout.cacheSlots === 0) {
@@ -85,15 +98,87 @@ export class Core {
     this.words[at] = on ? this.words[at] | ENCODE_SKIP_ZERO : this.words[at] & ~ENCODE_SKIP_ZERO;
   }
 
+  /** Encodes the first n pages of the list as records at `out`; returns the bytes written. */
+  encode(n: number, out: number): number {
+    return this.wasm.encodeBatch(this.lane.encodeContext, this.lane.list, n, out);
+  }
+
+  /** Records the last encode wrote (pages in runs() have none). */
+  get encodedRecords(): number {
+    return this.words[(this.lane.encodeContext + Enc.records) / 4];
+  }
+
+  /** Runs of raw pages the last encode listed (rawRuns): [first, count] pairs, a view valid until the next call. */
+  runs(): Uint32Array {
+    const count = this.words[this.lane.encodeContext / 4 + Enc.runCount / 4];
+    return new Uint32Array(this.region.memory.buffer, this.lane.runs, count * 2);
+  }
+
+  /** The encoder's counters, added up over every encode since the last reset. */
+  encodeStats(): EncodeStats {
+    const counters = new BigUint64Array(this.region.memory.buffer, this.lane.encodeContext + Enc.stats, ENCODE_STAT_NAMES.length);
+    const stats = {} as EncodeStats;
+    ENCODE_STAT_NAMES.forEach((name, i) => (stats[name] = Number(counters[i])));
+    return stats;
+  }
+
+  resetEncodeStats(): void {
+    new BigUint64Array(this.region.memory.buffer, this.lane.encodeContext + Enc.stats, ENCODE_STAT_NAMES.length).fill(0n);
+  }
+
+  // Decoding.
+
+  /** Applies a batch of records from `input`; returns the number applied or throws DecodeError. */
+  decode(input: number, length: number): number {
+    const status = this.wasm.decodeBatch(this.lane.decodeContext, input, length);
+    if (status < 0) throw new DecodeError(status, this.words[this.lane.decodeContext / 4 + Dec.errorOffset / 4]);
+    return status;
+  }
+
+  /** Makes the decoder set a page's bit in the aux bitmap when it applies a record (or stop, with false). */
+  trackReceived(on: boolean): void {
+    this.words[this.lane.decodeContext / 4 + Dec.received / 4] = on ? this.region.layout.auxBitmap : 0;
+  }
+
   /**
    * Post-copy: the decoder accepts only pages set in bitmap `bm`, clears each as it applies it,
-   * and lists the pages applied in the lane's list (see listed()). 0 turns this off.
+   * and lists the pages applied in the lane's list (see sumListed). 0 turns this off.
    */
   expectPages(bm: number): void {
     const dec = this.lane.decodeContext / 4;
     this.words[dec + Dec.expected / 4] = bm;
     this.words[dec + Dec.list / 4] = bm ? this.lane.list : 0;
     this.words[dec + Dec.listCapacity / 4] = bm ? this.region.layout.batchPages : 0;
+  }
+
+  // Dirty logging and bitmaps.
+
+  /**
+   * One dirty sync: moves the dirty log into the sync bitmap (swap-and-clear), drops the pages at
+   * or past `keepBelow` (never sent yet), and counts the pages the sync bitmap then holds.
+   */
+  sync(keepBelow: number): SyncResult {
+    const { dirtyBitmap, syncBitmap, bitmapBytes } = this.region.layout;
+    const taken = this.wasm.bitmapSync(dirtyBitmap, syncBitmap, bitmapBytes / 4, keepBelow, this.lane.results);
+    return { taken, owed: this.words[this.result] };
+  }
+
+  /**
+   * Writes the set pages of bitmap `bm` in [from, to) into the lane's list, at most a batch;
+   * returns how many. `scanEnd` then says where to resume (`to` when the range is exhausted).
+   */
+  scan(bm: number, from: number, to = this.region.layout.pageCount): number {
+    return this.wasm.bitmapScan(bm, from, to, this.lane.list, this.region.layout.batchPages, this.lane.results, 0);
+  }
+
+  /** As scan(), and clears the bits it went past, so [from, scanEnd) is empty afterwards. */
+  take(bm: number, from: number, to = this.region.layout.pageCount): number {
+    return this.wasm.bitmapScan(bm, from, to, this.lane.list, this.region.layout.batchPages, this.lane.results, 1);
+  }
+
+  /** Where the last scan() or take() stopped. */
+  get scanEnd(): number {
+    return this.words[this.result];
   }
 
   /** Removes from the first n pages of the list those set in bitmap `bm`; returns how many are left. */
@@ -106,47 +191,46 @@ export class Core {
     this.wasm.bitmapMarkList(bm, this.lane.list, n);
   }
 
-  /** The sum of the page hashes of the first n pages of the list (post-copy's digest). */
-  sumListed(n: number): bigint {
+  /** Sets the bits of pages [first, first + count) in bitmap `bm` (atomically). */
+  markRange(bm: number, first: number, count: number): void {
+    this.wasm.bitmapMarkRange(bm, first, count);
+  }
+
+  /** If every page of [first, first + count) is set in `bm`, clears them and returns true; else changes nothing. */
+  takeRange(bm: number, first: number, count: number): boolean {
+    return this.wasm.bitmapTakeRange(bm, first, count) !== 0;
+  }
+
+  /** Pages set in bitmap `bm`. */
+  countBitmap(bm: number): number {
+    return this.wasm.bitmapCount(bm, this.region.layout.bitmapBytes);
+  }
+
+  /** Clears a bitmap of the region that only this thread writes (sync or aux). */
+  clearBitmap(bm: number): void {
+    this.wasm.bitmapClear(bm, this.region.layout.bitmapBytes);
+  }
+
+  /** Copies bitmap `from` into `to`, then clears `from`. */
+  moveBitmap(from: number, to: number): void {
+    const { bitmapBytes } = this.region.layout;
+    this.region.bytes.copyWithin(to, from, from + bitmapBytes);
+    this.clearBitmap(from);
+  }
+
+  // Guest memory.
+
+  /** Zero pages among pages [first, first + count). */
+  countZeroPages(first = 0, count = this.region.pageCount - first): number {
     const { guest, pageShift } = this.region.layout;
-    return BigInt.asUintN(64, this.wasm.pageHashSum(guest, pageShift, this.lane.list, n));
+    return this.wasm.zeroCountRange(guest, pageShift, first, count);
   }
 
-  /** The sum of the page hashes of pages [first, first + count). */
-  sumRange(first: number, count: number): bigint {
-    const { guest, pageShift } = this.region.layout;
-    return BigInt.asUintN(64, this.wasm.pageHashSumRange(guest, pageShift, first, count, 0));
-  }
-
-  /** Makes the decoder set a page's bit in the aux bitmap when it applies a record (or stop, with false). */
-  trackReceived(on: boolean): void {
-    this.words[this.lane.decodeContext / 4 + Dec.received / 4] = on ? this.region.layout.auxBitmap : 0;
-  }
-
-  /** Moves the dirty log into the sync bitmap (swap-and-clear); returns how many bits were taken. */
-  syncDirty(): number {
-    const { dirtyBitmap, syncBitmap, bitmapBytes } = this.region.layout;
-    return this.wasm.bitmapSync(dirtyBitmap, syncBitmap, bitmapBytes / 4);
-  }
-
-  /**
-   * Writes the set pages of bitmap `bm` from page `from` into the lane's list, at most a batch.
-   * Returns [count, next page to scan from] (next = pageCount when the bitmap is exhausted).
-   */
-  scan(bm: number, from: number, to = this.region.layout.pageCount): [number, number] {
-    const n = this.wasm.bitmapScan(bm, from, to, this.lane.list, this.region.layout.batchPages);
-    return [n, this.wasm.bitmapScanNext()];
-  }
-
-  /** Encodes the first n pages of the list as records at `out`; returns the bytes written. */
-  encode(n: number, out: number): number {
-    return this.wasm.encodeBatch(this.lane.encodeContext, this.lane.list, n, out);
-  }
-
-  /** Runs of raw pages the last encode listed (rawRuns): [first, count] pairs, a view valid until the next call. */
-  runs(): Uint32Array {
-    const count = this.words[this.lane.encodeContext / 4 + Enc.runCount / 4];
-    return new Uint32Array(this.region.memory.buffer, this.lane.runs, count * 2);
+  /** Makes the whole guest zero, writing only when some page is not (a write is a first touch). */
+  zeroGuest(): void {
+    const { guest, pageCount, pageSize } = this.region.layout;
+    // bitmapClear is a memory.fill, several times faster than TypedArray.fill on shared memory.
+    if (this.countZeroPages() !== pageCount) this.wasm.bitmapClear(guest, pageCount * pageSize);
   }
 
   /** Zeroes the guest pages reported free that are not zero (call with the guest paused); returns how many. */
@@ -155,29 +239,33 @@ export class Core {
     return this.wasm.zeroFreePages(guest, pageShift, freeBitmap, pageCount);
   }
 
-  /** Clears a bitmap of the region that only this thread writes (sync or aux). */
-  clearBitmap(bm: number): void {
-    this.wasm.bitmapClear(bm, this.region.layout.bitmapBytes);
+  // Hashes.
+
+  /** The sum of the page hashes of the first n pages of the list (post-copy's digest). */
+  sumListed(n: number): bigint {
+    const { guest, pageShift } = this.region.layout;
+    return BigInt.asUintN(64, this.wasm.pageHashSum(guest, pageShift, this.lane.list, n));
   }
 
-  /** Counters of the last encode call. */
-  encodeStats(): EncodeStats {
-    const base = (this.lane.encodeContext + Enc.stats) / 4;
-    const stats = {} as EncodeStats;
-    ENCODE_STAT_NAMES.forEach((name, i) => (stats[name] = this.words[base + i]));
-    stats.free = this.words[(this.lane.encodeContext + Enc.freeCount) / 4];
-    return stats;
+  /** The sum of the page hashes of pages [first, first + count). */
+  sumRange(first: number, count: number): bigint {
+    return this.hasher.sumPages(first, first + count);
   }
 
-  /** Applies a batch of records from `input`; returns the number applied or throws DecodeError. */
-  decode(input: number, length: number): number {
-    const status = this.wasm.decodeBatch(this.lane.decodeContext, input, length);
-    if (status < 0) throw new DecodeError(status, this.words[this.lane.decodeContext / 4 + Dec.errorOffset / 4]);
-    return status;
-  }
-
-  /** The region's digest (see digest.ts), computed on this thread. */
+  /** The region's digest (see hasher.ts), computed on this thread. */
   digest(): bigint {
-    return digestNow(this);
+    return this.hasher.digest();
+  }
+
+  // LZ4 blocks, for embedders (and benchmarks) that compress their own buffers.
+
+  /** Compresses `length` bytes at `src` into at most `capacity` bytes at `dst`; returns the block's length, 0 if it does not fit. */
+  compressBlock(src: number, length: number, dst: number, capacity: number): number {
+    return this.wasm.lz4Compress(src, length, dst, capacity, this.lane.lz4Table);
+  }
+
+  /** Decodes the LZ4 block at `src` into at most `capacity` bytes at `dst`; returns the bytes produced, or a negative LZ4 error. */
+  decompressBlock(src: number, length: number, dst: number, capacity: number): number {
+    return this.wasm.lz4Decompress(src, length, dst, capacity);
   }
 }

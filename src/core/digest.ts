@@ -1,16 +1,17 @@
-// The digest that proves a migration exact: for each region, XXH3-64 of every 1 MiB chunk of
-// guest memory, then XXH64 over those chunk hashes. Chunks let threads share the work, and a
-// worker pool lets the source hash while its last frames are still leaving (hashing on the main
-// thread would stall the socket writes the event loop drives).
+// A pool of worker threads that compute digests off the main thread, splitting each region's
+// chunks among them: the source hashes while its last frames are still leaving (hashing on the
+// main thread would stall the socket writes the event loop drives). One pool may serve several
+// migrations at once (a listener's sessions): every job carries an id, and its answer goes to the
+// caller that posted it, whichever finished first.
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
-import type { Core } from "./core.js";
-import type { CoreExports } from "./abi.js";
+import type { LayoutOptions } from "../memory/layout.js";
 import type { Region } from "../memory/region.js";
-import { DIGEST_CHUNK_BYTES, type Layout, type LayoutOptions } from "../memory/layout.js";
-import { workerUrl } from "../workload/worker-url.js";
+import { Hasher } from "./hasher.js";
+import { workerUrl } from "../runtime/worker-url.js";
 
 export interface DigestJob {
+  id: number;
   memory: WebAssembly.Memory;
   layout: LayoutOptions;
   /** "chunks": hash chunks [first, end) into digestChunks; "pages": sum the page hashes of pages [first, end). */
@@ -21,35 +22,22 @@ export interface DigestJob {
   skip: number;
 }
 
-/** The sum of the page hashes (see pageHashSum in assembly/hash.ts) of pages [first, end) not in `skip`. */
-export function sumPages(wasm: CoreExports, layout: Layout, first: number, end: number, skip: number): bigint {
-  return BigInt.asUintN(64, wasm.pageHashSumRange(layout.guest, layout.pageShift, first, end - first, skip));
+export interface DigestAnswer {
+  id: number;
+  /** The page-hash sum ("pages"), or 0n ("chunks": the hashes are in the region's memory). */
+  sum?: bigint;
+  error?: string;
 }
 
-/**
- * Hashes chunks [first, end) of a region into its digestChunks area. Any thread may call it with
- * its own instance of the core; it touches no lane, and the secret was written by the region's Core.
- */
-export function hashChunks(wasm: CoreExports, layout: Layout, first: number, end: number): void {
-  const { guest, pageCount, pageSize, hashSecret, digestChunks } = layout;
-  wasm.xxh3Chunks(guest, pageCount * pageSize, DIGEST_CHUNK_BYTES, first, end, hashSecret, digestChunks);
+interface Pending {
+  resolve: (sum: bigint) => void;
+  reject: (error: Error) => void;
 }
 
-/** Combines the chunk hashes into the region's digest, as an unsigned 64-bit value. */
-export function combineChunks(core: Core): bigint {
-  const { digestChunks, digestChunkCount } = core.region.layout;
-  return BigInt.asUintN(64, core.wasm.xxh64(digestChunks, digestChunkCount * 8, 0n));
-}
-
-/** The digest of a region, computed on the calling thread. */
-export function digestNow(core: Core): bigint {
-  hashChunks(core.wasm, core.region.layout, 0, core.region.layout.digestChunkCount);
-  return combineChunks(core);
-}
-
-/** Worker threads that compute digests off the main thread, splitting each region's chunks. */
 export class DigestPool {
   private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
 
   constructor(readonly threads = Math.min(2, availableParallelism())) {}
 
@@ -57,9 +45,25 @@ export class DigestPool {
     if (!this.workers[i]) {
       const w = new Worker(workerUrl("digest-worker", import.meta.url));
       w.unref();
+      w.on("message", (answer: DigestAnswer) => this.answer(answer));
+      // A worker that dies fails every job still out: none can be told apart by worker.
+      w.on("error", (error) => this.failAll(error));
       this.workers[i] = w;
     }
     return this.workers[i];
+  }
+
+  private answer({ id, sum, error }: DigestAnswer): void {
+    const job = this.pending.get(id);
+    if (!job) return;
+    this.pending.delete(id);
+    if (error !== undefined) job.reject(new Error(`digest worker: ${error}`));
+    else job.resolve(sum ?? 0n);
+  }
+
+  private failAll(error: Error): void {
+    for (const job of this.pending.values()) job.reject(error);
+    this.pending.clear();
   }
 
   /** Starts the threads now, so that their start-up is not paid when a digest is needed. */
@@ -67,20 +71,11 @@ export class DigestPool {
     for (let i = 0; i < this.threads; i++) this.worker(i);
   }
 
-  private run(i: number, job: DigestJob): Promise<bigint> {
-    const w = this.worker(i);
+  private run(i: number, job: Omit<DigestJob, "id">): Promise<bigint> {
+    const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const onMessage = (sum: bigint) => {
-        w.off("error", onError);
-        resolve(sum);
-      };
-      const onError = (error: Error) => {
-        w.off("message", onMessage);
-        reject(error);
-      };
-      w.once("message", onMessage);
-      w.once("error", onError);
-      w.postMessage(job);
+      this.pending.set(id, { resolve, reject });
+      this.worker(i).postMessage({ ...job, id } satisfies DigestJob);
     });
   }
 
@@ -94,20 +89,20 @@ export class DigestPool {
     return Promise.all(jobs);
   }
 
-  /** The digest of each region, computed by the pool. */
-  async digest(cores: Core[]): Promise<bigint[]> {
+  /** The digest of each region (see hasher.ts), computed by the pool. */
+  async digest(regions: Region[]): Promise<bigint[]> {
     const results: bigint[] = [];
-    for (const core of cores) {
-      await this.split(core.region, "chunks", core.region.layout.digestChunkCount);
-      results.push(combineChunks(core));
+    for (const region of regions) {
+      await this.split(region, "chunks", region.layout.digestChunkCount);
+      results.push(new Hasher(region).combineChunks());
     }
     return results;
   }
 
   /** Per region, the sum of its page hashes, leaving out the pages set in skip(region) (post-copy's digest). */
-  async pageSums(cores: Core[], skip: (region: Region) => number = () => 0): Promise<bigint[]> {
+  async pageSums(regions: Region[], skip: (region: Region) => number = () => 0): Promise<bigint[]> {
     const results: bigint[] = [];
-    for (const { region } of cores) {
+    for (const region of regions) {
       const sums = await this.split(region, "pages", region.pageCount, skip(region));
       results.push(BigInt.asUintN(64, sums.reduce((a, b) => a + b, 0n)));
     }
@@ -115,6 +110,7 @@ export class DigestPool {
   }
 
   close(): void {
+    this.failAll(new Error("the digest pool was closed"));
     for (const w of this.workers.splice(0)) void w.terminate();
   }
 }

@@ -1,13 +1,11 @@
 // Where everything lives in a region's shared WebAssembly.Memory. A pure function of the options,
 // so a worker thread given the same options finds the same addresses.
 import { PagewireError } from "../errors.js";
-import { LZ4_TABLE_BYTES, Enc, Dec, RECORD_HEADER_BYTES } from "../core/abi.js";
+import { LZ4_TABLE_BYTES, Enc, Dec, RECORD_HEADER_BYTES, MIN_PAGE_SIZE, MAX_PAGE_SIZE } from "../abi/abi.js";
 
 export const WASM_PAGE = 65536;
 /** A WebAssembly memory holds at most 4 GiB; a larger guest is several regions. */
 export const MAX_MEMORY_BYTES = 65536 * WASM_PAGE;
-export const MIN_PAGE_SIZE = 512;
-export const MAX_PAGE_SIZE = 65536;
 /** Bytes reserved before the encoded records of each I/O buffer, for the transport's frame header. */
 export const IO_HEADROOM = 64;
 /** Bytes per run at the end of each I/O buffer, for the header of the frame that carries the run. */
@@ -45,15 +43,14 @@ export interface LaneLayout {
   snapshot: number;
   /** batchPages u32 page indices. */
   list: number;
-  /** batchPages bytes, and batchPages u64 hashes. */
-  flags: number;
-  hashes: number;
+  /** 16 bytes where a call returns its second result (a scan's resume point, a sync's owed count). */
+  results: number;
   /** Runs of raw pages found by the encoder: (u32 first page, u32 count) per run, batchPages at most. */
   runs: number;
 }
 
 export interface Layout {
-  /** The XXH3 secret the digest reads (written by Core). */
+  /** The XXH3 secret the digest reads (written by Region.create). */
   hashSecret: number;
   /** One u64 XXH3 per DIGEST_CHUNK_BYTES of guest memory, filled while a digest is computed. */
   digestChunks: number;
@@ -135,8 +132,7 @@ export function planLayout(options: LayoutOptions): Layout {
       lz4Table: take(LZ4_TABLE_BYTES),
       snapshot: take(pageSize),
       list: take(batchPages * 4),
-      flags: take(batchPages),
-      hashes: take(batchPages * 8),
+      results: take(16),
       runs: take(batchPages * 8),
     });
   }

@@ -1,6 +1,7 @@
 // A region of guest memory: one shared WebAssembly.Memory holding the guest's pages, its dirty
 // log and the engine's scratch, laid out by planLayout.
 import { planLayout, type Layout, type LayoutOptions } from "./layout.js";
+import { XXH3_SECRET } from "../abi/xxh3-secret.js";
 
 const OS_PAGE = 4096;
 
@@ -17,11 +18,16 @@ export class Region {
     this.dirtyWords = new Int32Array(memory.buffer, layout.dirtyBitmap, layout.bitmapBytes / 4);
   }
 
-  /** A new region, all zero. The OS maps its pages lazily: see prefault(). */
+  /**
+   * A new region, all zero but for the XXH3 secret the digest reads, written once here so that
+   * every thread's core finds it. The OS maps the guest's pages lazily: see prefault().
+   */
   static create(options: LayoutOptions): Region {
     const layout = planLayout(options);
     const memory = new WebAssembly.Memory({ initial: layout.memoryPages, maximum: layout.memoryPages, shared: true });
-    return new Region(memory, layout, options);
+    const region = new Region(memory, layout, options);
+    region.bytes.set(XXH3_SECRET, layout.hashSecret);
+    return region;
   }
 
   /** The same region seen from another thread, given the memory and the options it was made with. */

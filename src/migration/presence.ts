@@ -83,7 +83,7 @@ export class Presence {
   }
 
   arrivedRange(first: number, count: number): void {
-    this.core.wasm.bitmapMarkRange(this.region.layout.presentBitmap, first, count);
+    this.core.markRange(this.region.layout.presentBitmap, first, count);
     this.wakeIfReady();
   }
 

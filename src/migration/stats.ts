@@ -1,5 +1,5 @@
 // Migration statistics, named as QEMU's query-migrate names them where a name exists.
-import type { EncodeStats } from "../core/abi.js";
+import type { EncodeStats } from "../abi/abi.js";
 
 export interface RoundReport {
   round: number;
@@ -67,25 +67,87 @@ export interface MigrationStats {
   "verify-time": number;
 }
 
-/** Accumulates the encoder's per-batch counters. */
-export class EncodeTotals {
-  zero = 0;
-  raw = 0;
-  lz4 = 0;
-  delta = 0;
-  unchanged = 0;
-  cacheMiss = 0;
-  overflow = 0;
-  free = 0;
+/** What the source counts while it runs, updated in place; the encoder's own counters stay in WASM until the end. */
+export class SourceCounters {
+  /** Pages put on the wire, all rounds (zero pages sent for the first time get no record and are not counted). */
+  pages = 0;
+  /** QEMU's skipped: pages left out of a round because they were dirty again already (Xen's skip). */
+  skippedPages = 0;
+  /** The highest throttle auto-converge applied, 0 to 0.99. */
+  maxThrottle = 0;
+  postcopyRequests = 0;
+  postcopyRequestedPages = 0;
+}
 
-  add(s: EncodeStats): void {
-    this.free += s.free;
-    this.zero += s.zero;
-    this.raw += s.raw;
-    this.lz4 += s.lz4;
-    this.delta += s.delta;
-    this.unchanged += s.unchanged;
-    this.cacheMiss += s.cacheMiss;
-    this.overflow += s.overflow;
-  }
+/** The timeline and totals of a completed migration, as the source measured them. */
+export interface CompletedRun {
+  policy: MigrationStats["policy"];
+  counters: SourceCounters;
+  /** The encoder's counters, added up over every region. */
+  encoded: EncodeStats;
+  rounds: RoundReport[];
+  pageSize: number;
+  totalPages: number;
+  channels: number;
+  /** performance.now() at: the start, the end of the handshake, the pause, the switch-over's ack (0 without post-copy), the end. */
+  startAt: number;
+  dataAt: number;
+  pauseAt: number;
+  switchoverAckAt: number;
+  endAt: number;
+  /** Bytes on the wire: in all, by the end of the handshake, and when iterating stopped. */
+  transferred: number;
+  setupBytes: number;
+  precopyEndBytes: number;
+  postcopy: boolean;
+  postcopyTime: number;
+  dirtyRate: number;
+  verifyTime: number;
+}
+
+/** The one place a run becomes QEMU-named statistics. */
+export function migrationStats(r: CompletedRun): MigrationStats {
+  const { counters: c, encoded: e, transferred } = r;
+  // Sent from the pause on: during the downtime, or after the switch-over under post-copy.
+  const pausedBytes = transferred - r.precopyEndBytes;
+  const dataMs = r.endAt - r.dataAt;
+  return {
+    status: "completed",
+    policy: r.policy,
+    "total-time": r.endAt - r.startAt,
+    "setup-time": r.dataAt - r.startAt,
+    downtime: (r.postcopy ? r.switchoverAckAt : r.endAt) - r.pauseAt,
+    transferred,
+    "precopy-bytes": r.precopyEndBytes - r.setupBytes,
+    "downtime-bytes": r.postcopy ? 0 : pausedBytes,
+    "page-size": r.pageSize,
+    "total-pages": r.totalPages,
+    duplicate: e.zero,
+    "free-pages": e.free,
+    normal: e.raw,
+    "normal-bytes": e.raw * r.pageSize,
+    "lz4-pages": e.lz4,
+    "unchanged-pages": e.unchanged,
+    xbzrle: { pages: e.delta, "cache-miss": e.cacheMiss, overflow: e.overflow },
+    "skipped-pages": c.skippedPages,
+    "cpu-throttle-percentage": Math.round(c.maxThrottle * 100),
+    "postcopy-requests": c.postcopyRequests,
+    "postcopy-requested-pages": c.postcopyRequestedPages,
+    "postcopy-time": r.postcopyTime,
+    "postcopy-bytes": r.postcopy ? pausedBytes : 0,
+    "dirty-sync-count": r.rounds.filter((round) => round.phase === "live").length,
+    "dirty-pages-rate": Math.round(r.dirtyRate),
+    mbps: (transferred * 8) / 1e6 / (dataMs / 1000),
+    "pages-per-second": (c.pages * 1000) / dataMs,
+    channels: r.channels,
+    rounds: r.rounds,
+    "verify-time": r.verifyTime,
+  };
+}
+
+/** The encoder's counters of several cores, added up. */
+export function addEncodeStats(all: EncodeStats[]): EncodeStats {
+  const sum = { zero: 0, raw: 0, lz4: 0, delta: 0, unchanged: 0, cacheMiss: 0, overflow: 0, free: 0 };
+  for (const s of all) for (const k of Object.keys(sum) as Array<keyof EncodeStats>) sum[k] += s[k];
+  return sum;
 }

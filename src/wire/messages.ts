@@ -5,7 +5,7 @@ import {
   MAX_CHANNELS, MAX_REASON_BYTES, Reason, REASON_NAMES, type ReasonName,
 } from "./constants.js";
 import { WireError } from "./errors.js";
-import { MIN_PAGE_SIZE, MAX_PAGE_SIZE } from "../memory/layout.js";
+import { MIN_PAGE_SIZE, MAX_PAGE_SIZE } from "../abi/abi.js";
 
 export function encodePreamble(version = PROTOCOL_VERSION): Uint8Array {
   return ByteWriter.sized(PREAMBLE_BYTES).u32(MAGIC).u16(version).u16(0).bytes;

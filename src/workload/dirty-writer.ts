@@ -4,7 +4,7 @@ import { Worker } from "node:worker_threads";
 import type { Region } from "../memory/region.js";
 import type { LayoutOptions } from "../memory/layout.js";
 import { PauseControl } from "./pause-control.js";
-import { workerUrl } from "./worker-url.js";
+import { workerUrl } from "../runtime/worker-url.js";
 
 export interface WriterSetup {
   memory: WebAssembly.Memory;

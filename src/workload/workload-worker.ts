@@ -1,7 +1,7 @@
 // Worker: runs one workload kernel on a region, a step at a time, parking at safe points.
 import { workerData, parentPort } from "node:worker_threads";
 import { Region } from "../memory/region.js";
-import { instantiate } from "../core/module.js";
+import { instantiate } from "../runtime/module.js";
 import { safePoint, throttleSleep } from "./pause-control.js";
 import { kernelByName, writeContext, type WorkloadExports } from "./kernels.js";
 import type { WorkerSetup } from "./workload.js";

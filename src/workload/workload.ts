@@ -5,7 +5,7 @@ import type { Region } from "../memory/region.js";
 import type { LayoutOptions } from "../memory/layout.js";
 import { WORKLOAD_STATE_BYTES } from "../memory/layout.js";
 import { PauseControl } from "./pause-control.js";
-import { workerUrl } from "./worker-url.js";
+import { workerUrl } from "../runtime/worker-url.js";
 import { kernelByName, type FreeMode } from "./kernels.js";
 import { PagewireError } from "../errors.js";
 

@@ -1,5 +1,10 @@
-// The core's binary interface as TypeScript sees it: record types, context offsets and error
-// codes, mirroring assembly/records.ts and assembly/lz4/format.ts. Keep the two in step.
+// The core's binary interface as TypeScript sees it: record types, context offsets, page-size
+// limits and error codes, mirroring assembly/records.ts, assembly/lz4/ and assembly/delta.ts.
+// test/abi.test.ts checks every constant here against the globals the debug build exports.
+// The bottom layer: memory, core and wire all read it; it imports nothing.
+
+export const MIN_PAGE_SIZE = 512;
+export const MAX_PAGE_SIZE = 65536;
 
 export const RECORD_HEADER_BYTES = 8;
 export const RecordType = { zero: 1, raw: 2, lz4: 3, delta: 4 } as const;
@@ -19,18 +24,19 @@ export const Enc = {
   cacheData: 20,
   cacheSlots: 24,
   snapshot: 28,
+  /** ENCODE_STAT_NAMES.length u64 counters, added to by each call until the Core resets them. */
   stats: 32,
-  runs: 64,
-  runCount: 68,
-  freeBitmap: 72,
-  freeCount: 76,
-  bytes: 96,
+  runs: 96,
+  runCount: 100,
+  freeBitmap: 104,
+  /** u32, out: records the last call wrote. */
+  records: 108,
+  bytes: 128,
 } as const;
 
-/** Encoder counters, u32 each from Enc.stats, in this order. */
-export const ENCODE_STAT_NAMES = ["zero", "raw", "lz4", "delta", "unchanged", "cacheMiss", "overflow", "bytes"] as const;
-/** The encoder's counters; `free` counts hinted-free pages among the zero ones. */
-export type EncodeStats = Record<(typeof ENCODE_STAT_NAMES)[number] | "free", number>;
+/** Encoder counters, u64 each from Enc.stats, in this order; `free` counts hinted-free pages among the zero ones. */
+export const ENCODE_STAT_NAMES = ["zero", "raw", "lz4", "delta", "unchanged", "cacheMiss", "overflow", "free"] as const;
+export type EncodeStats = Record<(typeof ENCODE_STAT_NAMES)[number], number>;
 
 export const Dec = {
   guest: 0,
@@ -76,34 +82,24 @@ export const BATCH_ERRORS: Record<number, string> = {
   [-33]: DELTA_ERRORS[-3],
 };
 
-/** The functions the WASM core exports (assembly/index.ts); pointers are byte addresses. */
+/** The functions the release core exports (assembly/index.ts); pointers are byte addresses. */
 export interface CoreExports {
-  bitmapSync(live: number, into: number, words: number): number;
-  bitmapScan(bm: number, fromBit: number, toBit: number, out: number, maxOut: number): number;
-  bitmapScanNext(): number;
+  bitmapSync(live: number, into: number, words: number, keepBelow: number, owedOut: number): number;
+  bitmapScan(bm: number, fromBit: number, toBit: number, out: number, maxOut: number, nextOut: number, take: number): number;
   bitmapCount(bm: number, bytes: number): number;
-  bitmapOr(dst: number, a: number, b: number, bytes: number): void;
-  bitmapAnd(dst: number, a: number, b: number, bytes: number): void;
-  bitmapAndNot(dst: number, a: number, b: number, bytes: number): void;
   bitmapFilter(list: number, n: number, bm: number, keepSet: number): number;
   bitmapMarkRange(bm: number, first: number, count: number): void;
-  bitmapClearRange(bm: number, first: number, count: number): void;
   bitmapTakeRange(bm: number, first: number, count: number): number;
   bitmapMarkList(bm: number, list: number, n: number): void;
   bitmapClear(bm: number, bytes: number): void;
-  zeroClassify(base: number, pageShift: number, list: number, n: number, flags: number): number;
   zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
   zeroFreePages(base: number, pageShift: number, free: number, pageCount: number): number;
   xxh64(p: number, len: number, seed: bigint): bigint;
-  xxh3(p: number, len: number, secret: number): bigint;
   xxh3Chunks(p: number, len: number, chunkBytes: number, first: number, end: number, secret: number, out: number): void;
-  hashPages(base: number, pageShift: number, list: number, n: number, out: number): void;
   pageHashSum(base: number, pageShift: number, list: number, n: number): bigint;
   pageHashSumRange(base: number, pageShift: number, first: number, count: number, skip: number): bigint;
   lz4Compress(src: number, srcLen: number, dst: number, dstCap: number, table: number): number;
   lz4Decompress(src: number, srcLen: number, dst: number, dstCap: number): number;
-  deltaEncode(old: number, page: number, len: number, dst: number, dstCap: number): number;
-  deltaDecode(src: number, srcLen: number, dst: number, pageLen: number): number;
   encodeBatch(ctx: number, list: number, n: number, out: number): number;
   decodeBatch(ctx: number, input: number, length: number): number;
 }

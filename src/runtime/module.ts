@@ -1,7 +1,7 @@
 // Loads compiled WASM modules (build/*.wasm) once per thread and instantiates them on a shared memory.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { CoreExports } from "./abi.js";
+import type { CoreExports } from "../abi/abi.js";
 import { PagewireError } from "../errors.js";
 
 const compiled = new Map<string, WebAssembly.Module>();

@@ -1,0 +1,38 @@
+// The hashes that prove a migration exact, on one thread: the chunked digest of a region
+// (XXH3-64 of every 1 MiB chunk of guest memory, then XXH64 over those chunk hashes) and
+// post-copy's sums of page hashes. It touches no lane, so any thread may hold one per region.
+import type { CoreExports } from "../abi/abi.js";
+import { instantiateCore } from "../runtime/module.js";
+import { DIGEST_CHUNK_BYTES } from "../memory/layout.js";
+import type { Region } from "../memory/region.js";
+
+export class Hasher {
+  constructor(
+    readonly region: Region,
+    private readonly wasm: CoreExports = instantiateCore(region.memory),
+  ) {}
+
+  /** Hashes chunks [first, end) of the guest into the region's digestChunks area. */
+  hashChunks(first: number, end: number): void {
+    const { guest, pageCount, pageSize, hashSecret, digestChunks } = this.region.layout;
+    this.wasm.xxh3Chunks(guest, pageCount * pageSize, DIGEST_CHUNK_BYTES, first, end, hashSecret, digestChunks);
+  }
+
+  /** Combines the chunk hashes into the region's digest, as an unsigned 64-bit value. */
+  combineChunks(): bigint {
+    const { digestChunks, digestChunkCount } = this.region.layout;
+    return BigInt.asUintN(64, this.wasm.xxh64(digestChunks, digestChunkCount * 8, 0n));
+  }
+
+  /** The region's digest, computed on this thread. */
+  digest(): bigint {
+    this.hashChunks(0, this.region.layout.digestChunkCount);
+    return this.combineChunks();
+  }
+
+  /** The sum of the page hashes (assembly/hash.ts pageHashSum) of pages [first, end) not set in bitmap `skip` (0: none). */
+  sumPages(first: number, end: number, skip = 0): bigint {
+    const { guest, pageShift } = this.region.layout;
+    return BigInt.asUintN(64, this.wasm.pageHashSumRange(guest, pageShift, first, end - first, skip));
+  }
+}

@@ -1,0 +1,55 @@
+// What an embedder gives a Listener, and what it gets for each migration received.
+import type { Region } from "../memory/region.js";
+
+export interface DestinationHooks {
+  /**
+   * Start the guest with its device state. After pre-copy or stop-and-copy its memory is complete
+   * and verified. Under post-copy this is called at the switch-over, with pages still arriving:
+   * the guest must check presence before touching memory (the region's presence area, see
+   * src/migration/presence.ts; the workload kernels do it per chunk of work).
+   */
+  resume?(deviceState: Uint8Array, regions: Region[]): void | Promise<void>;
+}
+
+export interface ListenerOptions {
+  /** Shared with the source; never sent. Default: empty (no protection). */
+  secret?: string;
+  /** Memory to receive into; offers must match it. Default: allocate per offer. */
+  regions?: Region[];
+  /** Touch memory allocated for an offer before accepting it, as QEMU's -mem-prealloc does. Default true. */
+  prefault?: boolean;
+  /** The regions handed in hold only zeros (fresh from Region.create): skip checking before the first migration. */
+  zeroed?: boolean;
+  hooks?: DestinationHooks;
+  /** Handshake timeout, ms. Default 30,000. */
+  timeoutMs?: number;
+}
+
+export interface Received {
+  migrationId: string;
+  regions: Region[];
+  deviceState: Uint8Array;
+  stats: {
+    "total-time": number;
+    "verify-time": number;
+    received: number;
+    pages: number;
+    rounds: number;
+    channels: number;
+    "device-state-bytes": number;
+    /** Post-copy: times the guest found a page missing, page requests sent, and ms the guest spent blocked. */
+    "postcopy-faults": number;
+    "postcopy-requests": number;
+    "postcopy-blocked-ms": number;
+  };
+}
+
+/** The events a Listener emits. */
+export interface ListenerEvents {
+  /** A migration was admitted (its channel 0 authenticated and its offer accepted). */
+  session: (migrationId: string) => void;
+  completed: (received: Received) => void;
+  failed: (error: Error) => void;
+  /** A connection was refused during its handshake. */
+  refused: (error: Error) => void;
+}

@@ -1,0 +1,137 @@
+// The destination's front door: a TCP listener that admits migrations (one session each) after
+// their handshake, checks each offer against the memory it holds or allocates memory for it,
+// and reports every migration's outcome.
+import { EventEmitter } from "node:events";
+import { createServer, type Server, type Socket } from "node:net";
+import { Core } from "../core/core.js";
+import { DigestPool } from "../core/digest.js";
+import { Region } from "../memory/region.js";
+import { Connection } from "../transport/connection.js";
+import { acceptChannel, type Admission } from "../transport/handshake.js";
+import { MAX_REGIONS } from "../wire/constants.js";
+import { WireError } from "../wire/errors.js";
+import type { Offer } from "../wire/messages.js";
+import { Session } from "./session.js";
+import type { ListenerOptions, ListenerEvents, Received } from "./listener-types.js";
+
+export type { DestinationHooks, ListenerOptions, ListenerEvents, Received } from "./listener-types.js";
+
+const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+
+function describe(pageSize: number, regions: number[]): string {
+  const gib = (regions.reduce((s, p) => s + p, 0) * pageSize) / 2 ** 30;
+  return `${regions.length} region(s) of ${regions.join(", ")} pages of ${pageSize} bytes (${gib.toFixed(3)} GiB)`;
+}
+
+export interface Listener {
+  on<E extends keyof ListenerEvents>(event: E, listener: ListenerEvents[E]): this;
+  once<E extends keyof ListenerEvents>(event: E, listener: ListenerEvents[E]): this;
+  off<E extends keyof ListenerEvents>(event: E, listener: ListenerEvents[E]): this;
+  emit<E extends keyof ListenerEvents>(event: E, ...args: Parameters<ListenerEvents[E]>): boolean;
+}
+
+export class Listener extends EventEmitter {
+  private readonly server: Server;
+  private readonly sessions = new Map<string, Session>();
+  private busy = false;
+  private knownZero: boolean;
+  private readonly digests = new DigestPool();
+
+  constructor(readonly options: ListenerOptions = {}) {
+    super();
+    this.knownZero = options.zeroed ?? false;
+    this.server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
+  }
+
+  /** Starts listening; resolves with the port (pass 0 for any free port). */
+  listen(port = 0, host = "127.0.0.1"): Promise<number> {
+    this.digests.warm();
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve((this.server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sessions.values()) s.fail(new WireError("cancelled", "the destination is shutting down"));
+    this.digests.close();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** The next migration to complete, or the next to fail. */
+  next(): Promise<Received> {
+    return new Promise((resolve, reject) => {
+      const ok = (r: Received) => {
+        this.off("failed", ko);
+        resolve(r);
+      };
+      const ko = (e: Error) => {
+        this.off("completed", ok);
+        reject(e);
+      };
+      this.once("completed", ok);
+      this.once("failed", ko);
+    });
+  }
+
+  private onConnection(socket: Socket): void {
+    const conn = Connection.accept(socket, { expectPreamble: true });
+    acceptChannel(conn, this.options.secret ?? "", (a) => this.admit(conn, a), this.options.timeoutMs).catch((error: Error) => this.emit("refused", error));
+  }
+
+  private admit(conn: Connection, { hello, offer }: Admission): void {
+    const id = hex(hello.migrationId);
+    if (hello.channelIndex > 0) {
+      const session = this.sessions.get(id);
+      if (!session) throw new WireError("unknownMigration", `no migration ${id} is in progress here: open channel 0 first`);
+      session.attach(conn, hello.channelIndex, hello.channelCount);
+      return;
+    }
+    if (this.sessions.has(id)) throw new WireError("badFrame", `migration ${id} is already in progress`);
+    if (!offer) throw new WireError("badFrame", "channel 0 came without an offer");
+    if (this.options.regions && this.busy) throw new WireError("busy", "this destination is receiving another migration into its memory; try again when it is done");
+    const regions = this.options.regions ? this.checkOffer(offer, this.options.regions) : this.allocate(offer, hello.channelCount);
+    const session = new Session(id, regions, offer, hello.channelCount, this.options.hooks, this.digests);
+    this.sessions.set(id, session);
+    if (this.options.regions) this.busy = true;
+    session.attach(conn, 0, hello.channelCount);
+    this.emit("session", id);
+    session.result
+      .then(
+        (received) => this.emit("completed", received),
+        (error: Error) => this.emit("failed", error),
+      )
+      .finally(() => {
+        this.sessions.delete(id);
+        if (this.options.regions) this.busy = false;
+      });
+  }
+
+  private checkOffer(offer: Offer, regions: Region[]): Region[] {
+    const mine = regions.map((r) => r.pageCount);
+    const pageSize = regions[0].pageSize;
+    if (offer.pageSize !== pageSize || offer.regions.length !== mine.length || offer.regions.some((p, i) => p !== mine[i])) {
+      throw new WireError("regionMismatch", `the source offers ${describe(offer.pageSize, offer.regions)}, but this destination holds ${describe(pageSize, mine)}`);
+    }
+    const small = regions.find((r) => r.layout.batchPages < offer.batchPages);
+    if (small) throw new WireError("regionMismatch", `the source sends batches of ${offer.batchPages} pages; this destination's buffers hold ${small.layout.batchPages}`);
+    // The protocol assumes a destination that starts zeroed: make sure of it for memory handed in.
+    if (!this.knownZero) for (const r of regions) new Core(r).zeroGuest();
+    this.knownZero = false;
+    return regions;
+  }
+
+  private allocate(offer: Offer, channels: number): Region[] {
+    if (offer.regions.length > MAX_REGIONS) throw new WireError("badFrame", `too many regions: ${offer.regions.length}`);
+    try {
+      const regions = offer.regions.map((pageCount) => Region.create({ pageSize: offer.pageSize, pageCount, batchPages: offer.batchPages, ioBuffers: channels }));
+      if (this.options.prefault ?? true) for (const r of regions) r.prefault();
+      return regions;
+    } catch (error) {
+      throw new WireError("regionMismatch", `cannot hold ${describe(offer.pageSize, offer.regions)}: ${(error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,225 @@
+// One migration being received: its channels (attached as they authenticate), the routing of
+// their frames into guest memory, the round barrier that keeps copies of a page in order across
+// channels, the device state, and the completion: the digest checked before the guest resumes.
+import { Core, DecodeError } from "../core/core.js";
+import type { DigestPool } from "../core/digest.js";
+import type { Region } from "../memory/region.js";
+import { IO_HEADROOM } from "../memory/layout.js";
+import type { Connection } from "../transport/connection.js";
+import { FrameType, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES, DEVICE_STATE_PIECE, MAX_CONTROL_PAYLOAD, SWITCHOVER_PREFIX_BYTES } from "../wire/constants.js";
+import { WireError } from "../wire/errors.js";
+import { type Offer, decodeDeviceStatePiece, decodeComplete, decodeFailure, encodeAck, encodeDone, DEVICE_STATE_HEADER_BYTES, encodePageRequest } from "../wire/messages.js";
+import { decodeSwitchover, type RawRunPrefix } from "../wire/pages.js";
+import { ChannelReader, type ChannelOwner } from "./channel-reader.js";
+import { DeviceStateAssembler } from "./device-state.js";
+import { PostcopyDestination } from "./postcopy-destination.js";
+import { asError } from "./failure.js";
+import type { DestinationHooks, Received } from "./listener-types.js";
+
+export class Session implements ChannelOwner {
+  private readonly cores: Core[];
+  private readonly channels: Connection[] = [];
+  private readonly readers: ChannelReader[] = [];
+  private waitingAtBarrier = 0;
+  private pages = 0;
+  private rounds = 0;
+  private readonly deviceState = new DeviceStateAssembler();
+  private readonly postcopy: PostcopyDestination;
+  private postcopyRequests = 0;
+  /** Resolves once the guest runs (post-copy) or when there is nothing to wait for. */
+  private guestStarted: Promise<void> = Promise.resolve();
+  private failure: Error | undefined;
+  private done = false;
+  private readonly start = performance.now();
+  private settle!: { resolve: (r: Received) => void; reject: (e: Error) => void };
+  readonly result: Promise<Received>;
+
+  constructor(
+    readonly id: string,
+    readonly regions: Region[],
+    readonly offer: Offer,
+    readonly channelCount: number,
+    private readonly hooks: DestinationHooks | undefined,
+    private readonly digests: DigestPool,
+  ) {
+    this.cores = regions.map((r) => {
+      const core = new Core(r);
+      core.trackReceived(true);
+      core.clearBitmap(r.layout.auxBitmap);
+      return core;
+    });
+    this.postcopy = new PostcopyDestination(this.cores, digests, (region, page, count) => this.requestPages(region, page, count));
+    this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    // The listener reports the outcome; nobody else need handle a rejection.
+    this.result.catch(() => undefined);
+  }
+
+  attach(conn: Connection, index: number, count: number): void {
+    if (count !== this.channelCount) throw new WireError("badFrame", `channel ${index} says the migration has ${count} channels; channel 0 said ${this.channelCount}`);
+    if (this.channels[index]) throw new WireError("badFrame", `channel ${index} of migration ${this.id} is already open`);
+    this.channels[index] = conn;
+    const { pageSize, batchPages } = this.offer;
+    const switchoverBytes = SWITCHOVER_PREFIX_BYTES + Math.max(...this.regions.map((r) => r.layout.bitmapBytes));
+    conn.maxPayload = (type) => {
+      if (type === FrameType.pages) return PAGES_PREFIX_BYTES + batchPages * (8 + pageSize);
+      if (type === FrameType.rawRun) return RAW_RUN_PREFIX_BYTES + batchPages * pageSize;
+      if (type === FrameType.deviceState) return DEVICE_STATE_HEADER_BYTES + DEVICE_STATE_PIECE;
+      if (type === FrameType.switchover) return switchoverBytes;
+      return MAX_CONTROL_PAYLOAD;
+    };
+    const reader = new ChannelReader(this, index);
+    this.readers[index] = reader;
+    conn.setSink(reader);
+    conn.onFailure((error) => this.fail(error));
+    conn.failureFrame = FrameType.error;
+  }
+
+  fail(error: Error): void {
+    if (this.failure || this.done) return;
+    if (this.postcopy.active) {
+      this.postcopy.lose();
+      error = new WireError(
+        error instanceof WireError ? error.reason : "internal",
+        `post-copy failed after the guest resumed here: ${error.message}. Part of its memory never arrived, so it cannot continue; restart it (from a checkpoint, if you have one)`,
+      );
+    }
+    this.failure = error;
+    const wire = error instanceof WireError ? error : new WireError("internal", error.message);
+    // The peer hears why, unless it is the one that left or cancelled.
+    const tellPeer = wire.reason !== "cancelled" && wire.reason !== "connection" && wire.reason !== "truncated";
+    for (const c of this.channels) c?.fail(wire, tellPeer);
+    this.settle.reject(error);
+  }
+
+  // ChannelOwner: where each frame's bytes go.
+
+  recordsTarget(channel: number, region: number, length: number): Uint8Array {
+    const at = this.inputBuffer(region, channel);
+    return this.regions[region].bytes.subarray(at, at + length);
+  }
+
+  private inputBuffer(region: number, channel: number): number {
+    const { ioBuffers } = this.regions[region].layout;
+    return ioBuffers[channel % ioBuffers.length] + IO_HEADROOM;
+  }
+
+  applyRecords(channel: number, region: number, length: number): number {
+    let applied: number;
+    try {
+      applied = this.cores[region].decode(this.inputBuffer(region, channel), length);
+    } catch (error) {
+      if (error instanceof DecodeError) throw new WireError("decode", `region ${region}: ${error.message}`);
+      throw error;
+    }
+    this.pages += applied;
+    if (this.postcopy.active) this.postcopy.recordsArrived(region, applied);
+    return applied;
+  }
+
+  runTarget(run: RawRunPrefix): Uint8Array {
+    if (this.postcopy.active) this.postcopy.acceptRun(run);
+    return this.regions[run.region].pages(run.first, run.count);
+  }
+
+  runArrived(run: RawRunPrefix): void {
+    const core = this.cores[run.region];
+    core.markRange(core.region.layout.auxBitmap, run.first, run.count);
+    this.pages += run.count;
+    if (this.postcopy.active) this.postcopy.runArrived(run);
+  }
+
+  /** The round barrier: a channel that ended round r waits until every channel has. */
+  roundEnded(channel: number, round: number, final: boolean): boolean {
+    this.waitingAtBarrier++;
+    if (this.waitingAtBarrier < this.channelCount) return false;
+    // Every channel has finished this round: release the ones held, acknowledge.
+    this.waitingAtBarrier = 0;
+    this.rounds = round;
+    if (this.readers.some((r) => r.finished !== final)) throw new WireError("badFrame", `channels disagree whether round ${round} is the final one`);
+    for (let c = 0; c < this.channelCount; c++) if (c !== channel) setImmediate(() => this.channels[c].resume());
+    // The switch-over round is acknowledged once the guest runs here: the source's downtime ends then.
+    this.guestStarted
+      .then(() => this.channels[0].send(FrameType.ack, encodeAck({ round })))
+      .catch((error: Error) => this.fail(error));
+    return true;
+  }
+
+  control(channel: number, type: number, payload: Uint8Array): boolean {
+    switch (type) {
+      case FrameType.switchover:
+        if (this.readers[0].finished) throw new WireError("unexpectedFrame", "switch-over after the final round");
+        this.postcopy.switchover(decodeSwitchover(payload));
+        return true;
+      case FrameType.deviceState:
+        this.addDeviceState(payload);
+        return true;
+      case FrameType.complete:
+        void this.complete(payload);
+        return false;
+      case FrameType.cancel: {
+        const f = decodeFailure(payload, "cancel");
+        this.fail(new WireError("cancelled", `the source cancelled the migration on channel ${channel}: ${f.message}`));
+        return false;
+      }
+    }
+    throw new WireError("unexpectedFrame", `frame type ${type} has no place on channel ${channel}`);
+  }
+
+  private requestPages(region: number, page: number, count: number): void {
+    this.postcopyRequests++;
+    this.channels[0].send(FrameType.pageRequest, encodePageRequest({ region, page, count })).catch((error: Error) => this.fail(error));
+  }
+
+  private addDeviceState(payload: Uint8Array): void {
+    if (!this.readers[0].finished && !this.postcopy.active) throw new WireError("unexpectedFrame", "device state arrived before the final round or the switch-over");
+    if (!this.deviceState.add(decodeDeviceStatePiece(payload)) || !this.postcopy.active) return;
+    // Post-copy: the device state is in; hash the pages present, then start the guest on them.
+    this.guestStarted = this.postcopy.startGuest(() => this.hooks?.resume?.(this.deviceState.bytes, this.regions), () => this.failure !== undefined);
+    this.guestStarted.catch((error: Error) => this.fail(error));
+  }
+
+  private async complete(payload: Uint8Array): Promise<void> {
+    try {
+      const { digests } = decodeComplete(payload);
+      if (!this.readers.every((r) => r.finished)) throw new WireError("unexpectedFrame", "completion arrived before the final round ended on every channel");
+      const deviceState = this.deviceState.bytes;
+      if (digests.length !== this.regions.length) throw new WireError("badFrame", `completion carries ${digests.length} digests for ${this.regions.length} regions`);
+      const verifyStart = performance.now();
+      const postcopy = this.postcopy.active;
+      if (postcopy) this.postcopy.checkAllArrived();
+      await this.guestStarted;
+      const mine = postcopy ? this.postcopy.pageSums() : await this.digests.digest(this.regions);
+      mine.forEach((digest, i) => {
+        if (digest !== digests[i]) {
+          const what = postcopy ? "page-hash sum" : "memory digest";
+          throw new WireError("digest", `${what} mismatch in region ${i}: the source has ${digests[i].toString(16)}, the destination ${digest.toString(16)}${postcopy ? "" : "; nothing was resumed"}`);
+        }
+      });
+      const verifyMs = performance.now() - verifyStart;
+      if (this.failure) return;
+      await this.channels[0].send(FrameType.done, encodeDone({ verifyMs }));
+      this.done = true;
+      if (postcopy) this.postcopy.finish();
+      else await this.hooks?.resume?.(deviceState, this.regions);
+      this.settle.resolve({
+        migrationId: this.id,
+        regions: this.regions,
+        deviceState,
+        stats: {
+          "total-time": performance.now() - this.start,
+          "verify-time": verifyMs,
+          received: this.channels.reduce((s, c) => s + c.received, 0),
+          pages: this.pages,
+          rounds: this.rounds,
+          channels: this.channelCount,
+          "device-state-bytes": deviceState.length,
+          "postcopy-faults": this.postcopy.faults,
+          "postcopy-requests": this.postcopyRequests,
+          "postcopy-blocked-ms": this.postcopy.blockedMs,
+        },
+      });
+    } catch (error) {
+      this.fail(asError(error));
+    }
+  }
+}

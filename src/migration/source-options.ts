@@ -1,0 +1,70 @@
+// What an embedder gives a Source, and what it hears back: options, hooks into its guest, and
+// the typed events.
+import type { Policy } from "../policy/policy.js";
+import type { RoundReport } from "./stats.js";
+
+export interface SourceHooks {
+  /** Stops the guest at a safe point (no write half done). Called once, when iterating stops. */
+  pause?(): void | Promise<void>;
+  /** Lets the guest run on here again: the migration failed after pause(). */
+  resume?(): void | Promise<void>;
+  /** The embedder's CPU and device state, taken after pause(); at most 256 MiB. */
+  deviceState?(): Uint8Array | Promise<Uint8Array>;
+  /** Called before every dirty sync (the paused one too): where an ExternalMemory flushes. */
+  beforeSync?(): void;
+  /**
+   * Slow the guest down: its threads should sleep this fraction of the time (0 to 0.99; 0 to run
+   * freely again). Policies with auto-converge call it when the guest dirties faster than the link sends.
+   */
+  throttle?(fraction: number): void;
+}
+
+export interface SourceOptions {
+  host: string;
+  port: number;
+  /** Shared with the destination; never sent. Default: empty (no protection). */
+  secret?: string;
+  /** TCP channels to spread pages over (1 to 16). Default 1. */
+  channels?: number;
+  /** When to stop iterating. Default precopy() with a 300 ms downtime limit. */
+  policy?: Policy;
+  /** LZ4-compress pages that shrink. */
+  compress?: boolean;
+  /** Send re-sent pages as deltas (the regions need a delta cache: deltaCacheBytes). */
+  delta?: boolean;
+  /**
+   * Use free-page hints: pages the guest marked in the region's free bitmap travel as zero,
+   * unread, and are zeroed here at the pause (the guest said their content does not matter).
+   */
+  freePageHints?: boolean;
+  /** Cap on the rate, in bytes per second, over all channels (emulates a slower link). */
+  bandwidth?: number;
+  hooks?: SourceHooks;
+  /** Aborting cancels the migration: the destination is told, the guest resumes here. */
+  signal?: AbortSignal;
+  /** How long to wait for the destination to answer during setup, ms. Default 30,000. */
+  timeoutMs?: number;
+}
+
+export interface Progress {
+  phase: "live" | "paused" | "postcopy";
+  round: number;
+  /** Pages still to send in this round. */
+  remainingPages: number;
+  sentPages: number;
+  transferred: number;
+  /** Megabytes per second over the last progress interval. */
+  rate: number;
+  /** How long the pause would last if it began now, at the measured bandwidth. */
+  expectedDowntimeMs: number;
+}
+
+/** The events a Source emits. */
+export interface SourceEvents {
+  /** About every 100 ms while pages move, and after each dirty sync. */
+  progress: (progress: Progress) => void;
+  /** A round has been sent (every channel ended it). */
+  round: (report: RoundReport) => void;
+  /** The destination applied every frame of a round. */
+  ack: (round: number) => void;
+}
