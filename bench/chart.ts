@@ -2,7 +2,7 @@
 // (pages sent relative to memory, and downtime as the application saw it), grouped by workload,
 // one bar per policy in a fixed colour, its value written above it. Both scales are logarithmic:
 // pre-copy's 31x would otherwise flatten the differences between 1x and 4x that matter.
-import type { Cell } from "./policies.js";
+import type { Cell } from "./cells.js";
 
 const COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f"];
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");

@@ -11,6 +11,7 @@ import { POLICIES } from "../src/policy/index.js";
 import { KERNELS } from "../src/workload/kernels.js";
 import { type Row, progress } from "./report.js";
 import { policyChart } from "./chart.js";
+import type { Cell, Measured } from "./cells.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const run = promisify(execFile);
@@ -30,23 +31,6 @@ export const LINKS = [
 ];
 export const policyDefaults: PolicyBenchOptions = { bytes: 2 ** 30, runs: 3, links: LINKS, policies: Object.keys(POLICIES), chart: true };
 export const policyQuick: PolicyBenchOptions = { bytes: 32 << 20, runs: 1, links: [LINKS[0]], policies: Object.keys(POLICIES), chart: false };
-
-/** One migration's figures, as the JSON of `pagewire migrate` gives them. */
-export interface Measured {
-  totalMs: number;
-  downtimeMs: number;
-  appDowntimeMs: number;
-  sentPerMemory: number;
-  rounds: number;
-  /**
-   * Application rate during the live phase (on the source; NaN without one) and after the move
-   * (on the destination, its first 2 s), over its rate before.
-   */
-  during: number;
-  after: number;
-  faults: number;
-  blockedMs: number;
-}
 
 interface MigrateJson {
   source: { transferred: number; "total-time": number; downtime: number; rounds: unknown[] };
@@ -88,14 +72,6 @@ function medians(runs: Measured[]): Measured {
   const out = {} as Measured;
   for (const key of Object.keys(runs[0]) as Array<keyof Measured>) out[key] = median(runs.map((r) => r[key]));
   return out;
-}
-
-export interface Cell {
-  link: string;
-  workload: string;
-  policy: string;
-  median: Measured;
-  runs: Measured[];
 }
 
 export async function runPolicies(o: PolicyBenchOptions): Promise<Row[]> {

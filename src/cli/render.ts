@@ -3,7 +3,27 @@ import type { Progress } from "../migration/source.js";
 import type { MigrationStats } from "../migration/stats.js";
 import type { Received } from "../migration/listener.js";
 import { formatBytes, formatCount, formatMs } from "./units.js";
-import type { WorkloadReport } from "./source-run.js";
+
+/**
+ * What the application saw, for a migration of a workload. Rates are in steps per second: a step is
+ * a kernel's fixed unit of work (a plane, a row, a chunk of rows), shorter than an iteration, which
+ * at 1 GiB can outlast a whole migration.
+ */
+export interface WorkloadReport {
+  kernel: string;
+  /**
+   * Steps per second before the migration, during its live phase (start to pause; undefined when
+   * it had none, as under stop-copy and post-copy), and after it on the destination.
+   */
+  before: number;
+  during?: number;
+  after?: number;
+  /** Wall-clock ms of the last step on the source, and of the first on the destination. */
+  lastStepAt: number;
+  firstStepAt?: number;
+  /** Iterations done on the source when it paused. */
+  pausedAt: number;
+}
 
 export class ProgressLine {
   private readonly live: boolean;

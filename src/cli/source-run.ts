@@ -11,7 +11,7 @@ import { Workload } from "../workload/workload.js";
 import { KERNELS, FREE_MODES, kernelByName, type FreeMode } from "../workload/kernels.js";
 import { PagewireError } from "../errors.js";
 import { parseSize, formatBytes } from "./units.js";
-import { ProgressLine, progressText, sourceTable, workloadTable } from "./render.js";
+import { ProgressLine, progressText, sourceTable, workloadTable, type WorkloadReport } from "./render.js";
 
 export const sourceOptionSpec = {
   size: { type: "string", default: "1g" },
@@ -33,27 +33,6 @@ export const sourceOptionSpec = {
   "free-mode": { type: "string", default: "dirty" },
   "warmup-seconds": { type: "string", default: "1" },
 } as const;
-
-/**
- * What the application saw, for a migration of a workload. Rates are in steps per second: a step is
- * a kernel's fixed unit of work (a plane, a row, a chunk of rows), shorter than an iteration, which
- * at 1 GiB can outlast a whole migration.
- */
-export interface WorkloadReport {
-  kernel: string;
-  /**
-   * Steps per second before the migration, during its live phase (start to pause; undefined when
-   * it had none, as under stop-copy and post-copy), and after it on the destination.
-   */
-  before: number;
-  during?: number;
-  after?: number;
-  /** Wall-clock ms of the last step on the source, and of the first on the destination. */
-  lastStepAt: number;
-  firstStepAt?: number;
-  /** Iterations done on the source when it paused. */
-  pausedAt: number;
-}
 
 type Options = Record<string, string | boolean | string[] | undefined>;
 

@@ -7,7 +7,7 @@ import type { Region } from "../memory/region.js";
 import { IO_HEADROOM } from "../memory/layout.js";
 import type { Connection } from "../transport/connection.js";
 import { FrameType, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES, DEVICE_STATE_PIECE, MAX_CONTROL_PAYLOAD, SWITCHOVER_PREFIX_BYTES } from "../wire/constants.js";
-import { WireError } from "../wire/errors.js";
+import { WireError, asWireError } from "../wire/errors.js";
 import { type Offer, decodeDeviceStatePiece, decodeComplete, decodeFailure, encodeAck, encodeDone, DEVICE_STATE_HEADER_BYTES, encodePageRequest } from "../wire/messages.js";
 import { decodeSwitchover, type RawRunPrefix } from "../wire/pages.js";
 import { ChannelReader, type ChannelOwner } from "./channel-reader.js";
@@ -84,7 +84,7 @@ export class Session implements ChannelOwner {
       );
     }
     this.failure = error;
-    const wire = error instanceof WireError ? error : new WireError("internal", error.message);
+    const wire = asWireError(error);
     // The peer hears why, unless it is the one that left or cancelled.
     const tellPeer = wire.reason !== "cancelled" && wire.reason !== "connection" && wire.reason !== "truncated";
     for (const c of this.channels) c?.fail(wire, tellPeer);

@@ -12,7 +12,7 @@ import { connectChannel } from "../transport/handshake.js";
 import { FrameChannel } from "../transport/page-channel.js";
 import { TokenBucket } from "../transport/token-bucket.js";
 import { FrameType, Encoding, MAX_CHANNELS, FRAME_NAMES } from "../wire/constants.js";
-import { WireError } from "../wire/errors.js";
+import { WireError, asWireError } from "../wire/errors.js";
 import { newMigrationId } from "../wire/auth.js";
 import { encodeComplete, decodeAck, decodeDone, decodeFailure, decodePageRequest, type Offer } from "../wire/messages.js";
 import { type Policy, type RoundStats, type Decision, expectedDowntimeMs } from "../policy/policy.js";
@@ -69,7 +69,7 @@ export class Source extends EventEmitter {
     this.policy = options.policy ?? precopy();
     this.cores = regions.map((r) => new Core(r));
     this.latch.onFail((error) => {
-      const wire = error instanceof WireError ? error : new WireError("cancelled", error.message);
+      const wire = asWireError(error);
       for (const c of this.channels) c.fail(wire, true);
     });
   }

@@ -3,7 +3,7 @@
 import { Socket, type OnReadOpts } from "node:net";
 import { FrameReader, type FrameSink, frame, writeFrameHeader } from "../wire/frame.js";
 import { FRAME_HEADER_BYTES, FRAME_NAMES, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
-import { WireError } from "../wire/errors.js";
+import { WireError, asWireError } from "../wire/errors.js";
 import { checkPreamble, encodeFailure } from "../wire/messages.js";
 import type { TokenBucket } from "./token-bucket.js";
 
@@ -151,7 +151,7 @@ export class Connection {
 
   /** Ends the connection over an error thrown while reading, telling the peer why. */
   private failOn(error: unknown): void {
-    this.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
+    this.fail(asWireError(error), true);
   }
 
   private onData(chunk: Buffer): void {

@@ -5,7 +5,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { Connection } from "./connection.js";
 import type { TokenBucket } from "./token-bucket.js";
 import { FrameType, MAC_BYTES, NONCE_BYTES } from "../wire/constants.js";
-import { WireError } from "../wire/errors.js";
+import { WireError, asWireError } from "../wire/errors.js";
 import {
   encodePreamble, encodeHello, decodeHello, encodeAuth, decodeAuth, decodeFixed, decodeFailure,
   type Hello, type Offer,
@@ -75,7 +75,7 @@ export async function connectChannel(t: ChannelTarget): Promise<Connection> {
     }
     return conn;
   } catch (error) {
-    conn.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
+    conn.fail(asWireError(error), true);
     throw error;
   }
 }
@@ -106,7 +106,7 @@ export async function acceptChannel(conn: Connection, secret: string, admit: (a:
     await conn.send(FrameType.accept, proof(secret, "destination", serverNonce, hello.clientNonce, hello.migrationId, hello.channelIndex));
     return admission;
   } catch (error) {
-    conn.fail(error instanceof WireError ? error : new WireError("internal", String(error)), true);
+    conn.fail(asWireError(error), true);
     throw error;
   }
 }
