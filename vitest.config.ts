@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
     // Migrations run real processes over loopback: a hang must fail, not stall CI.
     testTimeout: 60_000,
     hookTimeout: 30_000,

@@ -40,7 +40,7 @@ async function refusalFor(bytes: Uint8Array): Promise<{ reason: string; message:
 /** A source migrating `region` with a writer thread; checks a retry succeeds after a failure. */
 async function migrateWithWriter(region: Region, port: number, options: Partial<ConstructorParameters<typeof Source>[1]> = {}) {
   const writer = new DirtyWriter(region, 20_000, 5);
-  while (writer.written < 100) await new Promise((resolve) => setTimeout(resolve, 5));
+  await writer.until(100);
   const source = new Source([region], {
     host: "127.0.0.1",
     port,
@@ -53,9 +53,7 @@ async function migrateWithWriter(region: Region, port: number, options: Partial<
 
 /** After a failure: the writer still runs, and migrating again to the healthy destination works. */
 async function stillRunningAndRetryWorks(region: Region, writer: DirtyWriter): Promise<void> {
-  const before = writer.written;
-  await new Promise((resolve) => setTimeout(resolve, 30));
-  expect(writer.written).toBeGreaterThan(before);
+  await writer.until(writer.written + 1); // it writes on (a paused writer would hang the test here)
   let atPause = "";
   const retry = new Source([region], {
     host: "127.0.0.1",
@@ -125,12 +123,12 @@ describe("refused handshakes", () => {
 });
 
 /** A hand-driven source: a real handshake on channel 0 (and more), then whatever frames a test writes. */
-async function handDriven(channels = 1, pages = 16): Promise<Connection[]> {
+async function handDriven(channels = 1, pages = 16): Promise<Connection[] & { migrationId: string }> {
   const migrationId = newMigrationId();
   const base = { host: "127.0.0.1", port: destination.port, secret: SECRET, migrationId, channelCount: channels };
   const first = await connectChannel({ ...base, channelIndex: 0, offer: { pageSize: 4096, encodings: 0, batchPages: 256, regions: [pages] } });
   const rest = await Promise.all(Array.from({ length: channels - 1 }, (_, i) => connectChannel({ ...base, channelIndex: i + 1 })));
-  return [first, ...rest];
+  return Object.assign([first, ...rest], { migrationId: Buffer.from(migrationId).toString("hex") });
 }
 
 /** A pages frame of raw records for region 0. */
@@ -201,14 +199,16 @@ describe("bad frames after the handshake", () => {
 
 describe("ordering across channels", () => {
   it("never lets an older copy arriving late on another channel overwrite a newer one", async () => {
-    const [ch0, ch1] = await handDriven(2, 16);
+    const channels = await handDriven(2, 16);
+    const [ch0, ch1] = channels;
     const older = new Uint8Array(4096).fill(0xaa);
     const newer = new Uint8Array(4096).fill(0xbb);
     // Channel 0 races ahead: round 1 is empty there, round 2 carries the newer copy of page 3.
     await ch0.send(FrameType.roundEnd, encodeRoundEnd({ round: 1, pages: 0, final: false }));
     await ch0.write(pagesFrame(2, [[3, newer]]));
     await ch0.send(FrameType.roundEnd, encodeRoundEnd({ round: 2, pages: 1, final: true }));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Channel 0 is held at round 1's barrier, the newer copy queued behind it.
+    await destination.next("round-end", (m) => m.migrationId === channels.migrationId && m.channel === 0 && m.round === 1);
     // Channel 1 is late with round 1's older copy of the same page.
     await ch1.write(pagesFrame(1, [[3, older]]));
     await ch1.send(FrameType.roundEnd, encodeRoundEnd({ round: 1, pages: 1, final: false }));
@@ -254,10 +254,11 @@ describe("faults during a migration", () => {
     // About 8 MiB to send at 20 MB/s: the kill lands well inside the transfer.
     const { source, writer } = await migrateWithWriter(region, doomed.port, { bandwidth: 20e6, policy: stopCopy() });
     let killed = false;
-    setTimeout(() => {
+    source.on("progress", (p) => {
+      if (killed || p.transferred < 1 << 20) return;
       killed = true;
       doomed.kill();
-    }, 80);
+    });
     const error = await rejection(source.migrate());
     expect(killed).toBe(true);
     expect(error.reason === "connection" || error.reason === "truncated").toBe(true);
@@ -269,7 +270,7 @@ describe("faults during a migration", () => {
     const cancel = new AbortController();
     const { source, writer } = await migrateWithWriter(region, destination.port, { bandwidth: 20e6, signal: cancel.signal });
     const failed = destination.next("failed");
-    setTimeout(() => cancel.abort(), 100);
+    source.on("progress", (p) => p.transferred > 1 << 20 && cancel.abort());
     const error = await rejection(source.migrate());
     expect(error.message).toMatch(/cancelled/);
     expect((await failed).message).toMatch(/cancelled/);

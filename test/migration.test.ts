@@ -32,7 +32,7 @@ async function migrate(run: Run) {
   await destinationReady;
   const writers = run.dirtyRate ? run.regions.map((r, i) => new DirtyWriter(r, run.dirtyRate!, 7 + i)) : [];
   // Let the writers get going, so that pages really change during the migration.
-  while (writers.some((w) => w.written < 200)) await new Promise((resolve) => setTimeout(resolve, 5));
+  await Promise.all(writers.map((w) => w.until(200)));
   let atPause = "";
   const source = new Source(run.regions, {
     host: "127.0.0.1",

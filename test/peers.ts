@@ -13,8 +13,8 @@ const CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
 export interface DestinationProcess {
   port: number;
   child: ChildProcess;
-  /** The next message of this type the process reports (completed, failed, refused). */
-  next(type: string): Promise<Record<string, unknown>>;
+  /** The next message of this type the process reports (completed, failed, refused, round-end), optionally one that `matches`. */
+  next(type: string, matches?: (m: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   exited: Promise<number | null>;
   kill(): void;
 }
@@ -29,9 +29,9 @@ export async function startDestination(...args: string[]): Promise<DestinationPr
     waiters.splice(0).forEach((w) => w());
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const next = async (type: string) => {
+  const next = async (type: string, matches: (m: Record<string, unknown>) => boolean = () => true) => {
     for (;;) {
-      const i = queue.findIndex((m) => m.type === type);
+      const i = queue.findIndex((m) => m.type === type && matches(m));
       if (i >= 0) return queue.splice(i, 1)[0];
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`destination exited before reporting ${type}`);
       await Promise.race([new Promise<void>((resolve) => waiters.push(resolve)), exited]);

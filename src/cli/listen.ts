@@ -92,6 +92,8 @@ export async function listenCommand(argv: string[]): Promise<number> {
   const port = await listener.listen(Number(o.port), o.host);
   report({ type: "listening", port });
   if (!o.json && !o.ipc) process.stdout.write(`listening on ${o.host}:${port}${regions ? ` with a ${o.size} guest` : ""}\n`);
+  // For tests that synchronise on the destination's progress.
+  if (o.ipc) listener.on("round-end", (e) => report({ type: "round-end", ...e }));
   listener.on("refused", (error: Error) => {
     report({ type: "refused", message: error.message });
     if (!o.json && !o.ipc) process.stderr.write(`refused a connection: ${error.message}\n`);

@@ -50,6 +50,8 @@ export interface ListenerEvents {
   session: (migrationId: string) => void;
   completed: (received: Received) => void;
   failed: (error: Error) => void;
+  /** A channel of a migration ended a round (it is held until every channel has). */
+  "round-end": (event: { migrationId: string; channel: number; round: number }) => void;
   /** A connection was refused during its handshake. */
   refused: (error: Error) => void;
 }

@@ -144,10 +144,13 @@ export class RoundSender {
     let fresh = freshBudget;
     return this.runRound(round, paused ? "paused" : "live", dirtyPages + freshBudget, async () => {
       for (;;) {
+        // Checked before each wait: a failure that came first (even from a progress listener
+        // inside the last sendBatch) has already woken `dequeued`, and its writes never complete.
         while (this.queuedBytes > this.lookahead) {
-          await this.dequeued.wait();
           this.latch.check();
+          await this.dequeued.wait();
         }
+        this.latch.check();
         const sentDirty = await this.sendDirtyBatch(dirty, skipRedirtied);
         if (fresh > 0) fresh -= await this.sendFreshBatch(fresh);
         if (!sentDirty && fresh <= 0) return;

@@ -41,6 +41,8 @@ export class Session implements ChannelOwner {
     readonly channelCount: number,
     private readonly hooks: DestinationHooks | undefined,
     private readonly digests: DigestPool,
+    /** Told each time a channel ends a round. */
+    private readonly onRoundEnd: (channel: number, round: number) => void = () => undefined,
   ) {
     this.cores = regions.map((r) => {
       const core = new Core(r);
@@ -130,6 +132,7 @@ export class Session implements ChannelOwner {
 
   /** The round barrier: a channel that ended round r waits until every channel has. */
   roundEnded(channel: number, round: number, final: boolean): boolean {
+    this.onRoundEnd(channel, round);
     this.waitingAtBarrier++;
     if (this.waitingAtBarrier < this.channelCount) return false;
     // Every channel has finished this round: release the ones held, acknowledge.

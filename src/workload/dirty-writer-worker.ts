@@ -2,7 +2,7 @@
 // word of the page, then marks the page dirty. Parks at safe points between writes.
 import { workerData, parentPort } from "node:worker_threads";
 import { Region } from "../memory/region.js";
-import { safePoint } from "./pause-control.js";
+import { safePoint, progressed } from "./pause-control.js";
 import type { WriterSetup } from "./dirty-writer.js";
 
 const setup = workerData as WriterSetup;
@@ -36,6 +36,7 @@ while (safePoint(control)) {
     region.markDirty(page);
   }
   counters[0] = written;
+  progressed(control);
 }
 counters[0] = written;
 parentPort?.postMessage("stopped");

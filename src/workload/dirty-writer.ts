@@ -44,6 +44,11 @@ export class DirtyWriter {
     return this.counters[0];
   }
 
+  /** Resolves once the thread has written `pages` pages in all. */
+  until(pages: number): Promise<void> {
+    return this.control.until(() => this.written >= pages, this.exited);
+  }
+
   pause(): Promise<void> {
     return this.control.pause();
   }

@@ -1,6 +1,7 @@
 // Pausing guest threads at a safe point, fast: Atomics wait/notify on a shared word, no sleeps.
 // Words: [0] command (0 run, 1 pause, 2 stop), [1] threads currently parked, [2] throttle in
-// thousandths (auto-converge: the share of time the threads sleep).
+// thousandths (auto-converge: the share of time the threads sleep), [3] units of work done (a
+// thread bumps it after each, so that whoever waits for progress is woken, not polling).
 
 export const RUN = 0;
 export const PAUSE = 1;
@@ -11,7 +12,7 @@ export class PauseControl {
 
   constructor(
     readonly threads: number,
-    buffer: SharedArrayBuffer = new SharedArrayBuffer(12),
+    buffer: SharedArrayBuffer = new SharedArrayBuffer(16),
   ) {
     this.words = new Int32Array(buffer);
   }
@@ -38,6 +39,21 @@ export class PauseControl {
   stop(): void {
     Atomics.store(this.words, 0, STOP);
     Atomics.notify(this.words, 0);
+  }
+
+  /**
+   * Resolves once `reached()` holds, re-checking after every unit of work the threads report;
+   * rejects if `ended` settles first (the threads stopped without getting there).
+   */
+  async until(reached: () => boolean, ended: Promise<unknown>): Promise<void> {
+    let stopped = false;
+    const over = ended.then(() => (stopped = true), () => (stopped = true));
+    while (!reached()) {
+      if (stopped) throw new Error("the guest threads stopped before the awaited progress");
+      const ticks = Atomics.load(this.words, 3);
+      if (reached()) return;
+      await Promise.race([Atomics.waitAsync(this.words, 3, ticks).value, over]);
+    }
   }
 
   /** Makes the threads sleep this fraction of the time (0 to 0.99), as QEMU's CPU throttle does. */
@@ -70,4 +86,10 @@ export function safePoint(words: Int32Array): boolean {
   while ((command = Atomics.load(words, 0)) === PAUSE) Atomics.wait(words, 0, PAUSE);
   Atomics.sub(words, 1, 1);
   return command !== STOP;
+}
+
+/** Called by a guest thread after each unit of work: wakes whoever waits in until(). */
+export function progressed(words: Int32Array): void {
+  Atomics.add(words, 3, 1);
+  Atomics.notify(words, 3);
 }

@@ -2,7 +2,7 @@
 import { workerData, parentPort } from "node:worker_threads";
 import { Region } from "../memory/region.js";
 import { instantiate } from "../runtime/module.js";
-import { safePoint, throttleSleep } from "./pause-control.js";
+import { safePoint, throttleSleep, progressed } from "./pause-control.js";
 import { kernelByName, writeContext, type WorkloadExports } from "./kernels.js";
 import type { WorkerSetup } from "./workload.js";
 import { Counter } from "./workload.js";
@@ -27,5 +27,6 @@ while (safePoint(control)) {
   counters[Counter.lastStepAt] = now;
   counters[Counter.steps]++;
   counters[Counter.iterations] = iterations;
+  progressed(control);
 }
 parentPort!.postMessage("done");

@@ -123,6 +123,11 @@ export class Workload {
     return this.counters[Counter.lastStepAt];
   }
 
+  /** Resolves once the workload has done `iterations` iterations in all. */
+  until(iterations: number): Promise<void> {
+    return this.control.until(() => this.iterations >= iterations, this.done);
+  }
+
   /** Parks the thread at its next safe point (between steps); resolves once it is parked, or has finished. */
   async pause(): Promise<void> {
     await Promise.race([this.control.pause(), this.done]);
