@@ -25,7 +25,7 @@ class RecordingChannel implements PageChannel {
     this.pages.set(round, [...(this.pages.get(round) ?? []), ...pages]);
   }
 
-  async sendRecords(region: number, round: number, records: Uint8Array): Promise<void> {
+  async sendRecords(_region: number, round: number, records: Uint8Array): Promise<void> {
     const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
     const pages: number[] = [];
     for (let at = 0; at < records.length; at += 8 + (view.getUint32(at + 4, true) & 0xffffff)) pages.push(view.getUint32(at, true));
@@ -33,7 +33,7 @@ class RecordingChannel implements PageChannel {
     this.carried(round, pages);
   }
 
-  async sendRun(region: number, round: number, first: number, count: number, pages: Uint8Array): Promise<void> {
+  async sendRun(_region: number, round: number, first: number, count: number, pages: Uint8Array): Promise<void> {
     this.sent += pages.length;
     this.carried(round, Array.from({ length: count }, (_, i) => first + i));
   }

@@ -53,6 +53,8 @@ export async function migrateCommand(argv: string[]): Promise<number> {
   process.once("exit", killChild);
   try {
     const { port } = await waitFor(child, "listening");
+    // Both are awaited below, after the source is done; until then a rejection (the child failed)
+    // must not count as unhandled: the source sees the same failure and reports it first.
     const received = waitFor(child, "completed");
     received.catch(() => undefined);
     const continued = o.workload ? waitFor(child, "workload") : undefined;

@@ -11,10 +11,10 @@ import { Connection } from "../transport/connection.js";
 import { connectChannel } from "../transport/handshake.js";
 import { FrameChannel } from "../transport/page-channel.js";
 import { TokenBucket } from "../transport/token-bucket.js";
-import { FrameType, Encoding, MAX_CHANNELS, FRAME_NAMES } from "../wire/constants.js";
-import { WireError, asWireError } from "../wire/errors.js";
+import { FrameType, Encoding, MAX_CHANNELS } from "../wire/constants.js";
+import { asWireError } from "../wire/errors.js";
 import { newMigrationId } from "../wire/auth.js";
-import { encodeComplete, decodeAck, decodeDone, decodeFailure, decodePageRequest, type Offer } from "../wire/messages.js";
+import { encodeComplete, type Offer } from "../wire/messages.js";
 import { type Policy, type RoundStats, type Decision, expectedDowntimeMs } from "../policy/policy.js";
 import { precopy } from "../policy/precopy.js";
 import { PagewireError } from "../errors.js";
@@ -22,6 +22,7 @@ import { FailureLatch, asError } from "./failure.js";
 import { RoundSender } from "./round-sender.js";
 import { PostcopySource } from "./postcopy-source.js";
 import { sendDeviceState } from "./device-state.js";
+import { ReturnPath } from "./return-path.js";
 import { SourceCounters, migrationStats, addEncodeStats, type MigrationStats, type RoundReport } from "./stats.js";
 import type { SourceOptions, Progress, SourceEvents } from "./source-options.js";
 
@@ -51,8 +52,7 @@ export class Source extends EventEmitter {
   private dataStart = 0;
   private lastProgress = { at: 0, bytes: 0 };
   private throttled = 0;
-  private done: Promise<number> | undefined;
-  private resolveDone: ((verifyMs: number) => void) | undefined;
+  private returnPath: ReturnPath | undefined;
   /** When the destination acknowledged the switch-over round: it resumes the guest then. */
   private switchoverAcked = 0;
 
@@ -88,12 +88,6 @@ export class Source extends EventEmitter {
     const startAt = performance.now();
     const onAbort = () => this.fail(new PagewireError("EABORTED", "the migration was cancelled"));
     this.options.signal?.addEventListener("abort", onAbort);
-    this.done = new Promise<number>((resolve, reject) => {
-      this.resolveDone = resolve;
-      this.latch.onFail(reject);
-    });
-    // Awaited at the end; a failure before that is thrown from the step that sees it.
-    this.done.catch(() => undefined);
     try {
       if (this.options.signal?.aborted) onAbort();
       this.latch.check();
@@ -133,13 +127,13 @@ export class Source extends EventEmitter {
       if (postcopy) {
         const switchAt = performance.now();
         rounds.push(...(await this.postcopyRounds(proof)));
-        verifyTime = await this.done;
+        verifyTime = await this.returnPath!.done;
         postcopyTime = performance.now() - switchAt;
       } else {
         rounds.push(this.reported(await sender.sendRound(sender.round + 1, {}, true, last.owed)));
         await sendDeviceState(this.channels[0], await this.deviceState());
         await this.complete(proof);
-        verifyTime = await this.done;
+        verifyTime = await this.returnPath!.done;
       }
       const endAt = performance.now();
       for (const c of this.channels) c.close();
@@ -195,34 +189,14 @@ export class Source extends EventEmitter {
     const channels = this.channels.map((c) => new FrameChannel(c));
     this.sender = new RoundSender(this.cores, channels, this.latch, this.counters, { bandwidth: o.bandwidth, onBatch: () => this.emitProgress(false) });
     this.postcopy = new PostcopySource(this.sender, this.latch, this.counters);
-    void this.readReturnPath(first);
+    this.returnPath = new ReturnPath(first, this.latch, () => ({
+      ack: (round) => {
+        if (this.switchedOver && this.switchoverAcked === 0) this.switchoverAcked = performance.now();
+        this.emit("ack", round);
+      },
+      pageRequest: this.switchedOver ? (request) => this.postcopy!.request(request) : undefined,
+    }));
     return this.sender;
-  }
-
-  /** Frames from the destination on channel 0: acknowledgements, page requests, the final confirmation, errors. */
-  private async readReturnPath(conn: Connection): Promise<void> {
-    try {
-      for (;;) {
-        const { type, payload } = await conn.nextFrame(0);
-        if (type === FrameType.ack) {
-          const { round } = decodeAck(payload);
-          if (this.switchedOver && this.switchoverAcked === 0) this.switchoverAcked = performance.now();
-          this.emit("ack", round);
-        } else if (type === FrameType.pageRequest && this.switchedOver) {
-          this.postcopy!.request(decodePageRequest(payload));
-        } else if (type === FrameType.done) {
-          this.resolveDone?.(decodeDone(payload).verifyMs);
-          return;
-        } else if (type === FrameType.error || type === FrameType.refuse) {
-          const f = decodeFailure(payload, "destination's error");
-          throw new WireError(f.reason, `the destination failed: ${f.message}`);
-        } else {
-          throw new WireError("unexpectedFrame", `the destination sent a ${FRAME_NAMES[type]} frame${type === FrameType.pageRequest ? " before post-copy began" : ""}`);
-        }
-      }
-    } catch (error) {
-      this.fail(asError(error));
-    }
   }
 
   private reported(report: RoundReport): RoundReport {

@@ -1,6 +1,7 @@
 // One TCP connection of a migration: frames in (through a FrameReader and a pluggable sink)
 // and frames out (with socket backpressure and an optional shared rate limit).
 import { Socket, type OnReadOpts } from "node:net";
+import { adopt, type AcceptedSocket } from "./adopt.js";
 import { FrameReader, type FrameSink, frame, writeFrameHeader } from "../wire/frame.js";
 import { FRAME_HEADER_BYTES, FRAME_NAMES, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
@@ -37,24 +38,8 @@ export interface ConnectionOptions {
   bucket?: TokenBucket;
 }
 
-/** A socket as a server hands it over, with the internal handle Node keeps in it. */
-type AcceptedSocket = Socket & { _handle?: object | null };
-
 /** Where reads go once a connection has failed: nowhere that matters. */
 const DISCARDED = new Uint8Array(4096);
-
-/**
- * Node reads into buffers a caller names (`onread`) only on sockets it creates, not on those a
- * server accepts; the accepted socket's handle can be moved to such a socket. This leans on Node
- * internals (the `_handle` property, the `handle` option): where they are missing, the accepted
- * socket is used as it is and reads into Node's buffers, to be copied from there.
- */
-function adopt(accepted: AcceptedSocket, onread: OnReadOpts): Socket {
-  const handle = accepted._handle;
-  accepted._handle = null;
-  accepted.destroy(); // handle-less: this only tells the server that the connection moved on
-  return new Socket({ handle, readable: true, writable: true, onread } as ConstructorParameters<typeof Socket>[0]);
-}
 
 export class Connection {
   readonly socket: Socket;

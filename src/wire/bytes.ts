@@ -75,6 +75,11 @@ export class ByteReader {
     return this.view.getBigUint64(this.need(8), true);
   }
 
+  /** A u16 the protocol reserves: it must be 0. */
+  reserved16(): void {
+    if (this.u16() !== 0) throw new WireError("badFrame", `${this.what} has reserved bits set`);
+  }
+
   /** A u64 that must fit a JavaScript number exactly (page counts, offsets). */
   safeU64(): number {
     const x = this.u64();

@@ -1,9 +1,12 @@
-// Encoders and validating decoders for every message but page data (docs/PROTOCOL.md).
+// Encoders and validating decoders for every control message (docs/PROTOCOL.md); the prefixes
+// of the frames that carry pages are in pages.ts. Reserved fields must be 0.
 import { ByteReader, ByteWriter } from "./bytes.js";
 import {
   MAGIC, PROTOCOL_VERSION, PREAMBLE_BYTES, MIGRATION_ID_BYTES, NONCE_BYTES, MAC_BYTES, MAX_REGIONS,
-  MAX_CHANNELS, MAX_REASON_BYTES, Reason, REASON_NAMES, type ReasonName,
+  MAX_CHANNELS, MAX_REASON_BYTES, Reason, REASON_NAMES, type ReasonName, Encoding,
 } from "./constants.js";
+
+const ALL_ENCODINGS = Encoding.lz4 | Encoding.delta;
 import { WireError } from "./errors.js";
 import { MIN_PAGE_SIZE, MAX_PAGE_SIZE } from "../abi/abi.js";
 
@@ -22,6 +25,7 @@ export function checkPreamble(bytes: Uint8Array): number {
   if (version !== PROTOCOL_VERSION) {
     throw new WireError("version", `the source speaks pagewire protocol ${version}, this destination speaks ${PROTOCOL_VERSION}: run the same pagewire version on both hosts`);
   }
+  r.reserved16();
   return version;
 }
 
@@ -83,7 +87,8 @@ export function decodeAuth(bytes: Uint8Array, withOffer: boolean): Auth {
   const encodings = r.u32();
   const batchPages = r.u32();
   const regionCount = r.u16();
-  r.u16();
+  r.reserved16();
+  if ((encodings & ~ALL_ENCODINGS) !== 0) throw new WireError("badFrame", `offer has unknown encoding bits 0x${encodings.toString(16)}`);
   if (pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE || (pageSize & (pageSize - 1)) !== 0) throw new WireError("badFrame", `offer has page size ${pageSize}`);
   if (batchPages < 1 || batchPages > 65536) throw new WireError("badFrame", `offer has ${batchPages} pages per batch`);
   if (regionCount < 1 || regionCount > MAX_REGIONS) throw new WireError("badFrame", `offer has ${regionCount} regions; 1 to ${MAX_REGIONS} are allowed`);
@@ -119,7 +124,7 @@ export function encodeFailure(f: Failure): Uint8Array {
 export function decodeFailure(bytes: Uint8Array, what: string): Failure {
   const r = new ByteReader(bytes, what);
   const code = r.u16();
-  r.u16();
+  r.reserved16();
   const text = r.rest();
   if (text.length > MAX_REASON_BYTES) throw new WireError("badFrame", `${what} reason is ${text.length} bytes`);
   const reason: ReasonName = REASON_NAMES[code] ?? "internal";
@@ -237,7 +242,7 @@ export function encodePageRequest(p: PageRequest): Uint8Array {
 export function decodePageRequest(bytes: Uint8Array): PageRequest {
   const r = new ByteReader(bytes, "page request");
   const region = r.u16();
-  r.u16();
+  r.reserved16();
   const page = r.u32();
   const count = r.u32();
   r.end();

@@ -73,6 +73,7 @@ export class Workload {
     };
     this.worker = new Worker(workerUrl("workload-worker", import.meta.url), { workerData: setup });
     const failed = new Promise<never>((_, reject) => this.worker.once("error", reject));
+    // Only ever raced into ready and done below, which carry the error to whoever awaits them.
     failed.catch(() => undefined);
     this.ready = Promise.race([new Promise<void>((resolve) => this.worker.once("message", () => resolve())), failed]);
     this.done = Promise.race([new Promise<void>((resolve) => this.worker.once("exit", () => resolve())), failed]);

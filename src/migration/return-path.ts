@@ -1,0 +1,58 @@
+// The source's return path (QEMU's rp thread): the frames the destination sends back on channel
+// 0, read until it confirms the digest. Acknowledgements and page requests go to their handlers;
+// an error or refusal, or a frame with no place here, fails the migration.
+import type { Connection } from "../transport/connection.js";
+import { FrameType, FRAME_NAMES } from "../wire/constants.js";
+import { WireError } from "../wire/errors.js";
+import { decodeAck, decodeDone, decodeFailure, decodePageRequest, type PageRequest } from "../wire/messages.js";
+import { type FailureLatch, asError } from "./failure.js";
+
+export interface ReturnPathHandlers {
+  ack(round: number): void;
+  /** A page request; undefined while post-copy has not begun (a request then is a protocol error). */
+  pageRequest: ((request: PageRequest) => void) | undefined;
+}
+
+export class ReturnPath {
+  /** Resolves with the destination's verification time once it sent done; rejects on the migration's first failure. */
+  readonly done: Promise<number>;
+  private resolveDone!: (verifyMs: number) => void;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly latch: FailureLatch,
+    private readonly handlers: () => ReturnPathHandlers,
+  ) {
+    this.done = new Promise<number>((resolve, reject) => {
+      this.resolveDone = resolve;
+      latch.onFail(reject);
+    });
+    // Awaited when the migration ends; a failure before that is thrown from the step that sees it.
+    this.done.catch(() => undefined);
+    void this.read();
+  }
+
+  private async read(): Promise<void> {
+    try {
+      for (;;) {
+        const { type, payload } = await this.conn.nextFrame(0);
+        const handlers = this.handlers();
+        if (type === FrameType.ack) {
+          handlers.ack(decodeAck(payload).round);
+        } else if (type === FrameType.pageRequest && handlers.pageRequest) {
+          handlers.pageRequest(decodePageRequest(payload));
+        } else if (type === FrameType.done) {
+          this.resolveDone(decodeDone(payload).verifyMs);
+          return;
+        } else if (type === FrameType.error || type === FrameType.refuse) {
+          const f = decodeFailure(payload, "destination's error");
+          throw new WireError(f.reason, `the destination failed: ${f.message}`);
+        } else {
+          throw new WireError("unexpectedFrame", `the destination sent a ${FRAME_NAMES[type]} frame${type === FrameType.pageRequest ? " before post-copy began" : ""}`);
+        }
+      }
+    } catch (error) {
+      this.latch.fail(asError(error));
+    }
+  }
+}
