@@ -202,6 +202,8 @@ export class Session implements ChannelOwner {
       if (this.failure) return;
       await this.channels[0].send(FrameType.done, encodeDone({ verifyMs }));
       this.done = true;
+      // Nothing more comes or goes: release the sockets now rather than wait for the source.
+      for (const c of this.channels) c.close();
       if (postcopy) this.postcopy.finish();
       else await this.hooks?.resume?.(deviceState, this.regions);
       this.settle.resolve({

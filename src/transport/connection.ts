@@ -85,10 +85,6 @@ export class Connection {
     return `${this.socket.remoteAddress ?? "?"}:${this.socket.remotePort ?? "?"}`;
   }
 
-  get closed(): WireError | undefined {
-    return this.failure;
-  }
-
   /** Bytes received so far. */
   get received(): number {
     return this.reader.received;
@@ -292,7 +288,15 @@ export class Connection {
     });
   }
 
+  /**
+   * Ends the connection on purpose, once the protocol is done with it: writes already handed to
+   * the socket go out, then it closes, whatever the peer does. That is no failure (listeners hear
+   * nothing); a later send or read is refused.
+   */
   close(): void {
-    this.socket.end();
+    if (this.failure) return;
+    this.failure = new WireError("connection", `the connection to ${this.peer} was closed by this side`);
+    this.socket.destroySoon();
+    this.control.waiter?.();
   }
 }
