@@ -5,6 +5,7 @@ import { runCore, coreDefaults, coreQuick } from "./core.js";
 import { runE2e, e2eDefaults, e2eQuick } from "./e2e.js";
 import { runWorkloads, workloadDefaults, workloadQuick } from "./workloads.js";
 import { runPolicies, policyDefaults, policyQuick, LINKS } from "./policies.js";
+import { runListener, listenerDefaults, listenerQuick } from "./listener.js";
 import { parseSize } from "../src/cli/units.js";
 
 /**
@@ -23,6 +24,7 @@ const SUITES: Record<string, (o: BenchOptions) => Row[] | Promise<Row[]>> = {
   core: (o) => runCore(o.quick ? coreQuick : coreDefaults),
   e2e: (o) => runE2e(o.quick ? e2eQuick : e2eDefaults),
   workloads: (o) => runWorkloads(o.quick ? workloadQuick : workloadDefaults),
+  listener: (o) => runListener({ ...(o.quick ? listenerQuick : listenerDefaults), ...(o.size ? { bytes: o.size } : {}), ...(o.runs ? { migrations: o.runs } : {}) }),
   policies: (o) => {
     const base = o.quick ? policyQuick : policyDefaults;
     const links = o.link ? LINKS.filter((l) => (l.bandwidth ?? "uncapped") === o.link) : base.links;

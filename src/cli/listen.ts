@@ -104,6 +104,8 @@ export async function listenCommand(argv: string[]): Promise<number> {
       const digest = o.sha256 ? sha256(received.regions) : undefined;
       report({ type: "completed", stats: received.stats, migrationId: received.migrationId, sha256: digest, deviceState: Buffer.from(received.deviceState).toString("base64") });
       if (!o.json && !o.ipc) process.stdout.write(`migration completed\n${destinationTable(received)}\n${digest ? `  sha256  ${digest}\n` : ""}`);
+      // Nothing runs on plain guest memory here: the next migration may reuse it.
+      if (!isWorkloadState(received.deviceState)) received.release();
       if (o.once) {
         await continued;
         await listener.close();

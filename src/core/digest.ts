@@ -41,13 +41,26 @@ export class DigestPool {
 
   constructor(readonly threads = Math.min(2, availableParallelism())) {}
 
+  private static sharedPool: DigestPool | undefined;
+
+  /**
+   * One pool for every source in this process: its threads start once (20–40 ms each time
+   * otherwise), and jobs of concurrent migrations are told apart by id. Never closed; its
+   * threads do not keep the process alive.
+   */
+  static shared(): DigestPool {
+    return (DigestPool.sharedPool ??= new DigestPool());
+  }
+
   private worker(i: number): Worker {
     if (!this.workers[i]) {
       const w = new Worker(workerUrl("digest-worker", import.meta.url));
-      w.unref();
       w.on("message", (answer: DigestAnswer) => this.answer(answer));
       // A worker that dies fails every job still out: none can be told apart by worker.
       w.on("error", (error) => this.failAll(error));
+      // Idle threads must not keep the process alive (see hold()); after the listeners, since
+      // adding a message listener refs the worker's port again.
+      w.unref();
       this.workers[i] = w;
     }
     return this.workers[i];
@@ -57,6 +70,7 @@ export class DigestPool {
     const job = this.pending.get(id);
     if (!job) return;
     this.pending.delete(id);
+    this.hold();
     if (error !== undefined) job.reject(new Error(`digest worker: ${error}`));
     else job.resolve(sum ?? 0n);
   }
@@ -64,6 +78,16 @@ export class DigestPool {
   private failAll(error: Error): void {
     for (const job of this.pending.values()) job.reject(error);
     this.pending.clear();
+    this.hold();
+  }
+
+  /** The threads keep the process alive while a job is out, and only then. */
+  private hold(): void {
+    const busy = this.pending.size > 0;
+    for (const w of this.workers) {
+      if (busy) w?.ref();
+      else w?.unref();
+    }
   }
 
   /** Starts the threads now, so that their start-up is not paid when a digest is needed. */
@@ -74,8 +98,10 @@ export class DigestPool {
   private run(i: number, job: Omit<DigestJob, "id">): Promise<bigint> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      const worker = this.worker(i);
       this.pending.set(id, { resolve, reject });
-      this.worker(i).postMessage({ ...job, id } satisfies DigestJob);
+      this.hold();
+      worker.postMessage({ ...job, id } satisfies DigestJob);
     });
   }
 

@@ -42,16 +42,25 @@ export interface Received {
     "postcopy-requests": number;
     "postcopy-blocked-ms": number;
   };
+  /**
+   * Gives the regions back to the listener, which may receive a later migration of the same
+   * shape into them (zeroed first). Call it once the guest is done with them, and do not touch
+   * them after. Memory never released is left to the garbage collector, which may not run soon.
+   */
+  release(): void;
 }
 
-/** The events a Listener emits. */
+/** What a session hands its listener: a Received but for release(), which the listener adds. */
+export type SessionResult = Omit<Received, "release">;
+
+/** The events a Listener emits, with their arguments (Node's typed EventEmitter map). */
 export interface ListenerEvents {
   /** A migration was admitted (its channel 0 authenticated and its offer accepted). */
-  session: (migrationId: string) => void;
-  completed: (received: Received) => void;
-  failed: (error: Error) => void;
+  session: [migrationId: string];
+  completed: [received: Received];
+  failed: [error: Error];
   /** A channel of a migration ended a round (it is held until every channel has). */
-  "round-end": (event: { migrationId: string; channel: number; round: number }) => void;
+  "round-end": [event: { migrationId: string; channel: number; round: number }];
   /** A connection was refused during its handshake. */
-  refused: (error: Error) => void;
+  refused: [error: Error];
 }

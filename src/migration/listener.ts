@@ -12,6 +12,7 @@ import { MAX_REGIONS } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
 import type { Offer } from "../wire/messages.js";
 import { Session } from "./session.js";
+import { RegionPool } from "./region-pool.js";
 import type { ListenerOptions, ListenerEvents, Received } from "./listener-types.js";
 
 export type { DestinationHooks, ListenerOptions, ListenerEvents, Received } from "./listener-types.js";
@@ -23,19 +24,14 @@ function describe(pageSize: number, regions: number[]): string {
   return `${regions.length} region(s) of ${regions.join(", ")} pages of ${pageSize} bytes (${gib.toFixed(3)} GiB)`;
 }
 
-export interface Listener {
-  on<E extends keyof ListenerEvents>(event: E, listener: ListenerEvents[E]): this;
-  once<E extends keyof ListenerEvents>(event: E, listener: ListenerEvents[E]): this;
-  off<E extends keyof ListenerEvents>(event: E, listener: ListenerEvents[E]): this;
-  emit<E extends keyof ListenerEvents>(event: E, ...args: Parameters<ListenerEvents[E]>): boolean;
-}
 
-export class Listener extends EventEmitter {
+export class Listener extends EventEmitter<ListenerEvents> {
   private readonly server: Server;
   private readonly sessions = new Map<string, Session>();
   private busy = false;
   private knownZero: boolean;
   private readonly digests = new DigestPool();
+  private readonly pool = new RegionPool();
 
   constructor(readonly options: ListenerOptions = {}) {
     super();
@@ -101,7 +97,12 @@ export class Listener extends EventEmitter {
     this.emit("session", id);
     session.result
       .then(
-        (received) => this.emit("completed", received),
+        (result) => {
+          const release = () => {
+            if (!this.options.regions) this.pool.give(regions);
+          };
+          this.emit("completed", { ...result, release });
+        },
         (error: Error) => this.emit("failed", error),
       )
       .finally(() => {
@@ -126,6 +127,8 @@ export class Listener extends EventEmitter {
 
   private allocate(offer: Offer, channels: number): Region[] {
     if (offer.regions.length > MAX_REGIONS) throw new WireError("badFrame", `too many regions: ${offer.regions.length}`);
+    const reused = this.pool.take(offer);
+    if (reused) return reused;
     try {
       const regions = offer.regions.map((pageCount) => Region.create({ pageSize: offer.pageSize, pageCount, batchPages: offer.batchPages, ioBuffers: channels }));
       if (this.options.prefault ?? true) for (const r of regions) r.prefault();

@@ -14,7 +14,7 @@ import { ChannelReader, type ChannelOwner } from "./channel-reader.js";
 import { DeviceStateAssembler } from "./device-state.js";
 import { PostcopyDestination } from "./postcopy-destination.js";
 import { asError } from "./failure.js";
-import type { DestinationHooks, Received } from "./listener-types.js";
+import type { DestinationHooks, SessionResult } from "./listener-types.js";
 
 export class Session implements ChannelOwner {
   private readonly cores: Core[];
@@ -31,8 +31,8 @@ export class Session implements ChannelOwner {
   private failure: Error | undefined;
   private done = false;
   private readonly start = performance.now();
-  private settle!: { resolve: (r: Received) => void; reject: (e: Error) => void };
-  readonly result: Promise<Received>;
+  private settle!: { resolve: (r: SessionResult) => void; reject: (e: Error) => void };
+  readonly result: Promise<SessionResult>;
 
   constructor(
     readonly id: string,

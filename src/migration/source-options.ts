@@ -59,12 +59,12 @@ export interface Progress {
   expectedDowntimeMs: number;
 }
 
-/** The events a Source emits. */
+/** The events a Source emits, with their arguments (Node's typed EventEmitter map). */
 export interface SourceEvents {
   /** About every 100 ms while pages move, and after each dirty sync. */
-  progress: (progress: Progress) => void;
+  progress: [progress: Progress];
   /** A round has been sent (every channel ended it). */
-  round: (report: RoundReport) => void;
+  round: [report: RoundReport];
   /** The destination applied every frame of a round. */
-  ack: (round: number) => void;
+  ack: [round: number];
 }

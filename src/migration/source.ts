@@ -30,19 +30,13 @@ export type { SourceOptions, SourceHooks, Progress, SourceEvents } from "./sourc
 
 const PROGRESS_INTERVAL_MS = 100;
 
-export interface Source {
-  on<E extends keyof SourceEvents>(event: E, listener: SourceEvents[E]): this;
-  once<E extends keyof SourceEvents>(event: E, listener: SourceEvents[E]): this;
-  off<E extends keyof SourceEvents>(event: E, listener: SourceEvents[E]): this;
-  emit<E extends keyof SourceEvents>(event: E, ...args: Parameters<SourceEvents[E]>): boolean;
-}
 
-export class Source extends EventEmitter {
+export class Source extends EventEmitter<SourceEvents> {
   private readonly cores: Core[];
   private readonly policy: Policy;
   private readonly latch = new FailureLatch();
   private readonly counters = new SourceCounters();
-  private readonly digests = new DigestPool();
+  private readonly digests = DigestPool.shared();
   private channels: Connection[] = [];
   private sender: RoundSender | undefined;
   private postcopy: PostcopySource | undefined;
@@ -157,7 +151,6 @@ export class Source extends EventEmitter {
       throw this.latch.error;
     } finally {
       this.options.signal?.removeEventListener("abort", onAbort);
-      this.digests.close();
     }
   }
 
