@@ -6,6 +6,7 @@ import { runE2e, e2eDefaults, e2eQuick } from "./e2e.js";
 import { runWorkloads, workloadDefaults, workloadQuick } from "./workloads.js";
 import { runPolicies, policyDefaults, policyQuick, LINKS } from "./policies.js";
 import { runListener, listenerDefaults, listenerQuick } from "./listener.js";
+import { pathToFileURL } from "node:url";
 import { parseSize } from "../src/cli/units.js";
 
 /**
@@ -40,7 +41,7 @@ function valueOf(argv: string[], flag: string): string | undefined {
   return i >= 0 ? argv[i + 1] : undefined;
 }
 
-async function main(argv: string[]): Promise<void> {
+export async function runBench(argv: string[]): Promise<number> {
   const json = argv.includes("--json");
   const quick = argv.includes("--quick");
   const size = valueOf(argv, "--size");
@@ -53,8 +54,7 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write(
       `${unknown.length ? `unknown suite: ${unknown.join(", ")}\n` : ""}usage: npm run bench -- SUITE... [--json] [--quick] [--size SIZE] [--runs N] [--link uncapped|1gbit] [--policies A,B,...]\nsuites: ${Object.keys(SUITES).join(", ")}\n`,
     );
-    process.exitCode = 2;
-    return;
+    return 2;
   }
   const rows: Row[] = [];
   for (const name of names) {
@@ -63,6 +63,8 @@ async function main(argv: string[]): Promise<void> {
   }
   const meta = { date: new Date().toISOString(), node: process.version, ...options };
   process.stdout.write(json ? JSON.stringify({ ...meta, rows }, null, 2) + "\n" : printTable(rows) + "\n");
+  return 0;
 }
 
-await main(process.argv.slice(2));
+// Run as a script (npm run bench), or imported by `pagewire bench`.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) process.exitCode = await runBench(process.argv.slice(2));

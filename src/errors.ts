@@ -45,6 +45,8 @@ export const ERRORS = {
   EPOSTCOPY: { number: 24, meaning: "post-copy failed after the switch-over: the guest ran on the destination with part of its memory, so it is lost on both sides; restart it from a checkpoint", where: "Source, after a switch-over" },
   ESTATE: { number: 25, meaning: "the device state is not a pagewire workload state (or of an unknown format)", where: "Workload.parse, pagewire listen" },
   EDESTINATION: { number: 26, meaning: "the destination process that pagewire migrate started failed or exited; its message says why", where: "pagewire migrate" },
+  ELISTEN: { number: 27, meaning: "the destination cannot listen where it was told: the port is in use, or the address is not this host's", where: "Listener.listen, pagewire listen" },
+  ETIMEOUT: { number: 28, meaning: "the migration did not complete within the time allowed (--timeout) and was cancelled; the guest runs on at the source", where: "pagewire send, migrate" },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorCode = keyof typeof ERRORS;

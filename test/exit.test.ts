@@ -11,7 +11,7 @@ const FIXTURE = fileURLToPath(new URL("./fixtures/migrate-and-exit.mjs", import.
 /** Runs node with `args`; resolves with its exit code and output, or rejects if it is still running after 20 s. */
 function run(args: string[]): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, args, { timeout: 20_000, killSignal: "SIGKILL" }, (error, stdout) => {
+    const child = execFile(process.execPath, args, { timeout: 20_000, killSignal: "SIGKILL" }, (_error, stdout) => {
       if (child.signalCode === "SIGKILL") reject(new Error(`node ${args.join(" ")} did not exit within 20 s`));
       else resolve({ code: child.exitCode, stdout });
     });

@@ -8,7 +8,7 @@ const TOTAL = 262144; // 1 GiB of 4 KiB pages
 function stats(round: number, dirtyPages: number, extra: Partial<RoundStats> = {}): RoundStats {
   return {
     round, dirtyPages, unsentPages: round === 0 ? TOTAL : 0, dirtiedPages: dirtyPages, pageSize: 4096, totalPages: TOTAL,
-    sentPages: round * TOTAL, sentBytes: round * TOTAL * 4096, lastRoundBytes: TOTAL * 4096, bandwidth: 1e9, dirtyRate: 0, elapsedMs: round * 1000,
+    sentPages: round * TOTAL, sentBytes: round * TOTAL * 4096, lastRoundBytes: TOTAL * 4096, bandwidth: 1e9, dirtyRate: 0, elapsedMs: round * 1000, pauseOverheadMs: 0,
     ...extra,
   };
 }
@@ -27,6 +27,12 @@ describe("policies decide from round statistics", () => {
     expect(action(p.decide(stats(2, 70_000)))).toBe("stop"); // 287 ms
     expect(action(precopy({ downtimeLimitMs: 1, maxRounds: 3 }).decide(stats(3, 100_000)))).toBe("stop");
     expect(() => precopy({ maxRounds: 0 })).toThrow(/max rounds/);
+    // The pause's fixed costs count: 70 ms of them leave no room under a 20 ms limit.
+    const tight = precopy({ downtimeLimitMs: 20, maxRounds: 5 });
+    expect(action(tight.decide(stats(1, 1000, { pauseOverheadMs: 70 })))).toBe("continue");
+    const unreachable = tight.decide(stats(2, 0, { pauseOverheadMs: 70 }));
+    expect(unreachable).toMatchObject({ action: "stop", reason: expect.stringMatching(/fixed costs \(70.0 ms\) exceed the downtime limit of 20 ms/) });
+    expect(precopy({ downtimeLimitMs: 100 }).decide(stats(1, 1000, { pauseOverheadMs: 70 }))).toMatchObject({ action: "stop", reason: expect.stringMatching(/4.1 ms to send \+ 70.0 ms fixed = 74.1 ms ≤ 100 ms/) });
   });
 
   it("precopy's auto-converge throttles after two periods of dirtying faster than half the sending, 20% then +10 up to 99%", () => {

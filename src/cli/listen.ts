@@ -1,12 +1,61 @@
 // `pagewire listen`: the destination. Receives migrations, verifies them, resumes the guest.
 import { parseArgs } from "node:util";
-import { createHash } from "node:crypto";
 import { Listener } from "../migration/listener.js";
 import { Region } from "../memory/region.js";
+import { Workload } from "../workload/workload.js";
+import { PagewireError } from "../errors.js";
 import { regionPages } from "./guest.js";
 import { parseSize, formatBytes } from "./units.js";
-import { destinationTable } from "./render.js";
-import { Workload } from "../workload/workload.js";
+import { destinationTable, ProgressLine } from "./render.js";
+import { parseNumber, parsePort, parseProgress, readSecret, type ProgressMode } from "./settings.js";
+import { sha256 } from "./source-run.js";
+import { document, errorFields, printDocument } from "./document.js";
+
+export const LISTEN_HELP = `pagewire listen [options]     receive migrations (the destination)
+  --port N          TCP port (default 7420; 0 picks a free one)
+  --host ADDR       address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
+  --secret S        shared secret the source must prove it knows; better --secret-file FILE or
+                    the PAGEWIRE_SECRET environment variable, which other users cannot read in ps
+  --size SIZE       hold a guest of this size now (pre-faulted) and accept only matching offers;
+                    without it, memory is allocated for each offer
+  --page-size SIZE  page size with --size (default 4096)
+  --once            exit after one migration (status 0 if it completed)
+  --sha256          print a SHA-256 of the received memory, to compare with the source's
+                    (pagewire send --sha256), independently of the protocol's own digest
+  --run-seconds S   a migrated workload continues here; with --once, measure it for S seconds
+                    (default 2), then stop
+  --progress MODE   line (default on a terminal), json (JSON lines on stderr) or none
+  --json            print one JSON document per migration (a line each)
+  -h, --help        this help`;
+
+interface Listening {
+  o: ReturnType<typeof options>;
+  progress: ProgressMode;
+  line: ProgressLine;
+  report: (message: object) => void;
+  text: boolean;
+}
+
+function options(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string", default: "7420" },
+      host: { type: "string", default: "127.0.0.1" },
+      secret: { type: "string" },
+      "secret-file": { type: "string" },
+      size: { type: "string" },
+      "page-size": { type: "string", default: "4096" },
+      once: { type: "boolean", default: false },
+      sha256: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      progress: { type: "string" },
+      ipc: { type: "boolean", default: false },
+      "run-seconds": { type: "string", default: "2" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }).values;
+}
 
 function isWorkloadState(state: Uint8Array): boolean {
   try {
@@ -17,107 +66,129 @@ function isWorkloadState(state: Uint8Array): boolean {
   }
 }
 
-export const LISTEN_HELP = `pagewire listen [options]     receive migrations (the destination)
-  --port N          TCP port (default 7420; 0 picks a free one)
-  --host ADDR       address to listen on (default 127.0.0.1; 0.0.0.0 for all)
-  --secret S        shared secret the source must prove it knows
-  --size SIZE       hold a guest of this size now (pre-faulted) and accept only matching offers;
-                    without it, memory is allocated for each offer
-  --page-size N     page size with --size (default 4096)
-  --once            exit after one migration (status 0 if it completed)
-  --sha256          print a SHA-256 of the received memory, to check it against the source
-                    independently of the protocol's own digest
-  --run-seconds S   a migrated workload continues here; with --once, measure it for S seconds
-                    (default 2), then stop
-  --json            print results as JSON lines`;
-
-function sha256(regions: Region[]): string {
-  const hash = createHash("sha256");
-  for (const r of regions) hash.update(r.pages(0, r.pageCount));
-  return hash.digest("hex");
-}
-
 export async function listenCommand(argv: string[]): Promise<number> {
-  const { values: o } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: "string", default: "7420" },
-      host: { type: "string", default: "127.0.0.1" },
-      secret: { type: "string", default: "" },
-      size: { type: "string" },
-      "page-size": { type: "string", default: "4096" },
-      once: { type: "boolean", default: false },
-      sha256: { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      ipc: { type: "boolean", default: false },
-      "run-seconds": { type: "string", default: "2" },
-    },
-  });
-  let continued: Promise<void> = Promise.resolve();
+  const o = options(argv);
+  if (o.help) {
+    process.stdout.write(LISTEN_HELP + "\n");
+    return 0;
+  }
+  // Every option is checked before memory is allocated or the port is taken.
+  const port = parsePort("port", o.port);
+  const runSeconds = parseNumber("run-seconds", o["run-seconds"], { min: 0 });
+  const secret = readSecret(o);
   const pageSize = parseSize(o["page-size"]);
-  const regions = o.size ? regionPages(parseSize(o.size), pageSize).map((pageCount) => Region.create({ pageSize, pageCount })) : undefined;
-  regions?.forEach((r) => r.prefault());
-  const report = (message: object) => {
-    if (o.ipc) process.send?.(message);
-    else if (o.json) process.stdout.write(JSON.stringify(message) + "\n");
+  const sizes = o.size ? regionPages(parseSize(o.size), pageSize) : undefined;
+  const progress = o.ipc ? "none" : parseProgress(o.progress);
+  // Started by pagewire migrate, which owns the terminal: a Ctrl-C there is its to handle (it
+  // must not kill a post-copy guest here behind the source's back); it ends this process itself.
+  if (o.ipc) process.on("SIGINT", () => undefined);
+  const text = !o.json && !o.ipc;
+  const ctx: Listening = {
+    o,
+    progress,
+    line: new ProgressLine(),
+    text,
+    report: (message: object) => {
+      if (o.ipc) process.send?.(message);
+      else if (o.json) printDocument(message as Parameters<typeof printDocument>[0], true);
+    },
   };
+  const regions = sizes?.map((pageCount) => Region.create({ pageSize, pageCount }));
+  regions?.forEach((r) => r.prefault());
+  let continued: Promise<void> = Promise.resolve();
   const listener = new Listener({
-    secret: o.secret,
+    secret,
     regions,
     zeroed: true,
     hooks: {
-      resume: (state, regions) => {
+      resume: (state, received) => {
         if (!isWorkloadState(state)) {
-          if (!o.json && !o.ipc) process.stdout.write(`guest resumed here with ${formatBytes(state.length)} of device state\n`);
+          if (text) ctx.line.log(`guest resumed here with ${formatBytes(state.length)} of device state`);
           return;
         }
-        // A workload: it keeps computing here, from the state it had when the source paused it.
-        const { workload, header } = Workload.resumeFrom(regions[0], state);
-        if (!o.json && !o.ipc) process.stdout.write(`workload ${header.kernel} resumed here at iteration ${header.iterations}\n`);
-        continued = (async () => {
-          if (!o.once) return;
-          await workload.ready;
-          while (workload.firstStepAt === 0) await new Promise((resolve) => setTimeout(resolve, 1));
-          const start = { steps: workload.steps, at: performance.now() };
-          await new Promise((resolve) => setTimeout(resolve, Number(o["run-seconds"]) * 1000));
-          const rate = ((workload.steps - start.steps) * 1000) / (performance.now() - start.at);
-          const message = { type: "workload", kernel: header.kernel, firstStepAt: workload.firstStepAt, after: rate, iterations: workload.iterations };
-          await workload.stop();
-          report(message);
-          if (!o.json && !o.ipc) process.stdout.write(`workload ${header.kernel}: ${rate.toFixed(1)} steps/s here\n`);
-        })();
+        continued = continueWorkload(ctx, received, state, runSeconds);
       },
     },
   });
-  const port = await listener.listen(Number(o.port), o.host);
-  report({ type: "listening", port });
-  if (!o.json && !o.ipc) process.stdout.write(`listening on ${o.host}:${port}${regions ? ` with a ${o.size} guest` : ""}\n`);
+  try {
+    await listener.listen(port, o.host);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    const why = e.code === "EADDRINUSE" ? "the port is in use: choose another with --port" : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" ? "that is not an address of this host: check --host" : e.message;
+    throw new PagewireError("ELISTEN", `cannot listen on ${o.host}:${port}: ${why}`);
+  }
+  const bound = listener.port;
+  ctx.report(o.ipc ? { type: "listening", port: bound } : document("listen", "listening", { host: o.host, port: bound }));
+  if (text) ctx.line.log(`listening on ${o.host}:${bound}${o.size ? ` with a ${formatBytes(parseSize(o.size))} guest` : ""}${secret ? "" : " (no secret: anyone who can reach this port may migrate into it)"}`);
   // For tests that synchronise on the destination's progress.
-  if (o.ipc) listener.on("round-end", (e) => report({ type: "round-end", ...e }));
+  if (o.ipc) listener.on("round-end", (e) => ctx.report({ type: "round-end", ...e }));
   listener.on("refused", (error: Error) => {
-    report({ type: "refused", message: error.message });
-    if (!o.json && !o.ipc) process.stderr.write(`refused a connection: ${error.message}\n`);
+    if (o.ipc) ctx.report({ type: "refused", message: error.message });
+    if (text) ctx.line.log(`refused a connection: ${error.message}`);
   });
-  for (;;) {
-    try {
-      const received = await listener.next();
+  const ticker = progress === "none" ? undefined : setInterval(() => showProgress(ctx, listener), 200);
+  ticker?.unref();
+  try {
+    for (;;) {
+      const outcome = await listener.next().then(
+        (received) => ({ received }),
+        (error: Error) => ({ error }),
+      );
+      ctx.line.done();
+      if ("error" in outcome) {
+        if (o.ipc) ctx.report({ type: "failed", message: outcome.error.message });
+        else if (o.json) ctx.report(document("listen", "failed", errorFields(outcome.error)));
+        if (text) process.stderr.write(`migration failed: ${outcome.error.message}\n`);
+        if (o.once) return 1;
+        continue;
+      }
+      const { received } = outcome;
       const digest = o.sha256 ? sha256(received.regions) : undefined;
-      report({ type: "completed", stats: received.stats, migrationId: received.migrationId, sha256: digest, deviceState: Buffer.from(received.deviceState).toString("base64") });
-      if (!o.json && !o.ipc) process.stdout.write(`migration completed\n${destinationTable(received)}\n${digest ? `  sha256  ${digest}\n` : ""}`);
+      if (o.ipc) {
+        ctx.report({ type: "completed", stats: received.stats, migrationId: received.migrationId, sha256: digest, deviceState: Buffer.from(received.deviceState).toString("base64") });
+      } else if (o.json) {
+        ctx.report(document("listen", "completed", { migrationId: received.migrationId, destination: received.stats, sha256: digest }));
+      }
+      if (text) process.stdout.write(`migration completed\n${destinationTable(received)}\n${digest ? `  sha256        ${digest}\n` : ""}`);
       // Nothing runs on plain guest memory here: the next migration may reuse it.
       if (!isWorkloadState(received.deviceState)) received.release();
       if (o.once) {
         await continued;
-        await listener.close();
         return 0;
       }
-    } catch (error) {
-      report({ type: "failed", message: (error as Error).message });
-      if (!o.json && !o.ipc) process.stderr.write(`migration failed: ${(error as Error).message}\n`);
-      if (o.once) {
-        await listener.close();
-        return 1;
-      }
     }
+  } finally {
+    if (ticker) clearInterval(ticker);
+    await listener.close();
   }
 }
+
+/** The destination's progress: a line per migration being received, or JSON lines. */
+function showProgress(ctx: Listening, listener: Listener): void {
+  for (const p of listener.active()) {
+    const seconds = (performance.now() - p.startedAt) / 1000;
+    const rate = p.received / 1e6 / Math.max(0.001, seconds);
+    if (ctx.progress === "json") process.stderr.write(JSON.stringify({ type: "progress", ...p, rate }) + "\n");
+    else ctx.line.show(`receiving from ${p.peer}: ${formatBytes(p.received)}, ${rate.toFixed(0)} MB/s, ${p.pages.toLocaleString("en-US")} pages, round ${p.rounds + 1}`);
+  }
+}
+
+/** A workload continues here from its migrated state; with --once, measured for a while, then stopped. */
+function continueWorkload(ctx: Listening, regions: Region[], state: Uint8Array, runSeconds: number): Promise<void> {
+  const { workload, header } = Workload.resumeFrom(regions[0], state);
+  if (ctx.text) ctx.line.log(`workload ${header.kernel} resumed here at iteration ${header.iterations}`);
+  if (!ctx.o.once) return Promise.resolve();
+  return (async () => {
+    await workload.ready;
+    while (workload.firstStepAt === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    const start = { steps: workload.steps, at: performance.now() };
+    await new Promise((resolve) => setTimeout(resolve, runSeconds * 1000));
+    const rate = ((workload.steps - start.steps) * 1000) / (performance.now() - start.at);
+    const message = { type: "workload", kernel: header.kernel, firstStepAt: workload.firstStepAt, after: rate, iterations: workload.iterations };
+    await workload.stop();
+    if (ctx.o.ipc) ctx.report(message);
+    if (ctx.text) ctx.line.log(`workload ${header.kernel}: ${rate.toFixed(1)} steps/s here`);
+  })();
+}
+
+

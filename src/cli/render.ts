@@ -51,6 +51,18 @@ export function progressText(p: Progress): string {
   return `round ${p.round}${p.phase === "live" ? "" : ` (${p.phase})`} · ${formatCount(p.remainingPages)} pages left · ${p.rate.toFixed(0)} MB/s · sent ${formatBytes(p.transferred)} · expected downtime ${downtime}`;
 }
 
+/** Whether the pause kept the downtime limit the policy was given, if it was given one. */
+export function downtimeLimitBroken(s: MigrationStats): number | undefined {
+  const limit = s.policy.parameters["downtime-limit"];
+  if (typeof limit !== "number" || s.rounds.some((r) => r.phase === "postcopy")) return undefined;
+  return s.downtime > limit ? limit : undefined;
+}
+
+function downtimeVerdict(s: MigrationStats): string {
+  const limit = downtimeLimitBroken(s);
+  return limit === undefined ? "" : `: the downtime limit of ${formatMs(limit)} was BROKEN`;
+}
+
 function table(rows: Array<[string, string]>): string {
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join("\n");
@@ -62,7 +74,7 @@ export function sourceTable(s: MigrationStats, guestBytes: number): string {
     ["stopped because", s.policy["stop-reason"]],
     ["total time", formatMs(s["total-time"])],
     ["setup time", formatMs(s["setup-time"])],
-    ["downtime", formatMs(s.downtime)],
+    ["downtime", `${formatMs(s.downtime)} (expected ${formatMs(s["expected-downtime"])})${downtimeVerdict(s)}`],
     ["guest memory", formatBytes(guestBytes)],
     ["transferred", `${formatBytes(s.transferred)} (${((100 * s.transferred) / guestBytes).toFixed(1)}% of memory)`],
     ["  before pause / during", `${formatBytes(s["precopy-bytes"])} / ${formatBytes(s["downtime-bytes"])}`],

@@ -1,37 +1,75 @@
-// `pagewire send`: the source, migrating a synthetic guest to a listening destination.
+// `pagewire send`: the source, migrating a synthetic guest (or a workload) to a listening destination.
 import { parseArgs } from "node:util";
-import { runSource, printSource, sourceOptionSpec } from "./source-run.js";
-import { PagewireError } from "../errors.js";
+import { runSource, type SourceResult } from "./source-run.js";
+import { sourceOptionSpec, sourceSettings, parseAddress, type SourceSettings } from "./settings.js";
+import { sourceTable, workloadTable } from "./render.js";
+import { document, errorFields, printDocument } from "./document.js";
 
 export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; over 2g it spans several regions)
-  --page-size N         page size (default 4096)
+  --page-size SIZE      page size (default 4096)
   --dirty-rate N        pages per second that writer threads dirty during the migration (default 0)
   --workload NAME       run an HPC kernel on the guest instead: stencil, cg, fft, sort, ep, churn;
                         the destination continues it from the transferred state
   --free-mode MODE      churn: freed memory left dirty, zeroed, or hinted free (dirty|zero|hint)
   --warmup-seconds S    measure the guest's rate for S seconds before migrating (default 1)
-  --channels N          TCP channels (default 1)
+  --channels N          TCP channels, 1 to 16 (default 1)
   --policy NAME         stop-copy | precopy | xen | early-stop | mplm | postcopy | hybrid (default precopy)
-  --downtime-limit MS   precopy, hybrid: stop iterating when the rest fits in this pause (default 300)
+  --downtime-limit MS   precopy, hybrid: stop iterating when the pause would fit in this many ms
+                        (its fixed costs included; default 300)
   --max-rounds N        precopy, xen, early-stop: stop after this many rounds
   --param KEY[=VALUE]   any other policy parameter, repeatable: auto-converge, min-shrink=0.1,
                         slices=16, precopy-rounds=2, min-dirty-pages=50, max-factor=3
                         (see "pagewire policies")
   --compress            LZ4-compress pages that shrink
   --delta               send re-sent pages as XBZRLE deltas (--delta-cache, default 64m per region)
-  --bandwidth RATE      cap the link, e.g. 1gbit or 500MB
-  --secret S            shared secret (must match the destination's)
-  --json                print the statistics as JSON`;
+  --bandwidth RATE      cap the link: 1gbit, 100mbit, 500MB (per second; decimal units)
+  --secret S            shared secret; better --secret-file FILE (its first line) or the
+                        PAGEWIRE_SECRET environment variable, which other users cannot read in ps
+  --timeout S           cancel the migration if it has not completed within S seconds
+  --sha256              print a SHA-256 of the guest's memory at the pause, to compare with
+                        the destination's (pagewire listen --sha256)
+  --progress MODE       line (default on a terminal), json (JSON lines on stderr) or none
+  --json                print the result as one JSON document
+  -h, --help            this help
+
+Sizes are binary (k, m, g = KiB, MiB, GiB); rates are decimal (1gbit = 10^9 bit/s, 500MB = 5·10^8 B/s).
+Exit status: 0 completed, 1 failed (the guest runs on here), 2 bad usage, 130 interrupted.`;
 
 export const SEND_HELP = `pagewire send --to HOST:PORT [options]     migrate a synthetic guest (the source)
+  --to HOST:PORT        the destination (pagewire listen); IPv6 as [::1]:7420
 ${GUEST_HELP}`;
 
+/** Prints a source's result: the table, or the JSON document. */
+export function printSourceResult(command: string, s: SourceSettings, result: SourceResult, destination?: object): void {
+  if (s.json) {
+    printDocument(document(command, "completed", { source: result.stats, destination, workload: result.workload, sha256: result.sha256 }));
+    return;
+  }
+  process.stdout.write(`\nmigration completed\n${sourceTable(result.stats, result.guestBytes)}\n`);
+  if (result.workload) process.stdout.write(`\n${workloadTable(result.workload, result.stats)}\n`);
+  if (result.sha256) process.stdout.write(`\n  sha256  ${result.sha256}\n`);
+}
+
+/** Runs a source command; on failure with --json, the error is a document too. */
+export async function withJsonErrors(command: string, json: boolean, run: () => Promise<number>): Promise<number> {
+  try {
+    return await run();
+  } catch (error) {
+    if (json) printDocument(document(command, "failed", errorFields(error)));
+    throw error;
+  }
+}
+
 export async function sendCommand(argv: string[]): Promise<number> {
-  const { values: o } = parseArgs({ args: argv, options: { ...sourceOptionSpec, to: { type: "string" } } });
-  const m = /^(.*):(\d+)$/.exec(o.to ?? "");
-  if (!m) throw new PagewireError("EOPTION", `--to HOST:PORT is required (got "${o.to ?? ""}")`);
-  const result = await runSource(m[1], Number(m[2]), o);
-  if (o.json) process.stdout.write(JSON.stringify(result.stats, null, 2) + "\n");
-  else printSource(result);
-  return 0;
+  const { values } = parseArgs({ args: argv, options: { ...sourceOptionSpec, to: { type: "string" } } });
+  if (values.help) {
+    process.stdout.write(SEND_HELP + "\n");
+    return 0;
+  }
+  const { host, port } = parseAddress("to", values.to);
+  const settings = sourceSettings(values);
+  return withJsonErrors("send", settings.json, async () => {
+    printSourceResult("send", settings, await runSource(host, port, settings));
+    return 0;
+  });
 }

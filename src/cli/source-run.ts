@@ -1,81 +1,102 @@
-// Runs a source from command-line options: builds the guest, starts its writers, migrates with
-// a live progress line, and prints the result. Shared by `send` and `migrate`.
+// Runs a source from checked settings: builds the guest, starts its writers or workload, migrates
+// with progress on stderr (a live line, or JSON lines), and returns what to print. Shared by
+// `send` and `migrate`.
+import { createHash } from "node:crypto";
 import { Source } from "../migration/source.js";
-import type { MigrationStats } from "../migration/stats.js";
-import { policyByName, type PolicyParameters } from "../policy/index.js";
-import { parseRate } from "../transport/token-bucket.js";
-import { createGuest, startWriters, regionPages, REGION_BYTES } from "./guest.js";
-import { Region } from "../memory/region.js";
-import type { SourceHooks } from "../migration/source.js";
-import { Workload } from "../workload/workload.js";
-import { KERNELS, FREE_MODES, kernelByName, type FreeMode } from "../workload/kernels.js";
 import { PagewireError } from "../errors.js";
-import { parseSize, formatBytes } from "./units.js";
-import { ProgressLine, progressText, sourceTable, workloadTable, type WorkloadReport } from "./render.js";
+import type { MigrationStats } from "../migration/stats.js";
+import type { SourceHooks } from "../migration/source.js";
+import { Region } from "../memory/region.js";
+import { Workload } from "../workload/workload.js";
+import { KERNELS } from "../workload/kernels.js";
+import { createGuest, startWriters, regionPages } from "./guest.js";
+import { formatBytes } from "./units.js";
+import { ProgressLine, progressText, type WorkloadReport } from "./render.js";
+import type { SourceSettings } from "./settings.js";
 
-export const sourceOptionSpec = {
-  size: { type: "string", default: "1g" },
-  "page-size": { type: "string", default: "4096" },
-  "dirty-rate": { type: "string", default: "0" },
-  channels: { type: "string", default: "1" },
-  policy: { type: "string", default: "precopy" },
-  "downtime-limit": { type: "string" },
-  "max-rounds": { type: "string" },
-  param: { type: "string", multiple: true },
-  compress: { type: "boolean", default: false },
-  delta: { type: "boolean", default: false },
-  "delta-cache": { type: "string", default: "64m" },
-  bandwidth: { type: "string" },
-  secret: { type: "string", default: "" },
-  seed: { type: "string", default: "1" },
-  json: { type: "boolean", default: false },
-  workload: { type: "string" },
-  "free-mode": { type: "string", default: "dirty" },
-  "warmup-seconds": { type: "string", default: "1" },
-} as const;
-
-type Options = Record<string, string | boolean | string[] | undefined>;
-
-/** The policy the options name, with --downtime-limit, --max-rounds and each --param KEY=VALUE. */
-export function policyFromOptions(o: Options) {
-  const parameters: PolicyParameters = { "downtime-limit": o["downtime-limit"] as string | undefined, "max-rounds": o["max-rounds"] as string | undefined };
-  for (const p of (o.param as string[] | undefined) ?? []) {
-    const m = /^([a-z-]+)(?:=(.*))?$/.exec(p);
-    if (!m) throw new PagewireError("EOPTION", `--param ${p}: write KEY=VALUE, e.g. --param min-shrink=0.2`);
-    parameters[m[1]] = m[2] ?? true;
-  }
-  return policyByName(String(o.policy), parameters);
+export interface SourceResult {
+  stats: MigrationStats;
+  guestBytes: number;
+  workload?: WorkloadReport;
+  /** SHA-256 of the guest's memory as it was at the pause (with --sha256). */
+  sha256?: string;
 }
 
-export async function runSource(host: string, port: number, o: Options): Promise<{ stats: MigrationStats; guestBytes: number; workload?: WorkloadReport }> {
-  const line = new ProgressLine();
-  const quiet = o.json === true;
-  const size = parseSize(String(o.size));
-  const pageSize = parseSize(String(o["page-size"]));
-  const seed = Number(o.seed);
+/** SHA-256 of regions' guest memory, independent of the protocol's own digest. */
+export function sha256(regions: Region[]): string {
+  const hash = createHash("sha256");
+  for (const r of regions) hash.update(r.pages(0, r.pageCount));
+  return hash.digest("hex");
+}
+
+/** Progress on stderr: a line that rewrites itself on a terminal, JSON lines, or nothing. */
+export class ProgressReport {
+  private readonly line = new ProgressLine();
+
+  constructor(readonly mode: SourceSettings["progress"]) {}
+
+  show(text: string, json?: object): void {
+    if (this.mode === "line") this.line.show(text);
+    else if (this.mode === "json" && json) process.stderr.write(JSON.stringify(json) + "\n");
+  }
+
+  /** A line that stays, or a JSON line. */
+  log(text: string, json?: object): void {
+    if (this.mode === "line") this.line.log(text);
+    else if (this.mode === "json" && json) process.stderr.write(JSON.stringify(json) + "\n");
+  }
+
+  done(): void {
+    this.line.done();
+  }
+}
+
+export async function runSource(host: string, port: number, s: SourceSettings): Promise<SourceResult> {
+  const out = new ProgressReport(s.progress);
   const prepareStart = performance.now();
-  const guest = o.workload
-    ? await startWorkloadGuest({ size, pageSize, seed, kernel: String(o.workload), freeMode: String(o["free-mode"]), deltaCacheBytes: o.delta ? parseSize(String(o["delta-cache"])) : 0 })
-    : startSyntheticGuest({ size, pageSize, seed, dirtyRate: Number(o["dirty-rate"]), deltaCacheBytes: o.delta ? parseSize(String(o["delta-cache"])) : 0 }, (f) => line.show(`preparing a ${formatBytes(size)} guest of mixed pages: ${(f * 100).toFixed(0)}%`));
-  if (!quiet) line.log(`guest: ${formatBytes(size)} in ${guest.regions.length} region(s), prepared in ${((performance.now() - prepareStart) / 1000).toFixed(1)} s; ${guest.describe}`);
-  const before = await guest.rate(Number(o["warmup-seconds"]) * 1000, (r) => !quiet && line.show(`${guest.describe}: ${r.toFixed(1)} ${guest.unit}/s before the migration`));
-  const policy = policyFromOptions(o);
+  const guest = s.workload
+    ? await startWorkloadGuest(s)
+    : startSyntheticGuest(s, (f) => out.show(`preparing a ${formatBytes(s.size)} guest of mixed pages: ${(f * 100).toFixed(0)}%`));
+  try {
+    out.log(`guest: ${formatBytes(s.size)} in ${guest.regions.length} region(s), prepared in ${((performance.now() - prepareStart) / 1000).toFixed(1)} s; ${guest.describe}`);
+    const before = await guest.rate(s.warmupMs, (r) => out.show(`${guest.describe}: ${r.toFixed(1)} ${guest.unit}/s before the migration`));
+    return await migrateGuest(host, port, s, guest, before, out);
+  } finally {
+    await guest.stop();
+  }
+}
+
+async function migrateGuest(host: string, port: number, s: SourceSettings, guest: RunningGuest, before: number, out: ProgressReport): Promise<SourceResult> {
   // The guest's progress when it paused: its rate during the migration is over the live phase only.
   let pausedAt: ReturnType<RunningGuest["progress"]> | undefined;
   const cancel = new AbortController();
-  const abort = () => cancel.abort();
-  process.once("SIGINT", abort);
+  let postcopyActive = false;
+  let warned = false;
+  const onInterrupt = () => {
+    // After the switch-over the guest runs on the destination with part of its memory here:
+    // cancelling loses it, so the first Ctrl-C only warns (QEMU refuses migrate_cancel then).
+    if (postcopyActive && !warned) {
+      warned = true;
+      out.done();
+      process.stderr.write("\npost-copy is active: the guest runs on the destination and part of its memory is still here. Cancelling now loses the guest on both sides. Press Ctrl-C again to cancel anyway.\n");
+      return;
+    }
+    cancel.abort();
+  };
+  process.on("SIGINT", onInterrupt);
+  const signal = s.timeoutMs === undefined ? cancel.signal : AbortSignal.any([cancel.signal, AbortSignal.timeout(s.timeoutMs)]);
   const source = new Source(guest.regions, {
-    signal: cancel.signal,
+    signal,
     host,
     port,
-    secret: String(o.secret),
-    channels: Number(o.channels),
-    policy,
-    compress: o.compress === true,
-    delta: o.delta === true,
-    freePageHints: o["free-mode"] === "hint",
-    bandwidth: o.bandwidth ? parseRate(String(o.bandwidth)) : undefined,
+    secret: s.secret,
+    channels: s.channels,
+    policy: s.policy,
+    compress: s.compress,
+    delta: s.delta,
+    freePageHints: s.freePageHints,
+    bandwidth: s.bandwidth,
+    timeoutMs: s.timeoutMs,
     hooks: {
       ...guest.hooks,
       pause: async () => {
@@ -92,21 +113,32 @@ export async function runSource(host: string, port: number, o: Options): Promise
       guestRate = ((now.steps - lastSample.steps) * 1000) / (now.at - lastSample.at);
       lastSample = now;
     }
-    if (!quiet) line.show(`${progressText(p)} · guest ${guestRate.toFixed(1)} ${guest.unit}/s`);
+    out.show(`${progressText(p)} · guest ${guestRate.toFixed(1)} ${guest.unit}/s`, { type: "progress", ...p, guestRate });
   });
-  source.on("round", (r) => !quiet && line.log(`round ${r.round}${r.phase === "live" ? "" : ` (${r.phase})`}: ${r.pages.toLocaleString("en-US")} pages, ${formatBytes(r.bytes)} in ${r.ms.toFixed(0)} ms`));
+  source.on("round", (r) => out.log(`round ${r.round}${r.phase === "live" ? "" : ` (${r.phase})`}: ${r.pages.toLocaleString("en-US")} pages, ${formatBytes(r.bytes)} in ${r.ms.toFixed(0)} ms`, { type: "round", ...r }));
+  source.on("switchover", () => {
+    postcopyActive = true;
+    out.log("switched over: the guest runs on the destination now (Ctrl-C would lose it)", { type: "switchover" });
+  });
   const startedAt = guest.progress();
   try {
     const stats = await source.migrate();
-    line.done();
+    out.done();
     const live = stats["dirty-sync-count"] > 0 && pausedAt !== undefined ? pausedAt : undefined;
     const during = live && ((live.steps - startedAt.steps) * 1000) / Math.max(1, live.at - startedAt.at);
-    const workload = guest.workload ? { kernel: String(o.workload), before, during, lastStepAt: guest.workload.lastStepAt, pausedAt: guest.workload.iterations } : undefined;
-    return { stats, guestBytes: size, workload };
+    const workload = guest.workload && s.workload ? { kernel: s.workload.kernel, before, during, lastStepAt: guest.workload.lastStepAt, pausedAt: guest.workload.iterations } : undefined;
+    // The guest stays paused after a completed migration: its memory is as it was at the pause.
+    return { stats, guestBytes: s.size, workload, sha256: s.sha256 ? sha256(guest.regions) : undefined };
+  } catch (error) {
+    out.done();
+    throw signal.aborted && !cancel.signal.aborted ? timedOut(s.timeoutMs!, error as Error) : error;
   } finally {
-    process.off("SIGINT", abort);
-    await guest.stop();
+    process.off("SIGINT", onInterrupt);
   }
+}
+
+function timedOut(ms: number, cause: Error): Error {
+  return new PagewireError("ETIMEOUT", `the migration did not complete within --timeout ${ms / 1000} s and was cancelled (${cause.message}); the guest runs on here`);
 }
 
 interface RunningGuest {
@@ -134,21 +166,21 @@ async function measure(progress: () => { iterations: number; steps: number; at: 
   return ((last.steps - start.steps) * 1000) / Math.max(1, last.at - start.at);
 }
 
-function startSyntheticGuest(o: { size: number; pageSize: number; seed: number; dirtyRate: number; deltaCacheBytes: number }, onProgress: (f: number) => void): RunningGuest {
-  const regions = createGuest({ size: o.size, pageSize: o.pageSize, deltaCacheBytes: o.deltaCacheBytes, seed: o.seed }, onProgress);
-  const writers = startWriters(regions, o.dirtyRate, o.seed);
+function startSyntheticGuest(s: SourceSettings, onProgress: (f: number) => void): RunningGuest {
+  const regions = createGuest({ size: s.size, pageSize: s.pageSize, deltaCacheBytes: s.deltaCacheBytes, seed: s.seed }, onProgress);
+  const writers = startWriters(regions, s.dirtyRate, s.seed);
   const progress = () => {
-    const written = writers.reduce((s, w) => s + w.written, 0);
+    const written = writers.reduce((sum, w) => sum + w.written, 0);
     return { iterations: written, steps: written, at: performance.now() };
   };
   return {
     regions,
-    describe: writers.length ? `writer threads dirty ${o.dirtyRate.toLocaleString("en-US")} pages/s` : "no writers",
+    describe: writers.length ? `writer threads dirty ${s.dirtyRate.toLocaleString("en-US")} pages/s` : "no writers",
     unit: "pages",
     hooks: {
       pause: () => Promise.all(writers.map((w) => w.pause())).then(() => undefined),
       resume: () => writers.forEach((w) => w.resume()),
-      deviceState: () => new TextEncoder().encode(JSON.stringify({ writer: "dirty-writer", seed: o.seed, written: writers.map((w) => w.written) })),
+      deviceState: () => new TextEncoder().encode(JSON.stringify({ writer: "dirty-writer", seed: s.seed, written: writers.map((w) => w.written) })),
     },
     progress,
     rate: (ms, show) => (writers.length ? measure(progress, ms, show) : Promise.resolve(0)),
@@ -156,30 +188,22 @@ function startSyntheticGuest(o: { size: number; pageSize: number; seed: number; 
   };
 }
 
-async function startWorkloadGuest(o: { size: number; pageSize: number; seed: number; kernel: string; freeMode: string; deltaCacheBytes: number }): Promise<RunningGuest> {
-  kernelByName(o.kernel);
-  if (!(FREE_MODES as readonly string[]).includes(o.freeMode)) throw new PagewireError("EOPTION", `--free-mode must be one of ${FREE_MODES.join(", ")}`);
-  const pages = regionPages(o.size, o.pageSize);
-  if (pages.length > 1) throw new PagewireError("EOPTION", `a workload runs in one region: --size at most ${formatBytes(REGION_BYTES)}`);
-  const region = Region.create({ pageSize: o.pageSize, pageCount: pages[0], deltaCacheBytes: o.deltaCacheBytes });
+async function startWorkloadGuest(s: SourceSettings): Promise<RunningGuest> {
+  const { kernel, freeMode } = s.workload!;
+  const region = Region.create({ pageSize: s.pageSize, pageCount: regionPages(s.size, s.pageSize)[0], deltaCacheBytes: s.deltaCacheBytes });
   // Map the memory now (as a VM started with -mem-prealloc), so first touches do not depress the rate measured before.
   region.prefault();
-  const workload = Workload.start(region, o.kernel, { seed: o.seed, freeMode: o.freeMode as FreeMode });
+  const workload = Workload.start(region, kernel, { seed: s.seed, freeMode });
   await workload.ready;
   const progress = () => ({ iterations: workload.iterations, steps: workload.steps, at: performance.now() });
   return {
     regions: [region],
     workload,
-    describe: `workload ${o.kernel}: ${KERNELS[o.kernel].describe}`,
+    describe: `workload ${kernel}: ${KERNELS[kernel].describe}`,
     unit: "steps",
     hooks: { pause: () => workload.pause(), resume: () => workload.resume(), deviceState: () => workload.deviceState(), throttle: (f) => workload.throttle(f) },
     progress,
     rate: (ms, show) => measure(progress, ms, show),
     stop: () => workload.stop(),
   };
-}
-
-export function printSource(result: { stats: MigrationStats; guestBytes: number; workload?: WorkloadReport }): void {
-  process.stdout.write(`\nmigration completed\n${sourceTable(result.stats, result.guestBytes)}\n`);
-  if (result.workload) process.stdout.write(`\n${workloadTable(result.workload, result.stats)}\n`);
 }

@@ -1,9 +1,10 @@
 import { PagewireError } from "../errors.js";
+export { parseRate } from "../transport/token-bucket.js";
 
-/** Parses "1g", "512m", "64k", "4096" (binary units) into bytes. */
+/** Parses "1g", "512m", "64k", "4096" (binary units: k = KiB, m = MiB, g = GiB, t = TiB) into bytes. */
 export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$/i.exec(text);
-  if (!m) throw new PagewireError("EOPTION", `cannot read the size "${text}": write e.g. 1g, 512m or 65536`);
+  if (!m) throw new PagewireError("EOPTION", `cannot read the size "${text}": write e.g. 1g, 512m or 65536 (k, m, g are KiB, MiB, GiB)`);
   const scale = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2].toLowerCase() as "" | "k" | "m" | "g" | "t"];
   return Math.round(Number(m[1]) * scale);
 }

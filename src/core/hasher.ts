@@ -24,6 +24,15 @@ export class Hasher {
     return BigInt.asUintN(64, this.wasm.xxh64(digestChunks, digestChunkCount * 8, 0n));
   }
 
+  /** Bytes per ms this thread hashes digest chunks at, measured on the first `chunks` chunks. */
+  measureRate(chunks = 4): number {
+    const n = Math.min(chunks, this.region.layout.digestChunkCount);
+    const start = performance.now();
+    this.hashChunks(0, n);
+    const bytes = Math.min(n * DIGEST_CHUNK_BYTES, this.region.pageCount * this.region.pageSize);
+    return bytes / Math.max(0.01, performance.now() - start);
+  }
+
   /** The region's digest, computed on this thread. */
   digest(): bigint {
     this.hashChunks(0, this.region.layout.digestChunkCount);

@@ -1,8 +1,10 @@
 // For embedders whose guest memory is their own ArrayBuffer or WebAssembly.Memory (an emulator,
-// a WebAssembly runtime): the engine works on a copy in a Region. The embedder marks pages dirty
-// after writing its memory, with the same call as Region.markDirty; flush() copies the marked
-// pages into the region, a run of consecutive pages at a time, and only then marks them in the
-// region's dirty log (so the rule "mark after the write" holds for the copy too).
+// a WebAssembly runtime): the engine works on a copy in a Region, complete from the moment the
+// wrapper exists (whatever the memory held before). The embedder marks pages dirty after writing
+// its memory, with the same call as Region.markDirty; flush() copies the marked pages into the
+// region, a run of consecutive pages at a time, and only then marks them in the region's dirty
+// log (so the rule "mark after the write" holds for the copy too). The source's beforeSync hook
+// must flush: pass `hooks: { ...external.hooks, ... }`.
 import type { Region } from "./region.js";
 import { PagewireError } from "../errors.js";
 
@@ -19,6 +21,13 @@ export class ExternalMemory {
     if (this.view().length < bytes) throw new PagewireError("EOPTION", `the guest's memory holds ${this.view().length} bytes, less than the region's ${bytes}`);
     // Shared, so the embedder's threads can mark pages too.
     this.pending = new Int32Array(new SharedArrayBuffer(Math.ceil(region.pageCount / 32) * 4));
+    // Pages written before the wrapper existed were never marked: the copy starts complete.
+    this.region.pages(0, this.region.pageCount).set(this.view().subarray(0, bytes));
+  }
+
+  /** The source hook that keeps the copy current: every dirty sync flushes first (the paused one too). */
+  get hooks(): { beforeSync: () => void } {
+    return { beforeSync: () => void this.flush() };
   }
 
   /** The embedder's bytes, seen afresh (a WebAssembly.Memory's buffer changes when it grows). */
@@ -29,11 +38,6 @@ export class ExternalMemory {
   /** Records that the embedder wrote pages [first, first + count); call it after the write. */
   markDirty(first: number, count = 1): void {
     for (let p = first; p < first + count; p++) Atomics.or(this.pending, p >>> 5, 1 << (p & 31));
-  }
-
-  /** Copies every page into the region (before a migration starts). */
-  copyAll(): void {
-    this.region.pages(0, this.region.pageCount).set(this.view().subarray(0, this.region.pageCount * this.region.pageSize));
   }
 
   /** Copies the pages marked since the last flush into the region and marks them there; returns how many. */

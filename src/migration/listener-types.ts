@@ -50,6 +50,19 @@ export interface Received {
   release(): void;
 }
 
+/** A migration being received, as Listener.active() reports it. */
+export interface SessionProgress {
+  migrationId: string;
+  /** The source's address (its channel 0). */
+  peer: string;
+  /** Bytes received on every channel so far, and pages applied. */
+  received: number;
+  pages: number;
+  /** Rounds every channel has finished. */
+  rounds: number;
+  startedAt: number;
+}
+
 /** What a session hands its listener: a Received but for release(), which the listener adds. */
 export type SessionResult = Omit<Received, "release">;
 

@@ -13,9 +13,9 @@ import { WireError } from "../wire/errors.js";
 import type { Offer } from "../wire/messages.js";
 import { Session } from "./session.js";
 import { RegionPool } from "./region-pool.js";
-import type { ListenerOptions, ListenerEvents, Received } from "./listener-types.js";
+import type { ListenerOptions, ListenerEvents, Received, SessionProgress } from "./listener-types.js";
 
-export type { DestinationHooks, ListenerOptions, ListenerEvents, Received } from "./listener-types.js";
+export type { DestinationHooks, ListenerOptions, ListenerEvents, Received, SessionProgress } from "./listener-types.js";
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
@@ -39,6 +39,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
     this.server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
   }
 
+  /** The port listened on (after listen()). */
+  get port(): number {
+    return (this.server.address() as { port: number } | null)?.port ?? 0;
+  }
+
   /** Starts listening; resolves with the port (pass 0 for any free port). */
   listen(port = 0, host = "127.0.0.1"): Promise<number> {
     this.digests.warm();
@@ -55,6 +60,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
     for (const s of this.sessions.values()) s.fail(new WireError("cancelled", "the destination is shutting down"));
     this.digests.close();
     return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** The migrations being received now. */
+  active(): SessionProgress[] {
+    return [...this.sessions.values()].map((s) => s.progress());
   }
 
   /** The next migration to complete, or the next to fail. */

@@ -14,7 +14,7 @@ import { ChannelReader, type ChannelOwner } from "./channel-reader.js";
 import { DeviceStateAssembler } from "./device-state.js";
 import { PostcopyDestination } from "./postcopy-destination.js";
 import { asError } from "./failure.js";
-import type { DestinationHooks, SessionResult } from "./listener-types.js";
+import type { DestinationHooks, SessionResult, SessionProgress } from "./listener-types.js";
 
 export class Session implements ChannelOwner {
   private readonly cores: Core[];
@@ -74,6 +74,17 @@ export class Session implements ChannelOwner {
     conn.setSink(reader);
     conn.onFailure((error) => this.fail(error));
     conn.failureFrame = FrameType.error;
+  }
+
+  progress(): SessionProgress {
+    return {
+      migrationId: this.id,
+      peer: this.channels[0]?.peer ?? "?",
+      received: this.channels.reduce((s, c) => s + (c?.received ?? 0), 0),
+      pages: this.pages,
+      rounds: this.rounds,
+      startedAt: this.start,
+    };
   }
 
   fail(error: Error): void {

@@ -67,4 +67,9 @@ export interface SourceEvents {
   round: [report: RoundReport];
   /** The destination applied every frame of a round. */
   ack: [round: number];
+  /**
+   * Post-copy's point of no return: the destination may resume the guest from now on, and a
+   * failure or cancellation loses it (QEMU refuses migrate_cancel in postcopy-active).
+   */
+  switchover: [];
 }

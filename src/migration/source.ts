@@ -6,6 +6,7 @@
 import { EventEmitter } from "node:events";
 import { Core } from "../core/core.js";
 import { DigestPool } from "../core/digest.js";
+import { Hasher } from "../core/hasher.js";
 import type { Region } from "../memory/region.js";
 import { Connection } from "../transport/connection.js";
 import { connectChannel } from "../transport/handshake.js";
@@ -49,6 +50,8 @@ export class Source extends EventEmitter<SourceEvents> {
   private returnPath: ReturnPath | undefined;
   /** When the destination acknowledged the switch-over round: it resumes the guest then. */
   private switchoverAcked = 0;
+  /** The pause's fixed cost in ms, estimated at setup (see estimatePauseOverhead). */
+  private pauseOverheadMs = 0;
 
   constructor(
     readonly regions: Region[],
@@ -87,6 +90,7 @@ export class Source extends EventEmitter<SourceEvents> {
       this.latch.check();
       this.digests.warm();
       const sender = await this.connect();
+      this.pauseOverheadMs = this.estimatePauseOverhead();
       const dataAt = performance.now();
       const setupBytes = this.transferred;
       this.dataStart = dataAt;
@@ -96,7 +100,8 @@ export class Source extends EventEmitter<SourceEvents> {
       const rounds: RoundReport[] = [];
       let lastSync = performance.now();
       let dirtyRate = 0;
-      let decision: Decision = this.policy.decide(this.roundStats({ dirtyPages: 0, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 }));
+      let stats = this.roundStats({ dirtyPages: 0, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 });
+      let decision: Decision = this.policy.decide(stats);
       let owed = 0;
       while (decision.action === "continue") {
         this.setThrottle(decision.plan.throttle ?? 0);
@@ -107,11 +112,12 @@ export class Source extends EventEmitter<SourceEvents> {
         const now = performance.now();
         dirtyRate = (dirty.taken * 1000) / Math.max(1, now - lastSync);
         lastSync = now;
-        const stats = this.roundStats({ dirtyPages: owed, dirtiedPages: dirty.taken, dirtyRate, lastRoundBytes: report.bytes });
+        stats = this.roundStats({ dirtyPages: owed, dirtiedPages: dirty.taken, dirtyRate, lastRoundBytes: report.bytes });
         decision = this.policy.decide(stats);
         this.emitProgress(true, owed + stats.unsentPages);
       }
       const precopyEndBytes = this.transferred;
+      const expectedDowntime = expectedDowntimeMs(stats);
       this.setThrottle(0);
       const postcopy = decision.action === "postcopy";
       const { pauseAt, proof } = await this.pause(postcopy);
@@ -141,7 +147,7 @@ export class Source extends EventEmitter<SourceEvents> {
         channels: this.channels.length,
         startAt, dataAt, pauseAt, switchoverAckAt: this.switchoverAcked, endAt,
         transferred: this.transferred, setupBytes, precopyEndBytes,
-        postcopy, postcopyTime, dirtyRate, verifyTime,
+        postcopy, postcopyTime, dirtyRate, verifyTime, expectedDowntime,
       });
     } catch (error) {
       this.fail(asError(error));
@@ -223,6 +229,7 @@ export class Source extends EventEmitter<SourceEvents> {
     const { report, missing } = await postcopy.switchOver(this.channels[0], async () => {
       await sendDeviceState(this.channels[0], await this.deviceState());
       this.switchedOver = true;
+      this.emit("switchover");
     });
     const switchover = this.reported(report);
     for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, freePageHints: this.options.freePageHints, rawRuns: true });
@@ -248,6 +255,17 @@ export class Source extends EventEmitter<SourceEvents> {
     return { pauseAt, proof };
   }
 
+  /**
+   * The pause's fixed cost, before any pause was measured: once the last byte is in, the
+   * destination checks the digest of all memory, with two threads hashing at about the rate this
+   * one does on the first chunks of the guest (its remaining costs, a few messages, are small).
+   */
+  private estimatePauseOverhead(): number {
+    const rate = new Hasher(this.regions[0]).measureRate();
+    const bytes = this.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
+    return bytes / (rate * this.digests.threads);
+  }
+
   private setThrottle(fraction: number): void {
     if (fraction === this.throttled) return;
     this.throttled = fraction;
@@ -269,6 +287,7 @@ export class Source extends EventEmitter<SourceEvents> {
       sentBytes: transferred,
       bandwidth: elapsed > 0 ? (transferred * 1000) / elapsed : 0,
       elapsedMs: elapsed,
+      pauseOverheadMs: this.pauseOverheadMs,
     };
   }
 

@@ -26,6 +26,8 @@ export interface MigrationStats {
    * to the destination's acknowledgement of the switch-over, when it resumes the guest.
    */
   downtime: number;
+  /** QEMU's expected-downtime: the pause the policy expected when it stopped iterating (fixed costs included), ms. */
+  "expected-downtime": number;
   /** Bytes put on the wire, all channels, headers included. */
   transferred: number;
   /** Bytes sent while the guest ran (the handshake before it, `transferred` minus the rest, is neither). */
@@ -103,6 +105,8 @@ export interface CompletedRun {
   postcopyTime: number;
   dirtyRate: number;
   verifyTime: number;
+  /** The downtime expected when iterating stopped (the policy's estimate, fixed costs included). */
+  expectedDowntime: number;
 }
 
 /** The one place a run becomes QEMU-named statistics. */
@@ -117,6 +121,7 @@ export function migrationStats(r: CompletedRun): MigrationStats {
     "total-time": r.endAt - r.startAt,
     "setup-time": r.dataAt - r.startAt,
     downtime: (r.postcopy ? r.switchoverAckAt : r.endAt) - r.pauseAt,
+    "expected-downtime": r.expectedDowntime,
     transferred,
     "precopy-bytes": r.precopyEndBytes - r.setupBytes,
     "downtime-bytes": r.postcopy ? 0 : pausedBytes,

@@ -1,4 +1,4 @@
-import { type Policy, type Decision, type RoundStats, CONTINUE, expectedDowntimeMs } from "./policy.js";
+import { type Policy, type Decision, type RoundStats, CONTINUE, expectedDowntimeMs, downtimeParts } from "./policy.js";
 import { nonNegative, positiveInteger } from "./options.js";
 
 export interface PrecopyOptions {
@@ -39,7 +39,12 @@ export function precopy(options: PrecopyOptions = {}): Policy {
       if (stats.round === 0) return CONTINUE;
       const expected = expectedDowntimeMs(stats);
       if (expected <= downtimeLimitMs) {
-        return { action: "stop", reason: `${stats.dirtyPages} dirty pages fit in the downtime limit (${expected.toFixed(1)} ms ≤ ${downtimeLimitMs} ms)` };
+        return { action: "stop", reason: `${stats.dirtyPages} dirty pages fit in the downtime limit (${downtimeParts(stats, expected)} ≤ ${downtimeLimitMs} ms)` };
+      }
+      // Nothing left to send, and the pause still over the limit: its fixed costs alone exceed it,
+      // and more rounds cannot help (QEMU would iterate until the limit is raised).
+      if (stats.dirtyPages === 0 && stats.unsentPages === 0) {
+        return { action: "stop", reason: `nothing is dirty, but the pause's fixed costs (${stats.pauseOverheadMs.toFixed(1)} ms) exceed the downtime limit of ${downtimeLimitMs} ms` };
       }
       if (stats.round >= maxRounds) {
         return { action: "stop", reason: `reached max-rounds ${maxRounds} with ${stats.dirtyPages} pages dirty (expected downtime ${expected.toFixed(0)} ms)` };

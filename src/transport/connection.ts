@@ -224,6 +224,8 @@ export class Connection {
     this.failure = error;
     if (tellPeer && this.failureFrame !== undefined && this.socket.writable) {
       this.socket.end(frame(this.failureFrame, encodeFailure({ reason: error.reason, message: error.message })));
+      // Let the peer read why before the socket goes, but never hold the process for it.
+      this.socket.unref();
       setTimeout(() => this.socket.destroy(), 2000).unref();
     } else {
       this.socket.destroy();

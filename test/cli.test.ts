@@ -1,0 +1,170 @@
+// The command line as a user meets it: every bad value refused with what was typed, before
+// anything starts; the conventions of exit status, help and version; JSON documents; secrets
+// kept out of argv; hashes both ends print alike; timeouts; IPv6.
+import { describe, it, expect, afterAll } from "vitest";
+import { execFile } from "node:child_process";
+import { createServer, type Server } from "node:net";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startDestination, type DestinationProcess } from "./peers.js";
+
+const CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
+const SMALL = ["--size", "16m", "--warmup-seconds", "0"];
+
+function pagewire(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 30_000, env: { ...process.env, ...env } }, (_error, stdout, stderr) =>
+      resolve({ code: child.exitCode, stdout, stderr }),
+    );
+  });
+}
+
+const destinations: DestinationProcess[] = [];
+afterAll(() => destinations.forEach((d) => d.kill()));
+
+describe("bad usage", () => {
+  const cases: Array<[string[], RegExp]> = [
+    [["migrate", "--size", "64m", "--dirty-rate", "1000", "--channels", "0"], /--channels "0": write an integer from 1 to 16/],
+    [["migrate", "--dirty-rate", "1000", "--bandwidth", "foo"], /the rate "foo"/],
+    [["migrate", "--dirty-rate", "1000", "--policy", "bogus"], /unknown policy "bogus"/],
+    [["migrate", "--workload", "ep", "--policy", "bogus"], /unknown policy "bogus"/],
+    [["migrate", "--dirty-rate", "abc"], /--dirty-rate "abc": write a number of at least 0/],
+    [["migrate", "--bandwidth", "0"], /--bandwidth "0": must be more than 0/],
+    [["migrate", "--size=-1g"], /the size "-1g"/],
+    [["migrate", "--workload", "nope"], /unknown workload "nope"/],
+    [["migrate", "--param", "slices=x", "--policy", "mplm"], /--param slices "x"/],
+    [["send", "--to", "nowhere"], /--to "nowhere": write HOST:PORT/],
+    [["listen", "--port", "70000"], /--port "70000": write an integer from 0 to 65535/],
+    [["send", "--to", "127.0.0.1:9", "--bogus"], /Unknown option '--bogus'/],
+  ];
+  for (const [args, message] of cases) {
+    it(`pagewire ${args.join(" ")}: status 2, the value typed, no stack, nothing started`, async () => {
+      const started = performance.now();
+      const r = await pagewire(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(performance.now() - started).toBeLessThan(5000); // refused before a guest was built
+    });
+  }
+});
+
+describe("conventions", () => {
+  it("prints the version, the help of each command, and refuses unknown commands", async () => {
+    const version = await pagewire(["--version"]);
+    expect(version).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) });
+    for (const command of ["send", "listen", "migrate"]) {
+      const help = await pagewire([command, "--help"]);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(new RegExp(`pagewire ${command}`));
+    }
+    expect((await pagewire(["frobnicate"])).code).toBe(2);
+  });
+
+  it("says a port is in use without a stack trace (status 1)", async () => {
+    const busy: Server = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (busy.address() as { port: number }).port;
+      const r = await pagewire(["listen", "--port", String(port)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/cannot listen on 127.0.0.1:\d+: the port is in use/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it("gives up at --timeout on a destination that never answers, status 1", async () => {
+    const silent: Server = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const r = await pagewire(["send", "--to", `127.0.0.1:${(silent.address() as { port: number }).port}`, ...SMALL, "--timeout", "0.5"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/within --timeout 0.5 s|within 0.5 s/);
+    } finally {
+      silent.close();
+    }
+  });
+});
+
+describe("scripting", () => {
+  it("send --json prints one document; the secret comes from a file or the environment; both ends' SHA-256 agree", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pagewire-"));
+    writeFileSync(join(dir, "secret"), "file-secret\n");
+    const destination = await startDestination("--secret-file", join(dir, "secret"));
+    destinations.push(destination);
+    const completed = destination.next("completed");
+    const r = await pagewire(["send", "--to", `127.0.0.1:${destination.port}`, ...SMALL, "--json", "--sha256"], { PAGEWIRE_SECRET: "file-secret" });
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ command: "send", status: "completed", source: { status: "completed", "total-pages": 4096 } });
+    expect(doc.sha256).toBe((await completed).sha256);
+    const wrong = await pagewire(["send", "--to", `127.0.0.1:${destination.port}`, ...SMALL, "--json"], { PAGEWIRE_SECRET: "other" });
+    expect(wrong.code).toBe(1);
+    expect(JSON.parse(wrong.stdout)).toMatchObject({ command: "send", status: "failed", error: { code: "EAUTH", number: 3 } });
+  });
+
+  it("migrate --json has the same shape, with the destination's side; --progress json streams JSON lines", async () => {
+    const r = await pagewire(["migrate", ...SMALL, "--dirty-rate", "2000", "--json", "--progress", "json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ command: "migrate", status: "completed", source: { status: "completed" }, destination: { pages: expect.any(Number) } });
+    const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.some((l) => l.type === "round" && l.phase === "paused")).toBe(true);
+  });
+
+  it("moves a guest over IPv6 loopback", async () => {
+    const destination = await startDestination("--host", "::1");
+    destinations.push(destination);
+    const r = await pagewire(["send", "--to", `[::1]:${destination.port}`, ...SMALL]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/migration completed/);
+  });
+});
+
+describe("Ctrl-C", () => {
+  /** Starts pagewire with --progress json; calls `onLine` with each JSON line on stderr. */
+  function interactive(args: string[], onLine: (line: { type: string; phase?: string }, child: ReturnType<typeof execFile>) => void) {
+    return new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      let stderr = "";
+      const child = execFile(process.execPath, [CLI, ...args, "--progress", "json"], { timeout: 60_000 }, () => resolve({ code: child.exitCode, stderr }));
+      let pending = "";
+      child.stderr!.on("data", (chunk: Buffer) => {
+        stderr += chunk;
+        pending += chunk;
+        for (let i = pending.indexOf("\n"); i >= 0; i = pending.indexOf("\n")) {
+          const line = pending.slice(0, i);
+          pending = pending.slice(i + 1);
+          if (line.startsWith("{")) onLine(JSON.parse(line), child);
+        }
+      });
+    });
+  }
+
+  it("cancels a pre-copy migration: status 130, the guest runs on", async () => {
+    let sent = false;
+    const r = await interactive(["migrate", "--size", "64m", "--warmup-seconds", "0", "--bandwidth", "100mbit"], (line, child) => {
+      if (line.type === "progress" && !sent) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    });
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/cancelled/);
+  });
+
+  it("only warns at the first Ctrl-C after a post-copy switch-over, and the migration completes", async () => {
+    let sent = false;
+    const r = await interactive(["migrate", "--size", "64m", "--warmup-seconds", "0", "--bandwidth", "100mbit", "--policy", "postcopy"], (line, child) => {
+      if (line.type === "switchover" && !sent) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    });
+    expect(sent).toBe(true);
+    expect(r.stderr).toMatch(/post-copy is active.*Press Ctrl-C again/s);
+    expect(r.code).toBe(0);
+  });
+});
