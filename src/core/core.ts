@@ -59,7 +59,7 @@ export class Core {
     if (!lane) throw new PagewireError("ELAYOUT", `lane ${laneIndex} does not exist: the region was laid out with ${region.layout.lanes.length}`);
     this.lane = lane;
     this.wasm = instantiateCore(region.memory);
-    this.hasher = new Hasher(region, this.wasm);
+    this.hasher = new Hasher(region);
     this.words = new Uint32Array(region.memory.buffer);
     this.list = new Uint32Array(region.memory.buffer, lane.list, region.layout.batchPages);
     this.result = lane.results / 4;

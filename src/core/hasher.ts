@@ -7,10 +7,11 @@ import { DIGEST_CHUNK_BYTES } from "../memory/layout.js";
 import type { Region } from "../memory/region.js";
 
 export class Hasher {
-  constructor(
-    readonly region: Region,
-    private readonly wasm: CoreExports = instantiateCore(region.memory),
-  ) {}
+  private readonly wasm: CoreExports;
+
+  constructor(readonly region: Region) {
+    this.wasm = instantiateCore(region.memory);
+  }
 
   /** Hashes chunks [first, end) of the guest into the region's digestChunks area. */
   hashChunks(first: number, end: number): void {

@@ -18,7 +18,7 @@ export { postcopy, hybrid, type HybridOptions } from "./postcopy.js";
 /** Parameters as a user writes them: `downtime-limit=300`, `max-rounds=30`, ... */
 export type PolicyParameters = Record<string, string | number | boolean | undefined>;
 
-interface PolicyEntry {
+export interface PolicyEntry {
   describe: string;
   parameters: string[];
   make(p: PolicyParameters): Policy;

@@ -34,7 +34,7 @@ export interface WorkloadOptions {
   stopAt?: number;
 }
 
-interface StateHeader {
+export interface WorkloadStateHeader {
   format: "pagewire-workload/1";
   kernel: string;
   freeMode: FreeMode;
@@ -89,7 +89,7 @@ export class Workload {
   }
 
   /** Continues a workload from a state taken by deviceState(), on memory that holds its data. */
-  static resumeFrom(region: Region, deviceState: Uint8Array, options: { stopAt?: number } = {}): { workload: Workload; header: StateHeader } {
+  static resumeFrom(region: Region, deviceState: Uint8Array, options: { stopAt?: number } = {}): { workload: Workload; header: WorkloadStateHeader } {
     const header = Workload.parse(deviceState);
     const state = deviceState.subarray(deviceState.length - WORKLOAD_STATE_BYTES);
     region.bytes.set(state, region.layout.workloadState);
@@ -97,11 +97,11 @@ export class Workload {
   }
 
   /** Reads the header of a device state written by deviceState(); throws if it is not one. */
-  static parse(deviceState: Uint8Array): StateHeader {
+  static parse(deviceState: Uint8Array): WorkloadStateHeader {
     const view = new DataView(deviceState.buffer, deviceState.byteOffset, deviceState.byteLength);
     const length = deviceState.length >= 4 ? view.getUint32(0, true) : 0;
     if (deviceState.length !== 4 + length + WORKLOAD_STATE_BYTES) throw new PagewireError("ESTATE", "the device state is not a pagewire workload state");
-    const header = JSON.parse(new TextDecoder().decode(deviceState.subarray(4, 4 + length))) as StateHeader;
+    const header = JSON.parse(new TextDecoder().decode(deviceState.subarray(4, 4 + length))) as WorkloadStateHeader;
     if (header.format !== "pagewire-workload/1") throw new PagewireError("ESTATE", `unknown workload state format ${header.format}`);
     kernelByName(header.kernel);
     return header;
@@ -150,7 +150,7 @@ export class Workload {
 
   /** The state that lets the workload continue elsewhere; take it while paused. */
   deviceState(): Uint8Array {
-    const header: StateHeader = { format: "pagewire-workload/1", kernel: this.kernel, freeMode: this.freeMode, iterations: this.iterations, lastStepAt: this.lastStepAt };
+    const header: WorkloadStateHeader = { format: "pagewire-workload/1", kernel: this.kernel, freeMode: this.freeMode, iterations: this.iterations, lastStepAt: this.lastStepAt };
     const json = new TextEncoder().encode(JSON.stringify(header));
     const out = new Uint8Array(4 + json.length + WORKLOAD_STATE_BYTES);
     new DataView(out.buffer).setUint32(0, json.length, true);
