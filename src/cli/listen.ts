@@ -10,6 +10,8 @@ import { destinationTable, ProgressLine } from "./render.js";
 import { parseNumber, parsePort, parseProgress, readSecret, type ProgressMode } from "./settings.js";
 import { sha256 } from "./source-run.js";
 import { document, errorFields, printDocument } from "./document.js";
+import { QmpServer } from "./qmp.js";
+import { DestinationControl } from "./qmp-targets.js";
 
 export const LISTEN_HELP = `pagewire listen [options]     receive migrations (the destination)
   --port N          TCP port (default 7420; 0 picks a free one)
@@ -26,6 +28,8 @@ export const LISTEN_HELP = `pagewire listen [options]     receive migrations (th
                     (default 2), then stop
   --progress MODE   line (default on a terminal), json (JSON lines on stderr) or none
   --json            print one JSON document per migration (a line each)
+  --qmp unix:PATH   a QMP control socket (also tcp:HOST:PORT): query-migrate, MIGRATION events
+                    (capability events), quit
   -h, --help        this help`;
 
 interface Listening {
@@ -52,6 +56,7 @@ function options(argv: string[]) {
       progress: { type: "string" },
       ipc: { type: "boolean", default: false },
       "run-seconds": { type: "string", default: "2" },
+      qmp: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   }).values;
@@ -117,6 +122,16 @@ export async function listenCommand(argv: string[]): Promise<number> {
     const why = e.code === "EADDRINUSE" ? "the port is in use: choose another with --port" : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" ? "that is not an address of this host: check --host" : e.message;
     throw new PagewireError("ELISTEN", `cannot listen on ${o.host}:${port}: ${why}`);
   }
+  let quit!: () => void;
+  const quitting = new Promise<{ quit: true }>((resolve) => (quit = () => resolve({ quit: true })));
+  let qmp: QmpServer | undefined;
+  if (o.qmp) {
+    const control: DestinationControl = new DestinationControl(listener, (name, data) => qmp!.event(name, data));
+    control.quit = quit;
+    qmp = new QmpServer(control);
+    await qmp.listen(o.qmp);
+    process.stderr.write(`QMP on ${qmp.address}\n`);
+  }
   const bound = listener.port;
   ctx.report(o.ipc ? { type: "listening", port: bound } : document("listen", "listening", { host: o.host, port: bound }));
   if (text) ctx.line.log(`listening on ${o.host}:${bound}${o.size ? ` with a ${formatBytes(parseSize(o.size))} guest` : ""}${secret ? "" : " (no secret: anyone who can reach this port may migrate into it)"}`);
@@ -130,10 +145,14 @@ export async function listenCommand(argv: string[]): Promise<number> {
   ticker?.unref();
   try {
     for (;;) {
-      const outcome = await listener.next().then(
-        (received) => ({ received }),
-        (error: Error) => ({ error }),
-      );
+      const outcome = await Promise.race([
+        listener.next().then(
+          (received) => ({ received }),
+          (error: Error) => ({ error }),
+        ),
+        quitting,
+      ]);
+      if ("quit" in outcome) return 0;
       ctx.line.done();
       if ("error" in outcome) {
         if (o.ipc) ctx.report({ type: "failed", message: outcome.error.message });
@@ -159,6 +178,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
     }
   } finally {
     if (ticker) clearInterval(ticker);
+    await qmp?.close();
     await listener.close();
   }
 }

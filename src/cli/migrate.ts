@@ -4,7 +4,8 @@ import { parseArgs } from "node:util";
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { runSource } from "./source-run.js";
-import { GUEST_HELP, printSourceResult, withJsonErrors } from "./send.js";
+import { GUEST_HELP } from "./send.js";
+import { printSourceResult, withJsonErrors } from "./source-output.js";
 import { sourceOptionSpec, sourceSettings } from "./settings.js";
 import { PagewireError } from "../errors.js";
 

@@ -1,9 +1,9 @@
 // `pagewire send`: the source, migrating a synthetic guest (or a workload) to a listening destination.
 import { parseArgs } from "node:util";
-import { runSource, type SourceResult } from "./source-run.js";
-import { sourceOptionSpec, sourceSettings, parseAddress, type SourceSettings } from "./settings.js";
-import { sourceTable, workloadTable } from "./render.js";
-import { document, errorFields, printDocument } from "./document.js";
+import { runSource } from "./source-run.js";
+import { sourceOptionSpec, sourceSettings, parseAddress } from "./settings.js";
+import { printSourceResult, withJsonErrors } from "./source-output.js";
+import { sendWithQmp } from "./send-qmp.js";
 
 export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; over 2g it spans several regions)
   --page-size SIZE      page size (default 4096)
@@ -37,37 +37,20 @@ Exit status: 0 completed, 1 failed (the guest runs on here), 2 bad usage, 130 in
 
 export const SEND_HELP = `pagewire send --to HOST:PORT [options]     migrate a synthetic guest (the source)
   --to HOST:PORT        the destination (pagewire listen); IPv6 as [::1]:7420
+  --qmp unix:PATH       a QMP control socket (also tcp:HOST:PORT): set parameters, then migrate
+                        uri=tcp:HOST:PORT (without --to), query-migrate, migrate_cancel, quit
 ${GUEST_HELP}`;
 
-/** Prints a source's result: the table, or the JSON document. */
-export function printSourceResult(command: string, s: SourceSettings, result: SourceResult, destination?: object): void {
-  if (s.json) {
-    printDocument(document(command, "completed", { source: result.stats, destination, workload: result.workload, sha256: result.sha256 }));
-    return;
-  }
-  process.stdout.write(`\nmigration completed\n${sourceTable(result.stats, result.guestBytes)}\n`);
-  if (result.workload) process.stdout.write(`\n${workloadTable(result.workload, result.stats)}\n`);
-  if (result.sha256) process.stdout.write(`\n  sha256  ${result.sha256}\n`);
-}
-
-/** Runs a source command; on failure with --json, the error is a document too. */
-export async function withJsonErrors(command: string, json: boolean, run: () => Promise<number>): Promise<number> {
-  try {
-    return await run();
-  } catch (error) {
-    if (json) printDocument(document(command, "failed", errorFields(error)));
-    throw error;
-  }
-}
-
 export async function sendCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...sourceOptionSpec, to: { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { ...sourceOptionSpec, to: { type: "string" }, qmp: { type: "string" } } });
   if (values.help) {
     process.stdout.write(SEND_HELP + "\n");
     return 0;
   }
-  const { host, port } = parseAddress("to", values.to);
+  const to = values.qmp && values.to === undefined ? undefined : parseAddress("to", values.to);
   const settings = sourceSettings(values);
+  if (values.qmp) return sendWithQmp(values.qmp, settings, to);
+  const { host, port } = to!;
   return withJsonErrors("send", settings.json, async () => {
     printSourceResult("send", settings, await runSource(host, port, settings));
     return 0;

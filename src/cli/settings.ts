@@ -45,6 +45,9 @@ export interface SourceSettings {
   dirtyRate: number;
   channels: number;
   policy: Policy;
+  /** The policy's name and parameters as given, to build it again with others (QMP's migrate-set-parameters). */
+  policyName: string;
+  policyParameters: PolicyParameters;
   compress: boolean;
   delta: boolean;
   deltaCacheBytes: number;
@@ -111,8 +114,8 @@ function sizeOption(name: string, text: string): number {
   return bytes;
 }
 
-/** The policy the options name, with --downtime-limit, --max-rounds and each --param KEY[=VALUE]. */
-function policyOption(v: Values): Policy {
+/** The policy's parameters from --downtime-limit, --max-rounds and each --param KEY[=VALUE], checked. */
+function policyParameters(v: Values): PolicyParameters {
   const parameters: PolicyParameters = { "downtime-limit": v["downtime-limit"] as string | undefined, "max-rounds": v["max-rounds"] as string | undefined };
   for (const [key, text] of Object.entries(parameters)) if (text !== undefined) parseNumber(key, String(text), { min: 0 });
   for (const p of (v.param as string[] | undefined) ?? []) {
@@ -121,7 +124,7 @@ function policyOption(v: Values): Policy {
     if (m[2] !== undefined && m[2] !== "true" && m[2] !== "false") parseNumber(`param ${m[1]}`, m[2]);
     parameters[m[1]] = m[2] ?? true;
   }
-  return policyByName(String(v.policy), parameters);
+  return parameters;
 }
 
 /** Reads and checks every source option; nothing is allocated or started here. */
@@ -138,12 +141,15 @@ export function sourceSettings(v: Values): SourceSettings {
   const bandwidth = v.bandwidth === undefined ? undefined : parseRate(String(v.bandwidth));
   if (bandwidth !== undefined && !(bandwidth > 0)) throw usage(`--bandwidth "${v.bandwidth}": must be more than 0`);
   const delta = v.delta === true;
+  const parameters = policyParameters(v);
   return {
     size,
     pageSize,
     dirtyRate: parseNumber("dirty-rate", String(v["dirty-rate"]), { min: 0 }),
     channels: parseNumber("channels", String(v.channels), { min: 1, max: MAX_CHANNELS, integer: true }),
-    policy: policyOption(v),
+    policy: policyByName(String(v.policy), parameters),
+    policyName: String(v.policy),
+    policyParameters: parameters,
     compress: v.compress === true,
     delta,
     deltaCacheBytes: delta ? sizeOption("delta-cache", String(v["delta-cache"])) : 0,

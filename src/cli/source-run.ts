@@ -51,7 +51,13 @@ export class ProgressReport {
   }
 }
 
-export async function runSource(host: string, port: number, s: SourceSettings): Promise<SourceResult> {
+/** How a controller (the QMP socket) follows and steers a run: it sees the Source, and may cancel. */
+export interface RunControl {
+  signal?: AbortSignal;
+  onSource?(source: Source): void;
+}
+
+export async function runSource(host: string, port: number, s: SourceSettings, control: RunControl = {}): Promise<SourceResult> {
   const out = new ProgressReport(s.progress);
   const prepareStart = performance.now();
   const guest = s.workload
@@ -60,13 +66,13 @@ export async function runSource(host: string, port: number, s: SourceSettings): 
   try {
     out.log(`guest: ${formatBytes(s.size)} in ${guest.regions.length} region(s), prepared in ${((performance.now() - prepareStart) / 1000).toFixed(1)} s; ${guest.describe}`);
     const before = await guest.rate(s.warmupMs, (r) => out.show(`${guest.describe}: ${r.toFixed(1)} ${guest.unit}/s before the migration`));
-    return await migrateGuest(host, port, s, guest, before, out);
+    return await migrateGuest(host, port, s, guest, before, out, control);
   } finally {
     await guest.stop();
   }
 }
 
-async function migrateGuest(host: string, port: number, s: SourceSettings, guest: RunningGuest, before: number, out: ProgressReport): Promise<SourceResult> {
+async function migrateGuest(host: string, port: number, s: SourceSettings, guest: RunningGuest, before: number, out: ProgressReport, control: RunControl): Promise<SourceResult> {
   // The guest's progress when it paused: its rate during the migration is over the live phase only.
   let pausedAt: ReturnType<RunningGuest["progress"]> | undefined;
   const cancel = new AbortController();
@@ -84,7 +90,8 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
     cancel.abort();
   };
   process.on("SIGINT", onInterrupt);
-  const signal = s.timeoutMs === undefined ? cancel.signal : AbortSignal.any([cancel.signal, AbortSignal.timeout(s.timeoutMs)]);
+  const signals = [cancel.signal, ...(control.signal ? [control.signal] : []), ...(s.timeoutMs === undefined ? [] : [AbortSignal.timeout(s.timeoutMs)])];
+  const signal = AbortSignal.any(signals);
   const source = new Source(guest.regions, {
     signal,
     host,
@@ -120,6 +127,7 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
     postcopyActive = true;
     out.log("switched over: the guest runs on the destination now (Ctrl-C would lose it)", { type: "switchover" });
   });
+  control.onSource?.(source);
   const startedAt = guest.progress();
   try {
     const stats = await source.migrate();
@@ -131,7 +139,8 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
     return { stats, guestBytes: s.size, workload, sha256: s.sha256 ? sha256(guest.regions) : undefined };
   } catch (error) {
     out.done();
-    throw signal.aborted && !cancel.signal.aborted ? timedOut(s.timeoutMs!, error as Error) : error;
+    const timeout = s.timeoutMs !== undefined && signal.aborted && !cancel.signal.aborted && !control.signal?.aborted;
+    throw timeout ? timedOut(s.timeoutMs!, error as Error) : error;
   } finally {
     process.off("SIGINT", onInterrupt);
   }
