@@ -4,7 +4,7 @@ import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
 import { instantiateCore } from "../src/runtime/module.js";
 import { fillPage, PAGE_CLASSES } from "../src/memory/content.js";
-import { type Row, medianMs, progress } from "./report.js";
+import { type Row, medianMs, timings, summarize, progress } from "./report.js";
 
 const PAGE = 4096;
 const GIB = 2 ** 30;
@@ -33,7 +33,8 @@ function zeroScan(o: CoreBenchOptions): Row[] {
   const core = new Core(region);
   const { guest } = region.layout;
   let zeros = 0;
-  const ours = medianMs(o.runs, () => (zeros = core.countZeroPages(0, pages)));
+  const oursRuns = timings(o.runs, () => (zeros = core.countZeroPages(0, pages)));
+  const ours = summarize(oursRuns).median;
   if (zeros !== pages) throw new Error(`zero scan found ${zeros} of ${pages} zero pages`);
 
   const memory = Buffer.from(region.memory.buffer);
@@ -54,7 +55,10 @@ function zeroScan(o: CoreBenchOptions): Row[] {
   const note = "all pages zero, so every byte is read";
   return [
     { suite: "core", name: "zero scan, cache-resident 256 KiB", value: gbps(256 * hot * PAGE, cached), unit: "GB/s", note: "the loop's ceiling when memory bandwidth is not the limit" },
-    { suite: "core", name: "zero scan, written memory", value: gbps(o.scanBytes, ours), unit: "GB/s", baseline: { name: "JS Buffer.compare", value: gbps(o.scanBytes, js) }, target: { min: 25 }, note },
+    {
+      suite: "core", id: "core.zero-scan", params: { bytes: o.scanBytes, pageSize: PAGE }, name: "zero scan, written memory", value: gbps(o.scanBytes, ours), unit: "GB/s",
+      samples: oursRuns.map((ms) => gbps(o.scanBytes, ms)), baseline: { name: "JS Buffer.compare", value: gbps(o.scanBytes, js) }, target: { min: 25 }, note,
+    },
     { suite: "core", name: "memory copy, same memory (reference)", value: gbps(o.scanBytes, copy), unit: "GB/s" },
   ];
 }
@@ -98,12 +102,13 @@ function bitmapEnumeration(o: CoreBenchOptions): Row[] {
     if (density >= 0.5) for (let i = 0; i < words.length; i++) words[i] = rand();
     else for (let k = Math.round(o.bitmapBits * density); k > 0; k--) { const b = rand() % o.bitmapBits; words[b >>> 5] |= 1 << (b & 31); }
     let n = 0;
-    const ours = medianMs(o.runs, () => (n = wasm.bitmapScan(bm, 0, o.bitmapBits, list, o.bitmapBits, next, 0)));
+    const oursRuns = timings(o.runs, () => (n = wasm.bitmapScan(bm, 0, o.bitmapBits, list, o.bitmapBits, next, 0)));
+    const ours = summarize(oursRuns).median;
     let m = 0;
     const js = medianMs(o.runs, () => (m = jsEnumerate(words, jsOut)));
     if (n !== m) throw new Error(`enumeration disagrees: ${n} vs ${m} bits`);
     rows.push({
-      suite: "core", name: `bitmap enumeration 2^${Math.log2(o.bitmapBits)} bits, ${density * 100}%`, value: ours, unit: "ms",
+      suite: "core", id: "core.bitmap-enumeration", params: { bits: o.bitmapBits, density }, name: `bitmap enumeration 2^${Math.log2(o.bitmapBits)} bits, ${density * 100}%`, value: ours, unit: "ms", samples: oursRuns,
       baseline: { name: "JS ctz loop", value: js }, target: target !== undefined && o.bitmapBits === 2 ** 28 ? { max: target } : undefined,
       note: `${n} bits set; one SIMD read of the ${bitmapBytes >> 20} MiB bitmap takes ${read.toFixed(2)} ms`,
     });
@@ -125,7 +130,7 @@ function lz4Codec(o: CoreBenchOptions): Row[] {
     for (let p = 0; p < n; p++) fillPage(region.pages(p), kind, p * 13 + 1);
     const pages = Array.from({ length: n }, (_, p) => region.pages(p).slice());
     let ourBytes = 0;
-    const oursCompress = medianMs(o.runs, () => {
+    const compressRuns = timings(o.runs, () => {
       let at = out;
       for (let p = 0; p < n; p++) {
         const len = core.compressBlock(region.pageAddress(p), PAGE, at, cap);
@@ -142,7 +147,7 @@ function lz4Codec(o: CoreBenchOptions): Row[] {
       theirBytes = theirBlocks.reduce((s, b) => s + b.length - 4, 0);
     });
     const target = region.layout.lanes[0].snapshot;
-    const oursDecompress = medianMs(o.runs, () => {
+    const decompressRuns = timings(o.runs, () => {
       for (let p = 0; p < n; p++) {
         const status = core.decompressBlock(out + offsets[p], offsets[p + 1] - offsets[p], target, PAGE);
         if (status !== PAGE) throw new Error(`our decoder returned ${status}`);
@@ -153,9 +158,15 @@ function lz4Codec(o: CoreBenchOptions): Row[] {
     });
     const bytes = n * PAGE;
     rows.push(
-      { suite: "core", name: `lz4 compress, ${kind}`, value: mbps(bytes, oursCompress), unit: "MB/s", baseline: { name: "lz4-wasm-nodejs", value: mbps(bytes, theirsCompress) }, target: { min: 1.3, of: "ratio" } },
-      { suite: "core", name: `lz4 decompress, ${kind}`, value: mbps(bytes, oursDecompress), unit: "MB/s", baseline: { name: "lz4-wasm-nodejs", value: mbps(bytes, theirsDecompress) }, target: { min: 2, of: "ratio" } },
-      { suite: "core", name: `lz4 ratio, ${kind}`, value: bytes / ourBytes, unit: "x", baseline: { name: "lz4-wasm-nodejs", value: bytes / theirBytes }, target: { min: 0.97, of: "ratio" } },
+      {
+        suite: "core", id: "core.lz4-compress", params: { kind, pages: n, pageSize: PAGE }, name: `lz4 compress, ${kind}`, value: mbps(bytes, summarize(compressRuns).median), unit: "MB/s",
+        samples: compressRuns.map((ms) => mbps(bytes, ms)), baseline: { name: "lz4-wasm-nodejs", value: mbps(bytes, theirsCompress) }, target: { min: 1.3, of: "ratio" },
+      },
+      {
+        suite: "core", id: "core.lz4-decompress", params: { kind, pages: n, pageSize: PAGE }, name: `lz4 decompress, ${kind}`, value: mbps(bytes, summarize(decompressRuns).median), unit: "MB/s",
+        samples: decompressRuns.map((ms) => mbps(bytes, ms)), baseline: { name: "lz4-wasm-nodejs", value: mbps(bytes, theirsDecompress) }, target: { min: 2, of: "ratio" },
+      },
+      { suite: "core", id: "core.lz4-ratio", params: { kind, pages: n, pageSize: PAGE }, name: `lz4 ratio, ${kind}`, value: bytes / ourBytes, unit: "x", baseline: { name: "lz4-wasm-nodejs", value: bytes / theirBytes }, target: { min: 0.97, of: "ratio" } },
     );
   }
   // The page codec gives up as soon as a page cannot shrink below one page: random pages cost little.

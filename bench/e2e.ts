@@ -87,7 +87,7 @@ interface Migration {
 }
 
 /** One migration into a fresh destination process holding a pre-faulted guest of the same size. */
-async function migration(m: Migration): Promise<MigrationStats> {
+export async function migration(m: Migration): Promise<MigrationStats> {
   const size = `${m.region.pageCount * PAGE}`;
   const child = fork(CLI, ["listen", "--port", "0", "--once", "--ipc", "--size", size], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const writer = m.dirtyRate ? new DirtyWriter(m.region, m.dirtyRate, 3) : undefined;
@@ -95,7 +95,7 @@ async function migration(m: Migration): Promise<MigrationStats> {
     const { port } = (await message(child, "listening")) as { port: number };
     const completed = message(child, "completed");
     completed.catch(() => undefined);
-    while (writer && writer.written < 1000) await new Promise((resolve) => setTimeout(resolve, 5));
+    await writer?.until(1000);
     const stats = await new Source([m.region], {
       host: "127.0.0.1",
       port,

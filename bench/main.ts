@@ -1,6 +1,11 @@
-// `npm run bench -- SUITE... [--json] [--quick]`: runs benchmark suites and prints a table
-// (or JSON with --json). Progress goes to stderr.
-import { printTable, type Row } from "./report.js";
+// `pagewire bench SUITE... [--json] [--quick]` (or `npm run bench -- ...`): runs benchmark suites
+// and prints a table, or with --json one JSON document: the machine, then every figure with its
+// id, parameters, samples and their summary, and whether it met its target. Progress goes to stderr.
+import { execFileSync } from "node:child_process";
+import { cpus, totalmem, loadavg, platform, release, availableParallelism } from "node:os";
+import { printTable, rowJson, type Row } from "./report.js";
+import { runImage } from "./image.js";
+import { VERSION } from "../src/cli/version.js";
 import { runCore, coreDefaults, coreQuick } from "./core.js";
 import { runE2e, e2eDefaults, e2eQuick } from "./e2e.js";
 import { runWorkloads, workloadDefaults, workloadQuick } from "./workloads.js";
@@ -19,12 +24,42 @@ interface BenchOptions {
   runs?: number;
   link?: string;
   policies?: string[];
+  image?: string;
+}
+
+const HELP = `pagewire bench SUITE... [options]     benchmarks, each against a baseline run in the same run
+  suites: core (scans, bitmaps, LZ4 against lz4-wasm-nodejs), e2e (migrations against raw TCP),
+          workloads, policies (the papers' policies on the kernels), listener (1,000 migrations
+          into one destination), image (the codec and migrations on --image FILE)
+  --image FILE   a memory image or page corpus of your own (up to 1 GiB), read as 4 KiB pages;
+                 compared with lz4 -b1 -B4096 when the lz4 command exists
+  --runs N       runs per figure, after a warm-up run (core, image; policies: runs per cell)
+  --size SIZE    guest size (policies, listener)
+  --quick        small sizes, for a first look
+  --json         one JSON document on stdout (progress stays on stderr)`;
+
+/** What the figures were measured on: they vary with it, so every report carries it. */
+function machine(): Record<string, unknown> {
+  let commit: string | undefined;
+  try {
+    commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], cwd: new URL(".", import.meta.url) }).trim();
+  } catch {
+    commit = undefined; // not a clone: an installed package
+  }
+  return {
+    cpu: cpus()[0]?.model, cores: availableParallelism(), memory: totalmem(), load: loadavg(),
+    os: `${platform()} ${release()}`, node: process.version, pagewire: VERSION, commit,
+  };
 }
 
 const SUITES: Record<string, (o: BenchOptions) => Row[] | Promise<Row[]>> = {
   core: (o) => runCore(o.quick ? coreQuick : coreDefaults),
   e2e: (o) => runE2e(o.quick ? e2eQuick : e2eDefaults),
   workloads: (o) => runWorkloads(o.quick ? workloadQuick : workloadDefaults),
+  image: (o) => {
+    if (!o.image) throw new Error("the image suite needs --image FILE");
+    return runImage({ file: o.image, runs: o.runs ?? (o.quick ? 1 : 3) });
+  },
   listener: (o) => runListener({ ...(o.quick ? listenerQuick : listenerDefaults), ...(o.size ? { bytes: o.size } : {}), ...(o.runs ? { migrations: o.runs } : {}) }),
   policies: (o) => {
     const base = o.quick ? policyQuick : policyDefaults;
@@ -47,12 +82,18 @@ export async function runBench(argv: string[]): Promise<number> {
   const size = valueOf(argv, "--size");
   const runs = valueOf(argv, "--runs");
   const policies = valueOf(argv, "--policies")?.split(",");
-  const options: BenchOptions = { quick, size: size ? parseSize(size) : undefined, runs: runs ? Number(runs) : undefined, link: valueOf(argv, "--link"), policies };
-  const names = argv.filter((a, i) => !a.startsWith("--") && !["--size", "--runs", "--link", "--policies"].includes(argv[i - 1]));
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(HELP + "\n");
+    return 0;
+  }
+  const image = valueOf(argv, "--image");
+  const options: BenchOptions = { quick, size: size ? parseSize(size) : undefined, runs: runs ? Number(runs) : undefined, link: valueOf(argv, "--link"), policies, image };
+  const names = argv.filter((a, i) => !a.startsWith("--") && !["--size", "--runs", "--link", "--policies", "--image"].includes(argv[i - 1]));
+  if (image && names.length === 0) names.push("image");
   const unknown = names.filter((n) => !(n in SUITES));
   if (names.length === 0 || unknown.length > 0) {
     process.stderr.write(
-      `${unknown.length ? `unknown suite: ${unknown.join(", ")}\n` : ""}usage: npm run bench -- SUITE... [--json] [--quick] [--size SIZE] [--runs N] [--link uncapped|1gbit] [--policies A,B,...]\nsuites: ${Object.keys(SUITES).join(", ")}\n`,
+      `${unknown.length ? `unknown suite: ${unknown.join(", ")}\n` : ""}usage: pagewire bench SUITE... [--json] [--quick] [--size SIZE] [--runs N] [--link uncapped|1gbit] [--policies A,B,...]\nsuites: ${Object.keys(SUITES).join(", ")}\n`,
     );
     return 2;
   }
@@ -61,8 +102,8 @@ export async function runBench(argv: string[]): Promise<number> {
     process.stderr.write(`${name}:\n`);
     rows.push(...(await SUITES[name](options)));
   }
-  const meta = { date: new Date().toISOString(), node: process.version, ...options };
-  process.stdout.write(json ? JSON.stringify({ ...meta, rows }, null, 2) + "\n" : printTable(rows) + "\n");
+  const meta = { date: new Date().toISOString(), machine: machine(), options };
+  process.stdout.write(json ? JSON.stringify({ ...meta, rows: rows.map(rowJson) }, null, 2) + "\n" : printTable(rows) + "\n");
   return 0;
 }
 

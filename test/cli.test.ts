@@ -124,6 +124,22 @@ describe("scripting", () => {
   });
 });
 
+describe("pagewire bench", () => {
+  it("runs from the command, on a user's image, and --json is one valid document with the machine and each figure's id, samples and verdict", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pagewire-image-"));
+    const image = new Uint8Array(256 * 4096);
+    for (let i = 0; i < image.length; i += 7) image[i] = i % 251; // compressible, no zero pages
+    writeFileSync(join(dir, "memory.img"), image);
+    const r = await pagewire(["bench", "image", "--image", join(dir, "memory.img"), "--runs", "2", "--json"]);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.machine).toMatchObject({ cores: expect.any(Number), node: process.version, pagewire: expect.any(String) });
+    const compress = doc.rows.find((row: { id: string }) => row.id === "image.lz4-compress");
+    expect(compress).toMatchObject({ params: { pages: 256 }, unit: "MB/s", samples: [expect.any(Number), expect.any(Number)], stats: { n: 2 } });
+    expect(doc.rows.find((row: { id: string }) => row.id === "image.stop-copy").samples).toHaveLength(2);
+  });
+});
+
 describe("Ctrl-C", () => {
   /** Starts pagewire with --progress json; calls `onLine` with each JSON line on stderr. */
   function interactive(args: string[], onLine: (line: { type: string; phase?: string }, child: ReturnType<typeof execFile>) => void) {

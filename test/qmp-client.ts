@@ -24,7 +24,10 @@ export class QmpClient {
   static async connect(path: string): Promise<QmpClient> {
     const socket = connect(path);
     const client = new QmpClient(socket);
-    const greeted = new Promise<void>((resolve) => (client.onGreeting = resolve));
+    const greeted = new Promise<void>((resolve, reject) => {
+      client.onGreeting = resolve;
+      socket.once("error", reject); // refused, or gone before the greeting
+    });
     socket.setEncoding("utf8");
     socket.on("data", (text: string) => client.read(text));
     // The server closes the connection when it quits: answers still pending fail, nothing else.

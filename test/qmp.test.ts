@@ -3,9 +3,9 @@
 // The same client runs against a real QEMU when one is installed.
 import { describe, it, expect } from "vitest";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, watch } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JsonObjects } from "../src/cli/qmp.js";
 import { QmpClient } from "./qmp-client.js";
@@ -39,20 +39,19 @@ function start(args: string[]) {
 /** The port a `listen --json` destination listens on, from its first document. */
 const portOf = async (d: ReturnType<typeof start>) => Number((await d.output(/"port":(\d+)/))[1]);
 
-/** Connects once QEMU has created its socket (watching the directory for it). */
-async function connectWhenCreated(path: string): Promise<QmpClient> {
-  await new Promise<void>((resolve) => {
-    const watcher = watch(dirname(path), () => {
-      if (!existsSync(path)) return;
-      watcher.close();
-      resolve();
-    });
-    if (existsSync(path)) {
-      watcher.close();
-      resolve();
+/**
+ * Connects to QEMU's socket. QEMU says nothing when it listens, and it creates the file before it
+ * listens on it: retrying a refused connection for a few seconds is the only way to know.
+ */
+async function connectWhenListening(path: string): Promise<QmpClient> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await QmpClient.connect(path);
+    } catch (error) {
+      if (attempt > 250) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
-  });
-  return QmpClient.connect(path);
+  }
 }
 
 describe("QMP framing", () => {
@@ -137,7 +136,7 @@ describe.skipIf(!existsSync(QEMU))("the same client against QEMU", () => {
     const path = join(dir, "qmp.sock");
     const qemu = spawn(QEMU, ["-machine", "none", "-nodefaults", "-display", "none", "-qmp", `unix:${path},server=on,wait=off`], { stdio: "ignore" });
     const exited = new Promise<number | null>((resolve) => qemu.once("exit", (code) => resolve(code)));
-    const client = await connectWhenCreated(path);
+    const client = await connectWhenListening(path);
     try {
       expect(client.greeting.QMP.version.qemu.major).toBeGreaterThanOrEqual(7);
       await expect(client.execute("query-migrate")).rejects.toMatchObject({ errorClass: "CommandNotFound" });

@@ -120,9 +120,11 @@ describe("every policy moves a live workload bit for bit", () => {
       const postcopy = moved.stats.rounds.some((r) => r.phase === "postcopy");
       expect(postcopy).toBe(c.policy === "postcopy" || c.policy === "hybrid");
       if (postcopy) {
-        // The guest ran on the destination before its memory was all there, and asked for pages.
-        expect(moved.destination["postcopy-faults"]).toBeGreaterThan(0);
-        expect(moved.stats["postcopy-requests"]).toBeGreaterThan(0);
+        // Whether the guest outruns the push is timing (test/postcopy.test.ts pins the fault path
+        // exactly); what always holds: every request the destination sent reached the source
+        // before done, and each came from a fault.
+        expect(moved.stats["postcopy-requests"]).toBe(moved.destination["postcopy-requests"]);
+        expect(moved.destination["postcopy-faults"]).toBeGreaterThanOrEqual(moved.destination["postcopy-requests"]);
       }
       // Early-stop on sort skips pages too, but not in every run: its one live round is short.
       if (c.policy === "xen") expect(moved.stats["skipped-pages"]).toBeGreaterThan(PAGES);
