@@ -3,6 +3,7 @@
 // missing page, those the destination's guest asks for first.
 import { FrameType } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
+import { PagewireError } from "../errors.js";
 import { encodeSwitchover } from "../wire/pages.js";
 import type { PageRequest } from "../wire/messages.js";
 import type { Connection } from "../transport/connection.js";
@@ -126,4 +127,13 @@ export class PostcopySource {
     }
     return sent;
   }
+}
+
+/** A failure after the switch-over: the guest has run on the destination, so neither side can go on. */
+export function postcopyLost(error: Error): PagewireError {
+  return new PagewireError(
+    "EPOSTCOPY",
+    `post-copy failed after the switch-over: ${error.message}. The guest had resumed on the destination with part of its memory there, ` +
+      "so it cannot continue on either side; restart it (from a checkpoint, if you have one)",
+  );
 }

@@ -6,7 +6,6 @@
 import { EventEmitter } from "node:events";
 import { Core } from "../core/core.js";
 import { DigestPool } from "../core/digest.js";
-import { Hasher } from "../core/hasher.js";
 import type { Region } from "../memory/region.js";
 import { Connection } from "../transport/connection.js";
 import { connectChannel } from "../transport/handshake.js";
@@ -21,8 +20,9 @@ import { precopy } from "../policy/precopy.js";
 import { PagewireError } from "../errors.js";
 import { FailureLatch, asError } from "./failure.js";
 import { RoundSender } from "./round-sender.js";
-import { PostcopySource } from "./postcopy-source.js";
+import { PostcopySource, postcopyLost } from "./postcopy-source.js";
 import { sendDeviceState } from "./device-state.js";
+import { estimatePauseOverhead } from "./pause-overhead.js";
 import { ReturnPath } from "./return-path.js";
 import { SourceCounters, migrationStats, addEncodeStats, type MigrationStats, type RoundReport } from "./stats.js";
 import type { SourceOptions, Progress, SourceEvents } from "./source-options.js";
@@ -90,7 +90,7 @@ export class Source extends EventEmitter<SourceEvents> {
       this.latch.check();
       this.digests.warm();
       const sender = await this.connect();
-      this.pauseOverheadMs = this.estimatePauseOverhead();
+      this.pauseOverheadMs = estimatePauseOverhead(this.regions, this.digests.threads);
       const dataAt = performance.now();
       const setupBytes = this.transferred;
       this.dataStart = dataAt;
@@ -255,17 +255,6 @@ export class Source extends EventEmitter<SourceEvents> {
     return { pauseAt, proof };
   }
 
-  /**
-   * The pause's fixed cost, before any pause was measured: once the last byte is in, the
-   * destination checks the digest of all memory, with two threads hashing at about the rate this
-   * one does on the first chunks of the guest (its remaining costs, a few messages, are small).
-   */
-  private estimatePauseOverhead(): number {
-    const rate = new Hasher(this.regions[0]).measureRate();
-    const bytes = this.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
-    return bytes / (rate * this.digests.threads);
-  }
-
   private setThrottle(fraction: number): void {
     if (fraction === this.throttled) return;
     this.throttled = fraction;
@@ -308,13 +297,4 @@ export class Source extends EventEmitter<SourceEvents> {
     };
     this.emit("progress", progress);
   }
-}
-
-/** A failure after the switch-over: the guest has run on the destination, so neither side can go on. */
-function postcopyLost(error: Error): PagewireError {
-  return new PagewireError(
-    "EPOSTCOPY",
-    `post-copy failed after the switch-over: ${error.message}. The guest had resumed on the destination with part of its memory there, ` +
-      "so it cannot continue on either side; restart it (from a checkpoint, if you have one)",
-  );
 }
