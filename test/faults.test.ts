@@ -1,7 +1,7 @@
 // Bad input and faults: each must end in a clear error, with the source still running (its
 // writer still writing) and able to migrate successfully right after.
 import { describe, it, expect, afterAll, beforeAll } from "vitest";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { Source } from "../src/migration/source.js";
 import { stopCopy } from "../src/policy/stop-copy.js";
 import { DirtyWriter } from "../src/workload/dirty-writer.js";
@@ -10,8 +10,8 @@ import { FrameType, FRAME_HEADER_BYTES, PROTOCOL_VERSION } from "../src/wire/con
 import { frame } from "../src/wire/frame.js";
 import { encodePreamble, decodeFailure, encodeRoundEnd, encodeDeviceStatePiece, encodeComplete } from "../src/wire/messages.js";
 import { newMigrationId } from "../src/wire/auth.js";
-import { connectChannel } from "../src/transport/handshake.js";
-import type { Connection } from "../src/transport/connection.js";
+import { connectChannel, acceptChannel } from "../src/transport/handshake.js";
+import { Connection as ConnectionClass, type Connection } from "../src/transport/connection.js";
 import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
 import { startDestination, guest, sha256, cuttingProxy, type DestinationProcess } from "./peers.js";
@@ -123,12 +123,12 @@ describe("refused handshakes", () => {
 });
 
 /** A hand-driven source: a real handshake on channel 0 (and more), then whatever frames a test writes. */
-async function handDriven(channels = 1, pages = 16): Promise<Connection[] & { migrationId: string }> {
+async function handDriven(channels = 1, pages = 16): Promise<Connection[] & { migrationId: string; key: Uint8Array }> {
   const migrationId = newMigrationId();
   const base = { host: "127.0.0.1", port: destination.port, secret: SECRET, migrationId, channelCount: channels };
   const first = await connectChannel({ ...base, channelIndex: 0, offer: { pageSize: 4096, encodings: 0, batchPages: 256, regions: [pages] } });
   const rest = await Promise.all(Array.from({ length: channels - 1 }, (_, i) => connectChannel({ ...base, channelIndex: i + 1 })));
-  return Object.assign([first, ...rest], { migrationId: Buffer.from(migrationId).toString("hex") });
+  return Object.assign([first.conn, ...rest.map((r) => r.conn)], { migrationId: Buffer.from(migrationId).toString("hex"), key: first.key });
 }
 
 /** A pages frame of raw records for region 0. */
@@ -147,7 +147,8 @@ function pagesFrame(round: number, pages: Array<[number, Uint8Array]>): Uint8Arr
 }
 
 async function destinationError(conn: Connection): Promise<{ reason: string; message: string }> {
-  const reply = await conn.nextFrame();
+  let reply = await conn.nextFrame();
+  while (reply.type === FrameType.ack) reply = await conn.nextFrame(); // rounds it finished first
   expect(reply.type).toBe(FrameType.error);
   return decodeFailure(reply.payload, "error");
 }
@@ -217,7 +218,7 @@ describe("ordering across channels", () => {
     expected.pages(3).set(newer);
     const completed = destination.next("completed");
     await ch0.send(FrameType.deviceState, encodeDeviceStatePiece({ offset: 0, total: 0, bytes: new Uint8Array(0) }));
-    await ch0.send(FrameType.complete, encodeComplete({ digests: [new Core(expected).digest()] }));
+    await ch0.send(FrameType.complete, encodeComplete({ digests: [new Core(expected).digest()] }, channels.key));
     const acks: number[] = [];
     for (;;) {
       const reply = await ch0.nextFrame();
@@ -229,6 +230,57 @@ describe("ordering across channels", () => {
     }
     expect(acks).toEqual([1, 2]);
     expect((await completed).sha256).toBe(sha256([expected]));
+  });
+});
+
+describe("the completion and its confirmation are authenticated", () => {
+  it("refuses a completion whose MAC is not under the migration's key (digests forged on the path)", async () => {
+    const channels = await handDriven();
+    const [ch0] = channels;
+    const failed = destination.next("failed");
+    await ch0.send(FrameType.roundEnd, encodeRoundEnd({ round: 1, pages: 0, final: true }));
+    await ch0.send(FrameType.deviceState, encodeDeviceStatePiece({ offset: 0, total: 0, bytes: new Uint8Array(0) }));
+    await ch0.send(FrameType.complete, encodeComplete({ digests: [new Core(Region.create({ pageCount: 16 })).digest()] }, new Uint8Array(32)));
+    const error = await destinationError(ch0);
+    expect(error.reason).toBe("auth");
+    expect((await failed).message).toMatch(/completion is not authenticated/);
+  });
+
+  /** A destination that authenticates, then answers done its own way (a relay that forges it). */
+  async function forgingDestination(forge: (conn: Connection, key: Uint8Array) => Promise<void>): Promise<{ port: number; close: () => void }> {
+    const server = createServer({ pauseOnConnect: true }, (socket) => {
+      const conn = ConnectionClass.accept(socket, { expectPreamble: true });
+      let key: Uint8Array = new Uint8Array(0);
+      acceptChannel(conn, SECRET, (a) => void (key = a.key)).then(() => forge(conn, key), () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return { port: (server.address() as { port: number }).port, close: () => server.close() };
+  }
+
+  it("refuses a done that comes before its completion", async () => {
+    const fake = await forgingDestination(async (conn) => {
+      await conn.send(FrameType.done, new Uint8Array(36));
+    });
+    try {
+      const error = await rejection(new Source([Region.create({ pageCount: 16 })], { host: "127.0.0.1", port: fake.port, secret: SECRET, policy: stopCopy() }).migrate());
+      expect(error.message).toMatch(/done before the source sent its completion/);
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("refuses a done whose MAC does not answer the completion", async () => {
+    const fake = await forgingDestination(async (conn) => {
+      for (;;) if ((await conn.nextFrame()).type === FrameType.complete) break;
+      await conn.send(FrameType.done, new Uint8Array(36)); // 0 ms, and a MAC of zeros
+    });
+    try {
+      const error = await rejection(new Source([Region.create({ pageCount: 16 })], { host: "127.0.0.1", port: fake.port, secret: SECRET, policy: stopCopy() }).migrate());
+      expect(error.reason).toBe("auth");
+      expect(error.message).toMatch(/confirmation \(done\) is not authenticated/);
+    } finally {
+      fake.close();
+    }
   });
 });
 

@@ -5,7 +5,7 @@ import { describe, it, expect } from "vitest";
 import * as m from "../src/wire/messages.js";
 import { readPagesPrefix, readRawRunPrefix, writePagesPrefix, writeRawRunPrefix, encodeSwitchover, decodeSwitchover } from "../src/wire/pages.js";
 import { FrameReader, frame, type FrameSink } from "../src/wire/frame.js";
-import { FrameType, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES, MAX_CONTROL_PAYLOAD } from "../src/wire/constants.js";
+import { FrameType, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES, MAX_CONTROL_PAYLOAD, PROTOCOL_VERSION } from "../src/wire/constants.js";
 import { WireError } from "../src/wire/errors.js";
 import { randomBytes } from "./helpers.js";
 
@@ -47,17 +47,25 @@ describe("control messages", () => {
     }
     const piece = { offset: 3 << 20, total: 5 << 20, bytes: randomBytes(100, 4) };
     expect(m.decodeDeviceStatePiece(m.encodeDeviceStatePiece(piece))).toEqual(piece);
+    const key = randomBytes(32, 9);
     const complete = { digests: [0n, 2n ** 64n - 1n, 12345n] };
-    expect(m.decodeComplete(m.encodeComplete(complete))).toEqual(complete);
-    strictLength(m.encodeComplete(complete), m.decodeComplete);
+    const completeBytes = m.encodeComplete(complete, key);
+    const { mac, ...decoded } = m.decodeComplete(completeBytes, key);
+    expect(decoded).toEqual(complete);
+    strictLength(completeBytes, (b) => m.decodeComplete(b, key));
+    refused(() => m.decodeComplete(completeBytes, randomBytes(32, 10)), /not authenticated/);
+    const tampered = completeBytes.slice();
+    tampered[5] ^= 1;
+    refused(() => m.decodeComplete(tampered, key), /not authenticated/);
     expect(m.decodeAck(m.encodeAck({ round: 9 }))).toEqual({ round: 9 });
-    expect(m.decodeDone(m.encodeDone({ verifyMs: 12.4 }))).toEqual({ verifyMs: 12 });
+    expect(m.decodeDone(m.encodeDone({ verifyMs: 12.4 }, key, mac), key, mac)).toEqual({ verifyMs: 12 });
+    refused(() => m.decodeDone(m.encodeDone({ verifyMs: 1 }, key, mac), key, new Uint8Array(32)), /not authenticated/);
     const request = { region: 3, page: 100, count: 5 };
     expect(m.decodePageRequest(m.encodePageRequest(request))).toEqual(request);
     strictLength(m.encodePageRequest(request), m.decodePageRequest);
     const failure = { reason: "digest" as const, message: "memory digest mismatch" };
     expect(m.decodeFailure(m.encodeFailure(failure), "error")).toEqual(failure);
-    expect(m.checkPreamble(m.encodePreamble())).toBe(1);
+    expect(m.checkPreamble(m.encodePreamble())).toBe(PROTOCOL_VERSION);
   });
 
   it("refuse reserved bits, unknown flags and encodings, and values out of range", () => {
@@ -77,7 +85,7 @@ describe("control messages", () => {
     refused(() => m.decodeRoundEnd(reserved(m.encodeRoundEnd({ round: 1, pages: 0, final: false }), 5)), /unknown flags/);
     refused(() => m.decodeHello(m.encodeHello({ migrationId: id, channelIndex: 2, channelCount: 2, clientNonce: nonce })), /channel 2 of 2/);
     refused(() => m.decodeHello(m.encodeHello({ migrationId: id, channelIndex: 0, channelCount: 17, clientNonce: nonce })), /17 channels/);
-    refused(() => m.decodeComplete(m.encodeComplete({ digests: [] })), /0 digests/);
+    refused(() => m.decodeComplete(m.encodeComplete({ digests: [] }, new Uint8Array(32)), new Uint8Array(32)), /0 digests/);
     refused(() => m.decodeRoundEnd(new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0])), /beyond 2\^53/);
     refused(() => m.checkPreamble(new TextEncoder().encode("GET / HT")), /does not speak pagewire/);
   });

@@ -88,7 +88,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     acceptChannel(conn, this.options.secret ?? "", (a) => this.admit(conn, a), this.options.timeoutMs).catch((error: Error) => this.emit("refused", error));
   }
 
-  private admit(conn: Connection, { hello, offer }: Admission): void {
+  private admit(conn: Connection, { hello, offer, key }: Admission): void {
     const id = hex(hello.migrationId);
     if (hello.channelIndex > 0) {
       const session = this.sessions.get(id);
@@ -100,7 +100,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     if (!offer) throw new WireError("badFrame", "channel 0 came without an offer");
     if (this.options.regions && this.busy) throw new WireError("busy", "this destination is receiving another migration into its memory; try again when it is done");
     const regions = this.options.regions ? this.checkOffer(offer, this.options.regions) : this.allocate(offer, hello.channelCount);
-    const session = new Session(id, regions, offer, hello.channelCount, this.options.hooks, this.digests, (channel, round) => this.emit("round-end", { migrationId: id, channel, round }));
+    const session = new Session(id, key, regions, offer, hello.channelCount, this.options.hooks, this.digests, (channel, round) => this.emit("round-end", { migrationId: id, channel, round }));
     this.sessions.set(id, session);
     if (this.options.regions) this.busy = true;
     session.attach(conn, 0, hello.channelCount);

@@ -17,6 +17,8 @@ export class ReturnPath {
   /** Resolves with the destination's verification time once it sent done; rejects on the migration's first failure. */
   readonly done: Promise<number>;
   private resolveDone!: (verifyMs: number) => void;
+  /** Set when the source has sent complete: what a done must be authenticated with. */
+  private awaitedDone: { key: Uint8Array; completeMac: Uint8Array } | undefined;
 
   constructor(
     private readonly conn: Connection,
@@ -32,6 +34,11 @@ export class ReturnPath {
     void this.read();
   }
 
+  /** The completion has gone: a done is valid from now on if it answers it under `key`. */
+  expectDone(key: Uint8Array, completeMac: Uint8Array): void {
+    this.awaitedDone = { key, completeMac };
+  }
+
   private async read(): Promise<void> {
     try {
       for (;;) {
@@ -42,7 +49,8 @@ export class ReturnPath {
         } else if (type === FrameType.pageRequest && handlers.pageRequest) {
           handlers.pageRequest(decodePageRequest(payload));
         } else if (type === FrameType.done) {
-          this.resolveDone(decodeDone(payload).verifyMs);
+          if (!this.awaitedDone) throw new WireError("unexpectedFrame", "the destination sent done before the source sent its completion");
+          this.resolveDone(decodeDone(payload, this.awaitedDone.key, this.awaitedDone.completeMac).verifyMs);
           return;
         } else if (type === FrameType.error || type === FrameType.refuse) {
           const f = decodeFailure(payload, "destination's error");

@@ -36,6 +36,8 @@ export class Session implements ChannelOwner {
 
   constructor(
     readonly id: string,
+    /** The session key from channel 0's handshake: it authenticates complete and done. */
+    private readonly key: Uint8Array,
     readonly regions: Region[],
     readonly offer: Offer,
     readonly channelCount: number,
@@ -194,7 +196,7 @@ export class Session implements ChannelOwner {
 
   private async complete(payload: Uint8Array): Promise<void> {
     try {
-      const { digests } = decodeComplete(payload);
+      const { digests, mac } = decodeComplete(payload, this.key);
       if (!this.readers.every((r) => r.finished)) throw new WireError("unexpectedFrame", "completion arrived before the final round ended on every channel");
       const deviceState = this.deviceState.bytes;
       if (digests.length !== this.regions.length) throw new WireError("badFrame", `completion carries ${digests.length} digests for ${this.regions.length} regions`);
@@ -211,7 +213,7 @@ export class Session implements ChannelOwner {
       });
       const verifyMs = performance.now() - verifyStart;
       if (this.failure) return;
-      await this.channels[0].send(FrameType.done, encodeDone({ verifyMs }));
+      await this.channels[0].send(FrameType.done, encodeDone({ verifyMs }, this.key, mac));
       this.done = true;
       // Nothing more comes or goes: release the sockets now rather than wait for the source.
       for (const c of this.channels) c.close();

@@ -11,7 +11,7 @@ import { Connection } from "../transport/connection.js";
 import { connectChannel } from "../transport/handshake.js";
 import { FrameChannel } from "../transport/page-channel.js";
 import { TokenBucket } from "../transport/token-bucket.js";
-import { FrameType, Encoding, MAX_CHANNELS } from "../wire/constants.js";
+import { FrameType, Encoding, MAX_CHANNELS, MAC_BYTES } from "../wire/constants.js";
 import { asWireError } from "../wire/errors.js";
 import { newMigrationId } from "../wire/auth.js";
 import { encodeComplete, type Offer } from "../wire/messages.js";
@@ -50,6 +50,8 @@ export class Source extends EventEmitter<SourceEvents> {
   private returnPath: ReturnPath | undefined;
   /** When the destination acknowledged the switch-over round: it resumes the guest then. */
   private switchoverAcked = 0;
+  /** The session key from channel 0's handshake: it authenticates complete and done. */
+  private key: Uint8Array = new Uint8Array(0);
   /** The pause's fixed cost in ms, estimated at setup (see estimatePauseOverhead). */
   private pauseOverheadMs = 0;
 
@@ -177,10 +179,11 @@ export class Source extends EventEmitter<SourceEvents> {
     const count = o.channels ?? 1;
     const bucket = o.bandwidth ? new TokenBucket(o.bandwidth) : undefined;
     const target = { host: o.host, port: o.port, secret: o.secret ?? "", migrationId, channelCount: count, bucket, timeoutMs: o.timeoutMs };
-    const first = await connectChannel({ ...target, channelIndex: 0, offer: this.offer() });
+    const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer() });
+    this.key = key;
     this.channels = [first];
     const others = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => connectChannel({ ...target, channelIndex: i + 1 })));
-    for (const other of others) if (other.status === "fulfilled") this.channels.push(other.value);
+    for (const other of others) if (other.status === "fulfilled") this.channels.push(other.value.conn);
     for (const c of this.channels) c.onFailure((error) => this.fail(error));
     const refused = others.find((other) => other.status === "rejected");
     if (refused) throw (refused as PromiseRejectedResult).reason;
@@ -216,7 +219,10 @@ export class Source extends EventEmitter<SourceEvents> {
   private async complete(digests: Promise<bigint[]>): Promise<void> {
     const values = await digests;
     this.latch.check();
-    await this.channels[0].send(FrameType.complete, encodeComplete({ digests: values }));
+    const complete = encodeComplete({ digests: values }, this.key);
+    // Only a done that answers this completion counts: before it, or with another MAC, it is refused.
+    this.returnPath!.expectDone(this.key, complete.subarray(complete.length - MAC_BYTES));
+    await this.channels[0].send(FrameType.complete, complete);
   }
 
   /**

@@ -11,7 +11,7 @@ import {
   type Hello, type Offer,
 } from "../wire/messages.js";
 import { frame } from "../wire/frame.js";
-import { nonce, proof, sameMac } from "../wire/auth.js";
+import { nonce, proof, sameMac, sessionKey } from "../wire/auth.js";
 
 /** A refusal or error frame from the peer, as an error on this side. */
 export function peerFailure(side: "destination" | "source") {
@@ -53,8 +53,14 @@ function openSocket(host: string, port: number, timeoutMs: number): Promise<Sock
   });
 }
 
+/** An authenticated channel, and the migration's session key its handshake yields (see wire/auth.ts). */
+export interface Handshaken {
+  conn: Connection;
+  key: Uint8Array;
+}
+
 /** Source side: connects one channel and authenticates both ways. */
-export async function connectChannel(t: ChannelTarget): Promise<Connection> {
+export async function connectChannel(t: ChannelTarget): Promise<Handshaken> {
   const timeoutMs = t.timeoutMs ?? 30_000;
   const conn = new Connection(await openSocket(t.host, t.port, timeoutMs), { bucket: t.bucket });
   conn.failureFrame = FrameType.cancel;
@@ -73,7 +79,7 @@ export async function connectChannel(t: ChannelTarget): Promise<Connection> {
     if (!sameMac(theirs, proof(t.secret, "destination", serverNonce, clientNonce, t.migrationId, t.channelIndex))) {
       throw new WireError("auth", `the destination at ${t.host}:${t.port} could not prove it knows the shared secret`);
     }
-    return conn;
+    return { conn, key: sessionKey(t.secret, serverNonce, clientNonce, t.migrationId) };
   } catch (error) {
     conn.fail(asWireError(error), true);
     throw error;
@@ -83,6 +89,8 @@ export async function connectChannel(t: ChannelTarget): Promise<Connection> {
 export interface Admission {
   hello: Hello;
   offer?: Offer;
+  /** The session key (used on channel 0's completion). */
+  key: Uint8Array;
 }
 
 /**
@@ -101,7 +109,7 @@ export async function acceptChannel(conn: Connection, secret: string, admit: (a:
     if (!sameMac(auth.mac, proof(secret, "source", serverNonce, hello.clientNonce, hello.migrationId, hello.channelIndex))) {
       throw new WireError("auth", "authentication failed: the source's secret differs from this destination's (--secret)");
     }
-    const admission = { hello, offer: auth.offer };
+    const admission = { hello, offer: auth.offer, key: sessionKey(secret, serverNonce, hello.clientNonce, hello.migrationId) };
     await admit(admission);
     await conn.send(FrameType.accept, proof(secret, "destination", serverNonce, hello.clientNonce, hello.migrationId, hello.channelIndex));
     return admission;

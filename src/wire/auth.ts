@@ -22,6 +22,28 @@ export function proof(secret: string, role: "source" | "destination", serverNonc
   return new Uint8Array(mac.digest());
 }
 
+/**
+ * The migration's key, from channel 0's handshake: both sides derive it, nobody else can without
+ * the secret. It authenticates the completion and its confirmation, so that a relay on the path
+ * can neither change pages unnoticed (it cannot forge the source's digests) nor forge `done`.
+ */
+export function sessionKey(secret: string, serverNonce: Uint8Array, clientNonce: Uint8Array, migrationId: Uint8Array): Uint8Array {
+  const mac = createHmac("sha256", secret);
+  mac.update("pagewire/2 session key");
+  mac.update(serverNonce);
+  mac.update(clientNonce);
+  mac.update(migrationId);
+  return new Uint8Array(mac.digest());
+}
+
+/** HMAC-SHA256 under the session key of a label and the message's bytes. */
+export function tag(key: Uint8Array, label: string, ...parts: Uint8Array[]): Uint8Array {
+  const mac = createHmac("sha256", key);
+  mac.update(label);
+  for (const p of parts) mac.update(p);
+  return new Uint8Array(mac.digest());
+}
+
 export function sameMac(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }

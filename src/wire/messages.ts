@@ -8,6 +8,7 @@ import {
 
 const ALL_ENCODINGS = Encoding.lz4 | Encoding.delta;
 import { WireError } from "./errors.js";
+import { tag, sameMac } from "./auth.js";
 import { MIN_PAGE_SIZE, MAX_PAGE_SIZE } from "../abi/abi.js";
 
 export function encodePreamble(version = PROTOCOL_VERSION): Uint8Array {
@@ -180,19 +181,28 @@ export interface Complete {
   digests: bigint[];
 }
 
-export function encodeComplete(c: Complete): Uint8Array {
+/** complete: u32 count, a u64 digest per region, then the MAC of all that under the session key. */
+export function encodeComplete(c: Complete, key: Uint8Array): Uint8Array {
   const w = ByteWriter.sized(4 + 8 * c.digests.length).u32(c.digests.length);
   for (const d of c.digests) w.u64(d);
-  return w.bytes;
+  const out = new Uint8Array(w.bytes.length + MAC_BYTES);
+  out.set(w.bytes);
+  out.set(tag(key, "pagewire/2 complete", w.bytes), w.bytes.length);
+  return out;
 }
 
-export function decodeComplete(bytes: Uint8Array): Complete {
+/** Reads a completion and checks its MAC; also returns the MAC, which done answers to. */
+export function decodeComplete(bytes: Uint8Array, key: Uint8Array): Complete & { mac: Uint8Array } {
   const r = new ByteReader(bytes, "complete");
   const n = r.u32();
   if (n < 1 || n > MAX_REGIONS) throw new WireError("badFrame", `complete carries ${n} digests`);
   const digests = Array.from({ length: n }, () => r.u64());
+  const mac = r.raw(MAC_BYTES).slice();
   r.end();
-  return { digests };
+  if (!sameMac(mac, tag(key, "pagewire/2 complete", bytes.subarray(0, 4 + 8 * n)))) {
+    throw new WireError("auth", "the completion is not authenticated by this migration's key: it did not come from the source that opened the migration (a relay on the path changed or forged it)");
+  }
+  return { digests, mac };
 }
 
 /** The destination applied every frame of a round (the source learns how far behind it is). */
@@ -217,14 +227,23 @@ export interface Done {
   verifyMs: number;
 }
 
-export function encodeDone(d: Done): Uint8Array {
-  return ByteWriter.sized(4).u32(Math.min(0xffffffff, Math.round(d.verifyMs))).bytes;
+/** done: u32 ms, then the MAC under the session key of those bytes and of the completion's MAC it answers. */
+export function encodeDone(d: Done, key: Uint8Array, completeMac: Uint8Array): Uint8Array {
+  const head = ByteWriter.sized(4).u32(Math.min(0xffffffff, Math.round(d.verifyMs))).bytes;
+  const out = new Uint8Array(4 + MAC_BYTES);
+  out.set(head);
+  out.set(tag(key, "pagewire/2 done", head, completeMac), 4);
+  return out;
 }
 
-export function decodeDone(bytes: Uint8Array): Done {
+export function decodeDone(bytes: Uint8Array, key: Uint8Array, completeMac: Uint8Array): Done {
   const r = new ByteReader(bytes, "done");
   const verifyMs = r.u32();
+  const mac = r.raw(MAC_BYTES);
   r.end();
+  if (!sameMac(mac, tag(key, "pagewire/2 done", bytes.subarray(0, 4), completeMac))) {
+    throw new WireError("auth", "the confirmation (done) is not authenticated by this migration's key: it did not come from the destination that verified the digests");
+  }
   return { verifyMs };
 }
 
