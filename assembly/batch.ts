@@ -204,7 +204,9 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
     ip += RECORD_HEADER_BYTES;
     if (page >= pageCount) return fail(ctx, at, BATCH_ERR_PAGE_RANGE);
     if (<usize>len > end - ip) return fail(ctx, at, BATCH_ERR_TRUNCATED_PAYLOAD);
-    if (list != 0 && <u32>applied >= listCapacity) return fail(ctx, at, BATCH_ERR_TOO_MANY);
+    // At most a batch of records per call: a frame of 8-byte zero records could otherwise make
+    // one call clear thousands of pages.
+    if (listCapacity != 0 && <u32>applied >= listCapacity) return fail(ctx, at, BATCH_ERR_TOO_MANY);
     const bit = <u32>1 << (page & 31);
     if (expected != 0 && (load<u32>(expected + (<usize>(page >>> 5) << 2)) & bit) == 0) return fail(ctx, at, BATCH_ERR_UNEXPECTED);
     const target = guest + (<usize>page << shift);

@@ -55,7 +55,7 @@ export const DEC_ERROR_OFFSET: usize = 16; // u32, out: offset of the record tha
 // A record for a page not in it is refused; an applied page leaves it, so a second copy is refused.
 export const DEC_EXPECTED: usize = 20;
 export const DEC_LIST: usize = 24; // u32: where to write the index of each page applied, or 0
-export const DEC_LIST_CAPACITY: usize = 28; // u32: entries the list holds; more records are refused
+export const DEC_LIST_CAPACITY: usize = 28; // u32: most records one call applies (the list's size, when there is one); 0: no limit
 export const DEC_CONTEXT_BYTES: usize = 32;
 
 // decodeBatch errors (negative; a non-negative result is the number of records applied).

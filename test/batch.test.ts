@@ -217,6 +217,16 @@ describe("batch decoder on hostile input", () => {
     expect((error as DecodeError).status).toBe(status);
   };
 
+  it("applies at most a batch of records per frame: a frame of zero records cannot make it clear thousands of pages", () => {
+    const zeros = (n: number) => {
+      const out = new Uint8Array(8 * n);
+      for (let i = 0; i < n; i++) out.set(record(i % PAGES, RecordType.zero, 0), 8 * i);
+      return out;
+    };
+    expect(decode(zeros(options.batchPages))).toBe(options.batchPages);
+    failsWith(zeros(options.batchPages + 1), -16);
+  });
+
   it("refuses each kind of malformed record with its own code", () => {
     failsWith(new Uint8Array(5), -10);
     failsWith(record(PAGES, RecordType.zero, 0), -11);
@@ -226,7 +236,7 @@ describe("batch decoder on hostile input", () => {
     failsWith(record(0, RecordType.lz4, 0), -13);
     failsWith(record(0, RecordType.raw, 4096).subarray(0, 8), -14);
     failsWith(record(0, RecordType.lz4, Uint8Array.of(0x10, 0x61)), -24); // decodes to one byte
-    failsWith(record(0, RecordType.lz4, Uint8Array.of(0x10, 0x61, 0x05, 0x00, 0x00)), -23);
+    failsWith(record(0, RecordType.lz4, Uint8Array.of(0x10, 0x61, 0x05, 0x00, 0x50, 0x76, 0x77, 0x78, 0x79, 0x7a)), -23);
     failsWith(record(0, RecordType.delta, Uint8Array.of(5, 0)), -32);
     const error = decode(new Uint8Array([...record(1, RecordType.zero, 0), ...record(2, 7, 0)])) as DecodeError;
     expect(error.recordOffset).toBe(8);

@@ -37,10 +37,11 @@ describe("control messages", () => {
     const hello = { migrationId: id, channelIndex: 1, channelCount: 2, clientNonce: nonce };
     expect(m.decodeHello(m.encodeHello(hello))).toEqual(hello);
     strictLength(m.encodeHello(hello), m.decodeHello);
-    const auth = { mac: randomBytes(32, 3), offer };
+    const auth = { mac: randomBytes(32, 3), offerBytes: m.encodeOffer(offer) };
     expect(m.decodeAuth(m.encodeAuth(auth), true)).toEqual(auth);
+    expect(m.decodeOffer(auth.offerBytes)).toEqual(offer);
     expect(m.decodeAuth(m.encodeAuth({ mac: auth.mac }), false)).toEqual({ mac: auth.mac });
-    strictLength(m.encodeAuth(auth), (b) => m.decodeAuth(b, true));
+    strictLength(auth.offerBytes, m.decodeOffer);
     for (const e of [{ round: 7, pages: 2 ** 40, final: true }, { round: 0, pages: 0, final: false }]) {
       expect(m.decodeRoundEnd(m.encodeRoundEnd(e))).toEqual(e);
       strictLength(m.encodeRoundEnd(e), m.decodeRoundEnd);
@@ -77,11 +78,11 @@ describe("control messages", () => {
     refused(() => m.checkPreamble(reserved(m.encodePreamble(), 6)), /reserved/);
     refused(() => m.decodePageRequest(reserved(m.encodePageRequest({ region: 0, page: 0, count: 1 }), 2)), /reserved/);
     refused(() => m.decodeFailure(reserved(m.encodeFailure({ reason: "busy", message: "x" }), 2), "refusal"), /reserved/);
-    const auth = m.encodeAuth({ mac: new Uint8Array(32), offer });
-    refused(() => m.decodeAuth(reserved(auth, 32 + 14), true), /reserved/);
-    refused(() => m.decodeAuth(reserved(auth, 32 + 4 + 1), true), /unknown encoding bits/);
-    refused(() => m.decodeAuth(m.encodeAuth({ mac: new Uint8Array(32), offer: { ...offer, pageSize: 3000 } }), true), /page size 3000/);
-    refused(() => m.decodeAuth(m.encodeAuth({ mac: new Uint8Array(32), offer: { ...offer, regions: [0] } }), true), /no pages/);
+    const offerBytes = m.encodeOffer(offer);
+    refused(() => m.decodeOffer(reserved(offerBytes, 14)), /reserved/);
+    refused(() => m.decodeOffer(reserved(offerBytes, 4 + 1)), /unknown encoding bits/);
+    refused(() => m.decodeOffer(m.encodeOffer({ ...offer, pageSize: 3000 })), /page size 3000/);
+    refused(() => m.decodeOffer(m.encodeOffer({ ...offer, regions: [0] })), /no pages/);
     refused(() => m.decodeRoundEnd(reserved(m.encodeRoundEnd({ round: 1, pages: 0, final: false }), 5)), /unknown flags/);
     refused(() => m.decodeHello(m.encodeHello({ migrationId: id, channelIndex: 2, channelCount: 2, clientNonce: nonce })), /channel 2 of 2/);
     refused(() => m.decodeHello(m.encodeHello({ migrationId: id, channelIndex: 0, channelCount: 17, clientNonce: nonce })), /17 channels/);

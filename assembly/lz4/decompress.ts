@@ -1,6 +1,13 @@
 // Safe LZ4 block decompressor: whatever the input, it reads only [src, src + srcLen) and writes
-// only [dst, dst + dstCap), and reports malformed input with a negative error code.
-import { MINMATCH, RUN_MASK, LZ4_ERR_TRUNCATED, LZ4_ERR_OUTPUT_OVERFLOW, LZ4_ERR_BAD_OFFSET } from "./format";
+// only [dst, dst + dstCap), and reports malformed input with a negative error code. It enforces
+// the format's end-of-block rules as liblz4's safe decoder does (dstCap is the block's size): the
+// last sequence is literals only, a match never writes into the last LASTLITERALS bytes, and
+// literals that end within MFLIMIT bytes of the end (or leave too little input for another
+// sequence) must be the block's last.
+import { MINMATCH, RUN_MASK, LASTLITERALS, MFLIMIT, LZ4_ERR_TRUNCATED, LZ4_ERR_OUTPUT_OVERFLOW, LZ4_ERR_BAD_OFFSET } from "./format";
+
+/** After literals that are not the last: an offset (2), a token (1) and the last literals. */
+const NEXT_SEQUENCE_MIN: usize = 2 + 1 + LASTLITERALS;
 
 /** Bytes of slack the shortcut needs: 16 literals + 2 offset bytes in, 14 literals + 18 match out. */
 const SHORTCUT_ROOM: usize = 32;
@@ -34,7 +41,8 @@ export function lz4Decompress(src: usize, srcLen: u32, dst: usize, dstCap: u32):
     // Shortcut for the common short sequence (as the reference decoder does): with room on both
     // sides, copy 16 literal bytes and 18 match bytes unconditionally; the lengths say how many
     // count, and what is written beyond them is overwritten by the next sequence.
-    if (literals < RUN_MASK && (token & RUN_MASK) < RUN_MASK && ip + SHORTCUT_ROOM <= ipEnd && op + SHORTCUT_ROOM <= opEnd) {
+    // The room keeps the shortcut's sequence clear of the end rules too (it ends ≥ 5 bytes short).
+    if (literals < RUN_MASK && (token & RUN_MASK) < RUN_MASK && ip + SHORTCUT_ROOM <= ipEnd && op + SHORTCUT_ROOM + LASTLITERALS <= opEnd) {
       v128.store(op, v128.load(ip));
       op += literals;
       ip += literals;
@@ -63,6 +71,12 @@ export function lz4Decompress(src: usize, srcLen: u32, dst: usize, dstCap: u32):
     }
     if (<usize>literals > ipEnd - ip) return LZ4_ERR_TRUNCATED;
     if (<usize>literals > opEnd - op) return LZ4_ERR_OUTPUT_OVERFLOW;
+    if (op + literals + MFLIMIT > opEnd || ip + literals + NEXT_SEQUENCE_MIN > ipEnd) {
+      // Only the last sequence may end here, and it must use up the input exactly.
+      if (ip + literals != ipEnd) return op + literals + MFLIMIT > opEnd ? LZ4_ERR_OUTPUT_OVERFLOW : LZ4_ERR_TRUNCATED;
+      memory.copy(op, ip, literals);
+      return <i32>(op + literals - dst);
+    }
     // Short literal runs: one 16-byte copy beats a bulk-memory call when both sides have room.
     if (literals <= 16 && ip + 16 <= ipEnd && op + 16 <= opEnd) {
       v128.store(op, v128.load(ip));
@@ -71,8 +85,6 @@ export function lz4Decompress(src: usize, srcLen: u32, dst: usize, dstCap: u32):
     }
     ip += literals;
     op += literals;
-    if (ip == ipEnd) return <i32>(op - dst);
-    if (ip + 2 > ipEnd) return LZ4_ERR_TRUNCATED;
     const offset = <u32>load<u16>(ip);
     ip += 2;
     if (offset == 0 || <usize>offset > op - dst) return LZ4_ERR_BAD_OFFSET;
@@ -84,7 +96,8 @@ export function lz4Decompress(src: usize, srcLen: u32, dst: usize, dstCap: u32):
       length = <u32>r;
     }
     length += MINMATCH;
-    if (<usize>length > opEnd - op) return LZ4_ERR_OUTPUT_OVERFLOW;
+    // The last LASTLITERALS bytes of a block are literals, never a match's.
+    if (<usize>length + LASTLITERALS > opEnd - op) return LZ4_ERR_OUTPUT_OVERFLOW;
     const ref = op - offset;
     if (offset >= 16 && op + length + 16 <= opEnd) {
       // Far enough apart that each 16-byte chunk reads only finished bytes; may write up to

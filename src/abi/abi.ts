@@ -54,8 +54,8 @@ export const Dec = {
 export const LZ4_TABLE_BYTES = 4 + 4 * 4096;
 
 export const LZ4_ERRORS: Record<number, string> = {
-  [-1]: "LZ4 block truncated: it ends inside a sequence",
-  [-2]: "LZ4 block decodes to more bytes than the target holds",
+  [-1]: "LZ4 block truncated: it ends inside a sequence, or too early for the next",
+  [-2]: "LZ4 block decodes to more bytes than the target holds, or breaks the end-of-block rules (the last 5 bytes are literals; no sequence but the last ends within 12 bytes of the end)",
   [-3]: "LZ4 match offset is zero or points before the start of the output",
 };
 
@@ -72,7 +72,7 @@ export const BATCH_ERRORS: Record<number, string> = {
   [-13]: "record length does not fit its type",
   [-14]: "record payload runs past the end of the batch",
   [-15]: "record names a page that post-copy does not expect (never asked for, or sent twice)",
-  [-16]: "more records than one batch holds",
+  [-16]: "more records than one batch holds (a batch's worth per frame at most)",
   [-21]: LZ4_ERRORS[-1],
   [-22]: LZ4_ERRORS[-2],
   [-23]: LZ4_ERRORS[-3],

@@ -77,6 +77,8 @@ export class Core {
     this.words[dec + Dec.guest / 4] = layout.guest;
     this.words[dec + Dec.pageShift / 4] = layout.pageShift;
     this.words[dec + Dec.pageCount / 4] = layout.pageCount;
+    // A batch's worth of records per decode, whatever the frame holds.
+    this.words[dec + Dec.listCapacity / 4] = layout.batchPages;
     this.setEncoding({});
     this.resetEncodeStats();
   }
@@ -148,7 +150,6 @@ export class Core {
     const dec = this.lane.decodeContext / 4;
     this.words[dec + Dec.expected / 4] = bm;
     this.words[dec + Dec.list / 4] = bm ? this.lane.list : 0;
-    this.words[dec + Dec.listCapacity / 4] = bm ? this.region.layout.batchPages : 0;
   }
 
   // Dirty logging and bitmaps.

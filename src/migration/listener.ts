@@ -85,7 +85,10 @@ export class Listener extends EventEmitter<ListenerEvents> {
 
   private onConnection(socket: Socket): void {
     const conn = Connection.accept(socket, { expectPreamble: true });
-    acceptChannel(conn, this.options.secret ?? "", (a) => this.admit(conn, a), this.options.timeoutMs).catch((error: Error) => this.emit("refused", error));
+    acceptChannel(conn, this.options.secret ?? "", (a) => this.admit(conn, a), this.options.timeoutMs).catch((error: Error) => {
+      if (!error.message.includes(conn.peer)) error.message += ` (from ${conn.peer})`;
+      this.emit("refused", error);
+    });
   }
 
   private admit(conn: Connection, { hello, offer, key }: Admission): void {

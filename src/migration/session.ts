@@ -98,6 +98,9 @@ export class Session implements ChannelOwner {
         `post-copy failed after the guest resumed here: ${error.message}. Part of its memory never arrived, so it cannot continue; restart it (from a checkpoint, if you have one)`,
       );
     }
+    // Every failure says which source it was about.
+    const peer = this.channels[0]?.peer;
+    if (peer && !error.message.includes(peer)) error.message += ` (migration ${this.id.slice(0, 8)} from ${peer})`;
     this.failure = error;
     const wire = asWireError(error);
     // The peer hears why, unless it is the one that left or cancelled.

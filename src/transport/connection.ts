@@ -38,6 +38,8 @@ export interface ConnectionOptions {
   bucket?: TokenBucket;
 }
 
+const formatPeer = (address: string, port: number | undefined) => (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`);
+
 /** Where reads go once a connection has failed: nowhere that matters. */
 const DISCARDED = new Uint8Array(4096);
 
@@ -81,9 +83,14 @@ export class Connection {
     });
   }
 
+  /** The peer's address, HOST:PORT ([HOST]:PORT for IPv6), as errors name it. */
   get peer(): string {
-    return `${this.socket.remoteAddress ?? "?"}:${this.socket.remotePort ?? "?"}`;
+    if (this.peerName === undefined && this.socket.remoteAddress) this.peerName = formatPeer(this.socket.remoteAddress, this.socket.remotePort);
+    return this.peerName ?? "an unknown peer";
   }
+
+  /** Known once connected; kept, since a closed socket forgets it. */
+  private peerName: string | undefined;
 
   /** Bytes received so far. */
   get received(): number {
@@ -97,7 +104,11 @@ export class Connection {
       socket.resume();
       return new Connection(socket, options);
     }
-    return new Connection((onread) => adopt(socket, onread), options);
+    // The adopted socket knows no address of its own: take it from the accepted one first.
+    const peer = socket.remoteAddress ? formatPeer(socket.remoteAddress, socket.remotePort) : undefined;
+    const conn = new Connection((onread) => adopt(socket, onread), options);
+    conn.peerName = peer;
+    return conn;
   }
 
   /**

@@ -7,7 +7,7 @@ import type { TokenBucket } from "./token-bucket.js";
 import { FrameType, MAC_BYTES, NONCE_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import {
-  encodePreamble, encodeHello, decodeHello, encodeAuth, decodeAuth, decodeFixed, decodeFailure,
+  encodePreamble, encodeHello, decodeHello, encodeAuth, decodeAuth, encodeOffer, decodeOffer, decodeFixed, decodeFailure,
   type Hello, type Offer,
 } from "../wire/messages.js";
 import { frame } from "../wire/frame.js";
@@ -73,8 +73,9 @@ export async function connectChannel(t: ChannelTarget): Promise<Handshaken> {
     await conn.write(opening);
     const refused = peerFailure("destination");
     const serverNonce = decodeFixed(await conn.expect(FrameType.challenge, refused, timeoutMs), NONCE_BYTES, "challenge");
-    const mac = proof(t.secret, "source", serverNonce, clientNonce, t.migrationId, t.channelIndex);
-    await conn.send(FrameType.auth, encodeAuth({ mac, offer: t.offer }));
+    const offerBytes = t.offer ? encodeOffer(t.offer) : undefined;
+    const mac = proof(t.secret, "source", serverNonce, clientNonce, t.migrationId, t.channelIndex, offerBytes);
+    await conn.send(FrameType.auth, encodeAuth({ mac, offerBytes }));
     const theirs = decodeFixed(await conn.expect(FrameType.accept, refused, timeoutMs), MAC_BYTES, "accept");
     if (!sameMac(theirs, proof(t.secret, "destination", serverNonce, clientNonce, t.migrationId, t.channelIndex))) {
       throw new WireError("auth", `the destination at ${t.host}:${t.port} could not prove it knows the shared secret`);
@@ -106,10 +107,12 @@ export async function acceptChannel(conn: Connection, secret: string, admit: (a:
     const serverNonce = nonce();
     await conn.send(FrameType.challenge, serverNonce);
     const auth = decodeAuth(await conn.expect(FrameType.auth, fromSource, timeoutMs), hello.channelIndex === 0);
-    if (!sameMac(auth.mac, proof(secret, "source", serverNonce, hello.clientNonce, hello.migrationId, hello.channelIndex))) {
+    // The MAC first: nothing of the offer is read before the source proved it knows the secret.
+    if (!sameMac(auth.mac, proof(secret, "source", serverNonce, hello.clientNonce, hello.migrationId, hello.channelIndex, auth.offerBytes))) {
       throw new WireError("auth", "authentication failed: the source's secret differs from this destination's (--secret)");
     }
-    const admission = { hello, offer: auth.offer, key: sessionKey(secret, serverNonce, hello.clientNonce, hello.migrationId) };
+    const offer = auth.offerBytes ? decodeOffer(auth.offerBytes) : undefined;
+    const admission = { hello, offer, key: sessionKey(secret, serverNonce, hello.clientNonce, hello.migrationId) };
     await admit(admission);
     await conn.send(FrameType.accept, proof(secret, "destination", serverNonce, hello.clientNonce, hello.migrationId, hello.channelIndex));
     return admission;

@@ -11,14 +11,19 @@ export function newMigrationId(): Uint8Array {
   return new Uint8Array(randomBytes(MIGRATION_ID_BYTES));
 }
 
-/** The MAC one side sends: `role` keeps the source's proof from being replayed as the destination's. */
-export function proof(secret: string, role: "source" | "destination", serverNonce: Uint8Array, clientNonce: Uint8Array, migrationId: Uint8Array, channel: number): Uint8Array {
+/**
+ * The MAC one side sends: `role` keeps the source's proof from being replayed as the
+ * destination's; on channel 0 it covers the offer's bytes too, so that nobody without the secret
+ * can change what the destination allocates for.
+ */
+export function proof(secret: string, role: "source" | "destination", serverNonce: Uint8Array, clientNonce: Uint8Array, migrationId: Uint8Array, channel: number, offer: Uint8Array = new Uint8Array(0)): Uint8Array {
   const mac = createHmac("sha256", secret);
-  mac.update(`pagewire/1 ${role}`);
+  mac.update(`pagewire/2 ${role}`);
   mac.update(serverNonce);
   mac.update(clientNonce);
   mac.update(migrationId);
   mac.update(Uint8Array.of(channel & 0xff, channel >>> 8));
+  mac.update(offer);
   return new Uint8Array(mac.digest());
 }
 

@@ -63,20 +63,24 @@ export interface Offer {
 
 export interface Auth {
   mac: Uint8Array;
-  /** Present on channel 0 only. */
-  offer?: Offer;
+  /** Present on channel 0 only: its bytes are covered by the MAC (see proof() in auth.ts). */
+  offerBytes?: Uint8Array;
 }
 
-export function encodeAuth(a: Auth): Uint8Array {
-  const o = a.offer;
-  const w = ByteWriter.sized(MAC_BYTES + (o ? 16 + 8 * o.regions.length : 0)).raw(a.mac);
-  if (o) {
-    w.u32(o.pageSize).u32(o.encodings).u32(o.batchPages).u16(o.regions.length).u16(0);
-    for (const pages of o.regions) w.u64(pages);
-  }
+export function encodeOffer(o: Offer): Uint8Array {
+  const w = ByteWriter.sized(16 + 8 * o.regions.length).u32(o.pageSize).u32(o.encodings).u32(o.batchPages).u16(o.regions.length).u16(0);
+  for (const pages of o.regions) w.u64(pages);
   return w.bytes;
 }
 
+export function encodeAuth(a: Auth): Uint8Array {
+  const out = new Uint8Array(MAC_BYTES + (a.offerBytes?.length ?? 0));
+  out.set(a.mac);
+  if (a.offerBytes) out.set(a.offerBytes, MAC_BYTES);
+  return out;
+}
+
+/** Splits an auth message; the offer's bytes are read only once the MAC over them is checked (decodeOffer). */
 export function decodeAuth(bytes: Uint8Array, withOffer: boolean): Auth {
   const r = new ByteReader(bytes, "auth");
   const mac = r.raw(MAC_BYTES).slice();
@@ -84,6 +88,11 @@ export function decodeAuth(bytes: Uint8Array, withOffer: boolean): Auth {
     r.end();
     return { mac };
   }
+  return { mac, offerBytes: r.rest().slice() };
+}
+
+export function decodeOffer(bytes: Uint8Array): Offer {
+  const r = new ByteReader(bytes, "offer");
   const pageSize = r.u32();
   const encodings = r.u32();
   const batchPages = r.u32();
@@ -100,7 +109,7 @@ export function decodeAuth(bytes: Uint8Array, withOffer: boolean): Auth {
     regions.push(pages);
   }
   r.end();
-  return { mac, offer: { pageSize, encodings, batchPages, regions } };
+  return { pageSize, encodings, batchPages, regions };
 }
 
 /** A message that is exactly `length` opaque bytes: a challenge (nonce) or an accept (MAC). */
