@@ -13,6 +13,7 @@ import { newMigrationId } from "../src/wire/auth.js";
 import { connectChannel, acceptChannel } from "../src/transport/handshake.js";
 import { Connection as ConnectionClass, type Connection } from "../src/transport/connection.js";
 import { Region } from "../src/memory/region.js";
+import { Listener } from "../src/migration/listener.js";
 import { Core } from "../src/core/core.js";
 import { startDestination, guest, sha256, cuttingProxy, type DestinationProcess } from "./peers.js";
 import { randomBytes } from "./helpers.js";
@@ -280,6 +281,73 @@ describe("the completion and its confirmation are authenticated", () => {
       expect(error.message).toMatch(/confirmation \(done\) is not authenticated/);
     } finally {
       fake.close();
+    }
+  });
+});
+
+describe("timeouts end every wait", () => {
+  /** A destination that authenticates, then does what `act` says (stall, stop reading...). */
+  async function stallingDestination(act: (conn: Connection) => void | Promise<void>): Promise<{ port: number; close: () => void }> {
+    const server = createServer({ pauseOnConnect: true }, (socket) => {
+      const conn = ConnectionClass.accept(socket, { expectPreamble: true });
+      acceptChannel(conn, SECRET, () => undefined).then(() => act(conn), () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return { port: (server.address() as { port: number }).port, close: () => server.close() };
+  }
+
+  async function migrateInto(port: number, region: Region) {
+    let resumed = 0;
+    const source = new Source([region], {
+      host: "127.0.0.1", port, secret: SECRET, policy: stopCopy(), timeoutMs: 500,
+      hooks: { pause: () => undefined, resume: () => void resumed++ },
+    });
+    const error = await rejection(source.migrate());
+    return { error, resumed };
+  }
+
+  it("a source gives up on a destination that never confirms the digest, and resumes its guest", async () => {
+    const fake = await stallingDestination(async (conn) => {
+      for (;;) if ((await conn.nextFrame(0)).type === FrameType.complete) return; // then silence
+    });
+    try {
+      const { error, resumed } = await migrateInto(fake.port, Region.create({ pageCount: 16 }));
+      expect(error.message).toMatch(/did not confirm the digest within 0.5 s/);
+      expect(resumed).toBe(1);
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("a source gives up on a destination that stops reading mid-round, and resumes its guest", async () => {
+    const fake = await stallingDestination((conn) => {
+      // Takes one frame, then never reads again, as a destination stuck at a barrier would.
+      conn.maxPayload = () => 64 << 20;
+      conn.setSink({ begin: (_t, length, prefix) => new Uint8Array(length - prefix.length), end: () => false });
+    });
+    try {
+      const { error, resumed } = await migrateInto(fake.port, guest(16384, 21)); // 64 MiB: more than socket buffers hold
+      expect(error.message).toMatch(/stopped reading: nothing it was sent went out for 0.5 s/);
+      expect(resumed).toBe(1);
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("a listener drops a source that goes silent after its handshake, and its fixed memory is free again", async () => {
+    const memory = [Region.create({ pageCount: 16 })];
+    const listener = new Listener({ secret: SECRET, regions: memory, zeroed: true, idleTimeoutMs: 300 });
+    const port = await listener.listen(0);
+    try {
+      const failed = listener.next();
+      const migrationId = newMigrationId();
+      await connectChannel({ host: "127.0.0.1", port, secret: SECRET, migrationId, channelCount: 1, channelIndex: 0, offer: { pageSize: 4096, encodings: 0, batchPages: 256, regions: [16] } });
+      await expect(failed).rejects.toThrow(/sent nothing for 0.3 s: it stalled or left/);
+      const completed = listener.next();
+      await new Source([guest(16, 22)], { host: "127.0.0.1", port, secret: SECRET }).migrate();
+      expect(sha256((await completed).regions)).toBe(sha256([guest(16, 22)]));
+    } finally {
+      await listener.close();
     }
   });
 });

@@ -26,6 +26,7 @@ export const LISTEN_HELP = `pagewire listen [options]     receive migrations (th
                     (pagewire send --sha256), independently of the protocol's own digest
   --run-seconds S   a migrated workload continues here; with --once, measure it for S seconds
                     (default 2), then stop
+  --idle-timeout S  drop a migration whose source sends nothing for S seconds (default 60)
   --progress MODE   line (default on a terminal), json (JSON lines on stderr) or none
   --json            print one JSON document per migration (a line each)
   --qmp unix:PATH   a QMP control socket (also tcp:HOST:PORT): query-migrate, MIGRATION events
@@ -57,6 +58,7 @@ function options(argv: string[]) {
       ipc: { type: "boolean", default: false },
       "run-seconds": { type: "string", default: "2" },
       qmp: { type: "string" },
+      "idle-timeout": { type: "string", default: "60" },
       help: { type: "boolean", short: "h", default: false },
     },
   }).values;
@@ -80,6 +82,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
   // Every option is checked before memory is allocated or the port is taken.
   const port = parsePort("port", o.port);
   const runSeconds = parseNumber("run-seconds", o["run-seconds"], { min: 0 });
+  const idleTimeoutMs = parseNumber("idle-timeout", o["idle-timeout"], { min: 0.001 }) * 1000;
   const secret = readSecret(o);
   const pageSize = parseSize(o["page-size"]);
   const sizes = o.size ? regionPages(parseSize(o.size), pageSize) : undefined;
@@ -105,6 +108,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
     secret,
     regions,
     zeroed: true,
+    idleTimeoutMs,
     hooks: {
       resume: (state, received) => {
         if (!isWorkloadState(state)) {

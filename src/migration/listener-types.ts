@@ -23,6 +23,11 @@ export interface ListenerOptions {
   hooks?: DestinationHooks;
   /** Handshake timeout, ms. Default 30,000. */
   timeoutMs?: number;
+  /**
+   * A migration whose source sends nothing for this long fails, ms, and its memory (and a fixed
+   * memory's lock) is released: a source that stalled or vanished. Default 60,000.
+   */
+  idleTimeoutMs?: number;
 }
 
 export interface Received {

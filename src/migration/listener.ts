@@ -103,7 +103,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     if (!offer) throw new WireError("badFrame", "channel 0 came without an offer");
     if (this.options.regions && this.busy) throw new WireError("busy", "this destination is receiving another migration into its memory; try again when it is done");
     const regions = this.options.regions ? this.checkOffer(offer, this.options.regions) : this.allocate(offer, hello.channelCount);
-    const session = new Session(id, key, regions, offer, hello.channelCount, this.options.hooks, this.digests, (channel, round) => this.emit("round-end", { migrationId: id, channel, round }));
+    const session = new Session(id, key, regions, offer, hello.channelCount, this.options.hooks, this.digests, (channel, round) => this.emit("round-end", { migrationId: id, channel, round }), this.options.idleTimeoutMs);
     this.sessions.set(id, session);
     if (this.options.regions) this.busy = true;
     session.attach(conn, 0, hello.channelCount);

@@ -24,6 +24,8 @@ export class ReturnPath {
     private readonly conn: Connection,
     private readonly latch: FailureLatch,
     private readonly handlers: () => ReturnPathHandlers,
+    /** How long the destination may take to confirm once the completion is sent, ms. */
+    private readonly timeoutMs: number,
   ) {
     this.done = new Promise<number>((resolve, reject) => {
       this.resolveDone = resolve;
@@ -37,6 +39,11 @@ export class ReturnPath {
   /** The completion has gone: a done is valid from now on if it answers it under `key`. */
   expectDone(key: Uint8Array, completeMac: Uint8Array): void {
     this.awaitedDone = { key, completeMac };
+    const timer = setTimeout(() => {
+      this.latch.fail(new WireError("connection", `the destination ${this.conn.peer} did not confirm the digest within ${this.timeoutMs / 1000} s of the completion; the guest runs on here`));
+    }, this.timeoutMs);
+    timer.unref();
+    this.done.then(() => clearTimeout(timer), () => clearTimeout(timer));
   }
 
   private async read(): Promise<void> {

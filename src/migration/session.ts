@@ -29,6 +29,8 @@ export class Session implements ChannelOwner {
   /** Resolves once the guest runs (post-copy) or when there is nothing to wait for. */
   private guestStarted: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
+  /** The completion arrived: the destination is verifying, nothing more is due from the source. */
+  private completing = false;
   private done = false;
   private readonly start = performance.now();
   private settle!: { resolve: (r: SessionResult) => void; reject: (e: Error) => void };
@@ -45,6 +47,7 @@ export class Session implements ChannelOwner {
     private readonly digests: DigestPool,
     /** Told each time a channel ends a round. */
     private readonly onRoundEnd: (channel: number, round: number) => void = () => undefined,
+    idleTimeoutMs = 60_000,
   ) {
     this.cores = regions.map((r) => {
       const core = new Core(r);
@@ -54,6 +57,7 @@ export class Session implements ChannelOwner {
     });
     this.postcopy = new PostcopyDestination(this.cores, digests, (region, page, count) => this.requestPages(region, page, count));
     this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.watchIdle(idleTimeoutMs);
     // The listener reports the outcome; nobody else need handle a rejection.
     this.result.catch(() => undefined);
   }
@@ -76,6 +80,24 @@ export class Session implements ChannelOwner {
     conn.setSink(reader);
     conn.onFailure((error) => this.fail(error));
     conn.failureFrame = FrameType.error;
+  }
+
+  /** Fails the session when no channel has received a byte for `ms` (until the completion came). */
+  private watchIdle(ms: number): void {
+    let last = -1;
+    let since = performance.now();
+    const timer = setInterval(() => {
+      if (this.completing || this.failure || this.done) return clearInterval(timer);
+      const received = this.channels.reduce((s, c) => s + (c?.received ?? 0), 0);
+      if (received !== last) {
+        last = received;
+        since = performance.now();
+      } else if (performance.now() - since > ms) {
+        clearInterval(timer);
+        this.fail(new WireError("connection", `the source sent nothing for ${ms / 1000} s: it stalled or left; the migration is dropped`));
+      }
+    }, Math.max(10, Math.min(1000, ms / 4)));
+    timer.unref();
   }
 
   progress(): SessionProgress {
@@ -198,6 +220,7 @@ export class Session implements ChannelOwner {
   }
 
   private async complete(payload: Uint8Array): Promise<void> {
+    this.completing = true;
     try {
       const { digests, mac } = decodeComplete(payload, this.key);
       if (!this.readers.every((r) => r.finished)) throw new WireError("unexpectedFrame", "completion arrived before the final round ended on every channel");

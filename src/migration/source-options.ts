@@ -42,7 +42,11 @@ export interface SourceOptions {
   hooks?: SourceHooks;
   /** Aborting cancels the migration: the destination is told, the guest resumes here. */
   signal?: AbortSignal;
-  /** How long to wait for the destination to answer during setup, ms. Default 30,000. */
+  /**
+   * How long to wait for the destination, ms: to answer during setup, to take what was sent (a
+   * destination that stops reading), and to confirm the digest. Default 30,000. On any of them
+   * the migration fails and the guest resumes here.
+   */
   timeoutMs?: number;
 }
 

@@ -197,7 +197,7 @@ export class Source extends EventEmitter<SourceEvents> {
         this.emit("ack", round);
       },
       pageRequest: this.switchedOver ? (request) => this.postcopy!.request(request) : undefined,
-    }));
+    }), o.timeoutMs ?? 30_000);
     return this.sender;
   }
 

@@ -7,6 +7,7 @@ import { FRAME_HEADER_BYTES, FRAME_NAMES, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } 
 import { WireError, asWireError } from "../wire/errors.js";
 import { checkPreamble, encodeFailure } from "../wire/messages.js";
 import type { TokenBucket } from "./token-bucket.js";
+import { WriteWatchdog } from "./write-watchdog.js";
 
 export interface ControlFrame {
   type: number;
@@ -36,6 +37,8 @@ export interface ConnectionOptions {
   expectPreamble?: boolean;
   maxPayload?: (type: number) => number;
   bucket?: TokenBucket;
+  /** Fail when queued writes make no progress for this long, ms (the peer stopped reading). Default: never. */
+  stallTimeoutMs?: number;
 }
 
 const formatPeer = (address: string, port: number | undefined) => (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`);
@@ -57,6 +60,7 @@ export class Connection {
   /** Bytes written to the socket (frame headers included). */
   sent = 0;
   private readonly bucket: TokenBucket | undefined;
+  private readonly watchdog: WriteWatchdog | undefined;
   /** Largest payload accepted per frame type; the migration raises it once buffers are sized. */
   maxPayload: (type: number) => number;
 
@@ -66,6 +70,9 @@ export class Connection {
    */
   constructor(socket: Socket | ((onread: OnReadOpts) => Socket), options: ConnectionOptions = {}) {
     this.bucket = options.bucket;
+    this.watchdog = options.stallTimeoutMs
+      ? new WriteWatchdog(options.stallTimeoutMs, (ms) => this.fail(new WireError("connection", `${this.peer} stopped reading: nothing it was sent went out for ${ms / 1000} s`)))
+      : undefined;
     this.maxPayload = options.maxPayload ?? (() => MAX_CONTROL_PAYLOAD);
     this.reader = new FrameReader({ begin: (t, l, p) => this.sink.begin(t, l, p), end: (t) => this.sink.end(t) }, (type) => this.maxPayload(type));
     if (options.expectPreamble) this.preamble = new Uint8Array(PREAMBLE_BYTES);
@@ -233,6 +240,7 @@ export class Connection {
   fail(error: WireError, tellPeer = false): void {
     if (this.failure) return;
     this.failure = error;
+    this.watchdog?.stop();
     if (tellPeer && this.failureFrame !== undefined && this.socket.writable) {
       this.socket.end(frame(this.failureFrame, encodeFailure({ reason: error.reason, message: error.message })));
       // Let the peer read why before the socket goes, but never hold the process for it.
@@ -268,8 +276,13 @@ export class Connection {
   private order: Promise<void> = Promise.resolve();
 
   private socketWrite(part: Uint8Array): Promise<void> {
+    this.watchdog?.queued();
     return new Promise<void>((resolve, reject) => {
-      this.socket.write(part, (error) => (error ? reject(this.failure ?? new WireError("connection", `write to ${this.peer} failed: ${error.message}`)) : resolve()));
+      this.socket.write(part, (error) => {
+        this.watchdog?.flushed();
+        if (error) reject(this.failure ?? new WireError("connection", `write to ${this.peer} failed: ${error.message}`));
+        else resolve();
+      });
     });
   }
 
@@ -309,6 +322,7 @@ export class Connection {
   close(): void {
     if (this.failure) return;
     this.failure = new WireError("connection", `the connection to ${this.peer} was closed by this side`);
+    this.watchdog?.stop();
     this.socket.destroySoon();
     this.control.waiter?.();
   }

@@ -31,6 +31,7 @@ export interface ChannelTarget {
   /** Sent on channel 0 only. */
   offer?: Offer;
   bucket?: TokenBucket;
+  /** How long to wait for an answer, and for stalled writes to move, ms. Default 30,000. */
   timeoutMs?: number;
 }
 
@@ -62,7 +63,7 @@ export interface Handshaken {
 /** Source side: connects one channel and authenticates both ways. */
 export async function connectChannel(t: ChannelTarget): Promise<Handshaken> {
   const timeoutMs = t.timeoutMs ?? 30_000;
-  const conn = new Connection(await openSocket(t.host, t.port, timeoutMs), { bucket: t.bucket });
+  const conn = new Connection(await openSocket(t.host, t.port, timeoutMs), { bucket: t.bucket, stallTimeoutMs: timeoutMs });
   conn.failureFrame = FrameType.cancel;
   try {
     const clientNonce = nonce();
