@@ -27,6 +27,10 @@ export const LISTEN_HELP = `pagewire listen [options]     receive migrations (th
   --run-seconds S   a migrated workload continues here; with --once, measure it for S seconds
                     (default 2), then stop
   --idle-timeout S  drop a migration whose source sends nothing for S seconds (default 60)
+  --max-memory SIZE most guest memory the migrations received at once may take (default 3/4 of
+                    this host's); beyond it an offer is refused as busy
+  --max-sessions N  most migrations received at once (default 8)
+  --insecure        allow a non-loopback --host without a secret (anyone reaching it may migrate in)
   --progress MODE   line (default on a terminal), json (JSON lines on stderr) or none
   --json            print one JSON document per migration (a line each)
   --qmp unix:PATH   a QMP control socket (also tcp:HOST:PORT): query-migrate, MIGRATION events
@@ -59,6 +63,9 @@ function options(argv: string[]) {
       "run-seconds": { type: "string", default: "2" },
       qmp: { type: "string" },
       "idle-timeout": { type: "string", default: "60" },
+      "max-memory": { type: "string" },
+      "max-sessions": { type: "string", default: "8" },
+      insecure: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   }).values;
@@ -83,6 +90,8 @@ export async function listenCommand(argv: string[]): Promise<number> {
   const port = parsePort("port", o.port);
   const runSeconds = parseNumber("run-seconds", o["run-seconds"], { min: 0 });
   const idleTimeoutMs = parseNumber("idle-timeout", o["idle-timeout"], { min: 0.001 }) * 1000;
+  const maxMemoryBytes = o["max-memory"] === undefined ? undefined : parseSize(o["max-memory"]);
+  const maxSessions = parseNumber("max-sessions", o["max-sessions"], { min: 1, integer: true });
   const secret = readSecret(o);
   const pageSize = parseSize(o["page-size"]);
   const sizes = o.size ? regionPages(parseSize(o.size), pageSize) : undefined;
@@ -109,6 +118,9 @@ export async function listenCommand(argv: string[]): Promise<number> {
     regions,
     zeroed: true,
     idleTimeoutMs,
+    maxMemoryBytes,
+    maxSessions,
+    insecure: o.insecure,
     hooks: {
       resume: (state, received) => {
         if (!isWorkloadState(state)) {

@@ -17,7 +17,12 @@ let collecting: NodeJS.Immediate | undefined;
 
 function run(job: DigestJob): DigestAnswer {
   try {
-    const hasher = new Hasher(Region.attach(job.memory, job.layout));
+    const region = Region.attach(job.memory, job.layout);
+    if (job.kind === "prefault") {
+      region.prefault(job.first, job.end);
+      return { id: job.id, sum: 0n };
+    }
+    const hasher = new Hasher(region);
     if (job.kind === "pages") return { id: job.id, sum: hasher.sumPages(job.first, job.end, job.skip) };
     hasher.hashChunks(job.first, job.end);
     return { id: job.id, sum: 0n };

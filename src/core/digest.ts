@@ -14,8 +14,11 @@ export interface DigestJob {
   id: number;
   memory: WebAssembly.Memory;
   layout: LayoutOptions;
-  /** "chunks": hash chunks [first, end) into digestChunks; "pages": sum the page hashes of pages [first, end). */
-  kind: "chunks" | "pages";
+  /**
+   * "chunks": hash chunks [first, end) into digestChunks; "pages": sum the page hashes of pages
+   * [first, end); "prefault": touch pages [first, end) so that the OS maps them now.
+   */
+  kind: "chunks" | "pages" | "prefault";
   first: number;
   end: number;
   /** For "pages": a bitmap of pages to leave out, or 0. */
@@ -133,6 +136,17 @@ export class DigestPool {
       results.push(BigInt.asUintN(64, sums.reduce((a, b) => a + b, 0n)));
     }
     return results;
+  }
+
+  /**
+   * Touches every page of the regions in the pool's threads, as Region.prefault() does on the
+   * calling one: a destination allocating gigabytes for an offer keeps its event loop free (4 GiB
+   * took 9.8 s of it).
+   */
+  async prefault(regions: Region[]): Promise<void> {
+    // One thread: page faults on one process's memory serialise in the kernel, and two threads
+    // touching 2 GiB took 7.0 s where one took 3.0 s.
+    for (const region of regions) await this.run(0, { memory: region.memory, layout: region.options, kind: "prefault", first: 0, end: region.pageCount, skip: 0 });
   }
 
   close(): void {

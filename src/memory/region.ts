@@ -74,9 +74,9 @@ export class Region {
    * timed run, as QEMU's -mem-prealloc does. It rewrites one byte per OS page with its own
    * value, so call it before any writer runs.
    */
-  prefault(): void {
-    const { guest, pageCount, pageSize } = this.layout;
-    const end = guest + pageCount * pageSize;
-    for (let p = guest; p < end; p += OS_PAGE) this.bytes[p] = this.bytes[p];
+  prefault(firstPage = 0, endPage = this.pageCount): void {
+    const { guest, pageSize } = this.layout;
+    const end = guest + endPage * pageSize;
+    for (let p = guest + firstPage * pageSize; p < end; p += OS_PAGE) this.bytes[p] = this.bytes[p];
   }
 }

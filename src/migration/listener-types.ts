@@ -28,6 +28,18 @@ export interface ListenerOptions {
    * memory's lock) is released: a source that stalled or vanished. Default 60,000.
    */
   idleTimeoutMs?: number;
+  /**
+   * Most guest memory, in bytes, the migrations received at once may make this listener allocate;
+   * an offer beyond it is refused as busy. Default three quarters of this host's memory.
+   */
+  maxMemoryBytes?: number;
+  /** Most migrations received at once; more are refused as busy. Default 8. */
+  maxSessions?: number;
+  /**
+   * Allow listen() on an address other than loopback without a secret, where anyone who can reach
+   * it may migrate into this process. Default false: refused.
+   */
+  insecure?: boolean;
 }
 
 export interface Received {

@@ -3,6 +3,7 @@
 // and reports every migration's outcome.
 import { EventEmitter } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
+import { totalmem } from "node:os";
 import { Core } from "../core/core.js";
 import { DigestPool } from "../core/digest.js";
 import { Region } from "../memory/region.js";
@@ -11,6 +12,7 @@ import { acceptChannel, type Admission } from "../transport/handshake.js";
 import { MAX_REGIONS } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
 import type { Offer } from "../wire/messages.js";
+import { PagewireError } from "../errors.js";
 import { Session } from "./session.js";
 import { RegionPool } from "./region-pool.js";
 import type { ListenerOptions, ListenerEvents, Received, SessionProgress } from "./listener-types.js";
@@ -18,6 +20,8 @@ import type { ListenerOptions, ListenerEvents, Received, SessionProgress } from 
 export type { DestinationHooks, ListenerOptions, ListenerEvents, Received, SessionProgress } from "./listener-types.js";
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+
+const isLoopback = (host: string) => host === "localhost" || host === "::1" || /^127\./.test(host);
 
 function describe(pageSize: number, regions: number[]): string {
   const gib = (regions.reduce((s, p) => s + p, 0) * pageSize) / 2 ** 30;
@@ -29,6 +33,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private readonly server: Server;
   private readonly sessions = new Map<string, Session>();
   private busy = false;
+  /** Guest memory reserved by the migrations being received, and channel-0 admissions still allocating. */
+  private reservedBytes = 0;
+  private admitting = 0;
   private knownZero: boolean;
   private readonly digests = new DigestPool();
   private readonly pool = new RegionPool();
@@ -46,6 +53,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
 
   /** Starts listening; resolves with the port (pass 0 for any free port). */
   listen(port = 0, host = "127.0.0.1"): Promise<number> {
+    if (!this.options.secret && !this.options.insecure && !isLoopback(host)) {
+      return Promise.reject(
+        new PagewireError("EOPTION", `listening on ${host} without a secret would let anyone who reaches it migrate into this process: give a secret (--secret-file), listen on loopback, or allow it (insecure, --insecure)`),
+      );
+    }
     this.digests.warm();
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
@@ -91,7 +103,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     });
   }
 
-  private admit(conn: Connection, { hello, offer, key }: Admission): void {
+  private async admit(conn: Connection, { hello, offer, key }: Admission): Promise<void> {
     const id = hex(hello.migrationId);
     if (hello.channelIndex > 0) {
       const session = this.sessions.get(id);
@@ -101,18 +113,38 @@ export class Listener extends EventEmitter<ListenerEvents> {
     }
     if (this.sessions.has(id)) throw new WireError("badFrame", `migration ${id} is already in progress`);
     if (!offer) throw new WireError("badFrame", "channel 0 came without an offer");
-    if (this.options.regions && this.busy) throw new WireError("busy", "this destination is receiving another migration into its memory; try again when it is done");
-    const regions = this.options.regions ? this.checkOffer(offer, this.options.regions) : this.allocate(offer, hello.channelCount);
+    const fixed = this.options.regions;
+    if (fixed && this.busy) throw new WireError("busy", "this destination is receiving another migration into its memory; try again when it is done");
+    const maxSessions = this.options.maxSessions ?? 8;
+    if (this.sessions.size + this.admitting >= maxSessions) throw new WireError("busy", `this destination is receiving ${maxSessions} migrations, its most at once; try again when one is done`);
+    // Fixed memory is allocated already; an offer's memory is reserved before it is allocated.
+    const bytes = fixed ? 0 : offer.regions.reduce((sum, pages) => sum + pages * offer.pageSize, 0);
+    const maxMemory = this.options.maxMemoryBytes ?? Math.floor(totalmem() * 0.75);
+    if (this.reservedBytes + bytes > maxMemory) {
+      throw new WireError("busy", `${describe(offer.pageSize, offer.regions)} would take this destination past its limit of ${(maxMemory / 2 ** 30).toFixed(2)} GiB for migrations at once (${(this.reservedBytes / 2 ** 30).toFixed(2)} GiB in use); try again later`);
+    }
+    if (fixed) this.busy = true;
+    this.reservedBytes += bytes;
+    this.admitting++;
+    let regions: Region[];
+    try {
+      regions = fixed ? this.checkOffer(offer, fixed) : await this.allocate(offer, hello.channelCount);
+    } catch (error) {
+      if (fixed) this.busy = false;
+      this.reservedBytes -= bytes;
+      throw error;
+    } finally {
+      this.admitting--;
+    }
     const session = new Session(id, key, regions, offer, hello.channelCount, this.options.hooks, this.digests, (channel, round) => this.emit("round-end", { migrationId: id, channel, round }), this.options.idleTimeoutMs);
     this.sessions.set(id, session);
-    if (this.options.regions) this.busy = true;
     session.attach(conn, 0, hello.channelCount);
     this.emit("session", id);
     session.result
       .then(
         (result) => {
           const release = () => {
-            if (!this.options.regions) this.pool.give(regions);
+            if (!fixed) this.pool.give(regions);
           };
           this.emit("completed", { ...result, release });
         },
@@ -120,7 +152,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
       )
       .finally(() => {
         this.sessions.delete(id);
-        if (this.options.regions) this.busy = false;
+        this.reservedBytes -= bytes;
+        if (fixed) this.busy = false;
       });
   }
 
@@ -138,16 +171,18 @@ export class Listener extends EventEmitter<ListenerEvents> {
     return regions;
   }
 
-  private allocate(offer: Offer, channels: number): Region[] {
+  private async allocate(offer: Offer, channels: number): Promise<Region[]> {
     if (offer.regions.length > MAX_REGIONS) throw new WireError("badFrame", `too many regions: ${offer.regions.length}`);
     const reused = this.pool.take(offer);
     if (reused) return reused;
+    let regions: Region[];
     try {
-      const regions = offer.regions.map((pageCount) => Region.create({ pageSize: offer.pageSize, pageCount, batchPages: offer.batchPages, ioBuffers: channels }));
-      if (this.options.prefault ?? true) for (const r of regions) r.prefault();
-      return regions;
+      regions = offer.regions.map((pageCount) => Region.create({ pageSize: offer.pageSize, pageCount, batchPages: offer.batchPages, ioBuffers: channels }));
     } catch (error) {
       throw new WireError("regionMismatch", `cannot hold ${describe(offer.pageSize, offer.regions)}: ${(error as Error).message}`);
     }
+    // In the pool's threads: pre-faulting gigabytes must not stall the sessions already running.
+    if (this.options.prefault ?? true) await this.digests.prefault(regions);
+    return regions;
   }
 }
