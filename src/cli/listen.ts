@@ -31,7 +31,7 @@ export const LISTEN_HELP = `pagewire listen [options]     receive migrations (th
                     this host's); beyond it an offer is refused as busy
   --max-sessions N  most migrations received at once (default 8)
   --insecure        allow a non-loopback --host without a secret (anyone reaching it may migrate in)
-  --progress MODE   line (default on a terminal), json (JSON lines on stderr) or none
+  --progress MODE   line (the default; live on a terminal), json (JSON lines on stderr) or none
   --json            print one JSON document per migration (a line each)
   --qmp unix:PATH   a QMP control socket (also tcp:HOST:PORT): query-migrate, MIGRATION events
                     (capability events), quit
@@ -95,7 +95,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
   const secret = readSecret(o);
   const pageSize = parseSize(o["page-size"]);
   const sizes = o.size ? regionPages(parseSize(o.size), pageSize) : undefined;
-  const progress = o.ipc ? "none" : parseProgress(o.progress);
+  const progress = o.ipc ? "none" : parseProgress(o.progress, o.json);
   // Started by pagewire migrate, which owns the terminal: a Ctrl-C there is its to handle (it
   // must not kill a post-copy guest here behind the source's back); it ends this process itself.
   if (o.ipc) process.on("SIGINT", () => undefined);

@@ -28,7 +28,8 @@ export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; ove
   --timeout S           cancel the migration if it has not completed within S seconds
   --sha256              print a SHA-256 of the guest's memory at the pause, to compare with
                         the destination's (pagewire listen --sha256)
-  --progress MODE       line (default on a terminal), json (JSON lines on stderr) or none
+  --progress MODE       line (the default: lines on stderr, one kept live on a terminal), json
+                        (JSON lines on stderr) or none (the default with --json)
   --json                print the result as one JSON document
   -h, --help            this help
 

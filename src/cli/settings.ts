@@ -102,8 +102,9 @@ export function parsePort(name: string, text: string): number {
   return parseNumber(name, text, { min: 0, max: 65535, integer: true });
 }
 
-export function parseProgress(text: string | undefined): ProgressMode {
-  if (text === undefined) return process.stderr.isTTY ? "line" : "none";
+/** --progress: line by default (a live line on a terminal, the lasting lines anywhere); none by default with --json. */
+export function parseProgress(text: string | undefined, json = false): ProgressMode {
+  if (text === undefined) return json ? "none" : "line";
   if (text !== "line" && text !== "json" && text !== "none") throw usage(`--progress "${text}": write line, json or none`);
   return text;
 }
@@ -157,7 +158,7 @@ export function sourceSettings(v: Values): SourceSettings {
     secret: readSecret(v),
     seed: parseNumber("seed", String(v.seed), { min: 0, integer: true }),
     json: v.json === true,
-    progress: parseProgress(v.progress as string | undefined),
+    progress: parseProgress(v.progress as string | undefined, v.json === true),
     sha256: v.sha256 === true,
     timeoutMs: v.timeout === undefined ? undefined : parseNumber("timeout", String(v.timeout), { min: 0.001 }) * 1000,
     workload,
