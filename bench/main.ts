@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { cpus, totalmem, loadavg, platform, release, availableParallelism } from "node:os";
 import { printTable, rowJson, type Row } from "./report.js";
 import { runImage } from "./image.js";
+import { runSoak, soakDefaults, soakQuick } from "./soak.js";
 import { VERSION } from "../src/cli/version.js";
 import { runCore, coreDefaults, coreQuick } from "./core.js";
 import { runE2e, e2eDefaults, e2eQuick } from "./e2e.js";
@@ -30,7 +31,8 @@ interface BenchOptions {
 const HELP = `pagewire bench SUITE... [options]     benchmarks, each against a baseline run in the same run
   suites: core (scans, bitmaps, LZ4 against lz4-wasm-nodejs), e2e (migrations against raw TCP),
           workloads, policies (the papers' policies on the kernels), listener (1,000 migrations
-          into one destination), image (the codec and migrations on --image FILE)
+          into one destination), soak (1,000 migrations with faults injected), image (the codec
+          and migrations on --image FILE)
   --image FILE   a memory image or page corpus of your own (up to 1 GiB), read as 4 KiB pages;
                  compared with lz4 -b1 -B4096 when the lz4 command exists
   --runs N       runs per figure, after a warm-up run (core, image; policies: runs per cell)
@@ -60,6 +62,7 @@ const SUITES: Record<string, (o: BenchOptions) => Row[] | Promise<Row[]>> = {
     if (!o.image) throw new Error("the image suite needs --image FILE");
     return runImage({ file: o.image, runs: o.runs ?? (o.quick ? 1 : 3) });
   },
+  soak: (o) => runSoak({ ...(o.quick ? soakQuick : soakDefaults), ...(o.runs ? { migrations: o.runs } : {}), ...(o.size ? { bytes: o.size } : {}) }),
   listener: (o) => runListener({ ...(o.quick ? listenerQuick : listenerDefaults), ...(o.size ? { bytes: o.size } : {}), ...(o.runs ? { migrations: o.runs } : {}) }),
   policies: (o) => {
     const base = o.quick ? policyQuick : policyDefaults;

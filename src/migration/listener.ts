@@ -148,7 +148,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
           };
           this.emit("completed", { ...result, release });
         },
-        (error: Error) => this.emit("failed", error),
+        (error: Error) => {
+          // Memory no guest ran on is the listener's again: the next offer of its shape reuses it.
+          if (!fixed && !session.guestRan) this.pool.give(regions);
+          this.emit("failed", error);
+        },
       )
       .finally(() => {
         this.sessions.delete(id);

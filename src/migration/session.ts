@@ -206,6 +206,14 @@ export class Session implements ChannelOwner {
     throw new WireError("unexpectedFrame", `frame type ${type} has no place on channel ${channel}`);
   }
 
+  /** Set once the embedder's guest was given the memory: it is the guest's from then on. */
+  guestRan = false;
+
+  private resumeGuest(deviceState: Uint8Array): void | Promise<void> {
+    this.guestRan = true;
+    return this.hooks?.resume?.(deviceState, this.regions);
+  }
+
   private requestPages(region: number, page: number, count: number): void {
     this.postcopyRequests++;
     this.channels[0].send(FrameType.pageRequest, encodePageRequest({ region, page, count })).catch((error: Error) => this.fail(error));
@@ -215,7 +223,7 @@ export class Session implements ChannelOwner {
     if (!this.readers[0].finished && !this.postcopy.active) throw new WireError("unexpectedFrame", "device state arrived before the final round or the switch-over");
     if (!this.deviceState.add(decodeDeviceStatePiece(payload)) || !this.postcopy.active) return;
     // Post-copy: the device state is in; hash the pages present, then start the guest on them.
-    this.guestStarted = this.postcopy.startGuest(() => this.hooks?.resume?.(this.deviceState.bytes, this.regions), () => this.failure !== undefined);
+    this.guestStarted = this.postcopy.startGuest(() => this.resumeGuest(this.deviceState.bytes), () => this.failure !== undefined);
     this.guestStarted.catch((error: Error) => this.fail(error));
   }
 
@@ -244,7 +252,7 @@ export class Session implements ChannelOwner {
       // Nothing more comes or goes: release the sockets now rather than wait for the source.
       for (const c of this.channels) c.close();
       if (postcopy) this.postcopy.finish();
-      else await this.hooks?.resume?.(deviceState, this.regions);
+      else await this.resumeGuest(deviceState);
       this.settle.resolve({
         migrationId: this.id,
         regions: this.regions,
