@@ -3,35 +3,14 @@
 import { Socket, type OnReadOpts } from "node:net";
 import { adopt, type AcceptedSocket } from "./adopt.js";
 import { FrameReader, type FrameSink, frame, writeFrameHeader } from "../wire/frame.js";
+import { ControlQueue, type ControlFrame } from "./control-queue.js";
 import { FRAME_HEADER_BYTES, FRAME_NAMES, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import { checkPreamble, encodeFailure } from "../wire/messages.js";
 import type { TokenBucket } from "./token-bucket.js";
 import { WriteWatchdog } from "./write-watchdog.js";
 
-export interface ControlFrame {
-  type: number;
-  payload: Uint8Array;
-}
-
-/** Default sink: queues whole control frames for nextFrame(); frames with page data are refused. */
-class ControlQueue implements FrameSink {
-  readonly frames: ControlFrame[] = [];
-  private current: Uint8Array = new Uint8Array(0);
-  waiter?: () => void;
-
-  begin(type: number, length: number, prefix: Uint8Array): Uint8Array {
-    if (prefix.length > 0) throw new WireError("unexpectedFrame", `${FRAME_NAMES[type]} frame arrived before the handshake finished`);
-    this.current = new Uint8Array(length);
-    return this.current;
-  }
-
-  end(type: number): boolean {
-    this.frames.push({ type, payload: this.current });
-    this.waiter?.();
-    return true;
-  }
-}
+export type { ControlFrame } from "./control-queue.js";
 
 export interface ConnectionOptions {
   expectPreamble?: boolean;
