@@ -144,18 +144,22 @@ export async function runE2e(o: E2eOptions): Promise<Row[]> {
   const rawCopyMs = median(rawCopy);
   const randomStop = ours.sort((a, b) => a["total-time"] - b["total-time"])[ours.length >> 1];
   const rate = (ms: number) => mb(o.bytes) / (ms / 1000);
+  const randomSamples = ours.map((s) => rate(s["total-time"]));
   rows.push({
-    suite: "e2e", name: `stop-copy ${gib} GiB random pages`, value: rate(randomStop["total-time"]), unit: "MB/s",
+    suite: "e2e", id: "e2e.stop-copy-random", params: { bytes: o.bytes, pages: "random", baseline: "raw-tcp" }, samples: randomSamples,
+    name: `stop-copy ${gib} GiB random pages`, value: rate(randomStop["total-time"]), unit: "MB/s",
     baseline: { name: "raw Node TCP", value: rate(rawMs) }, target: { min: 0.85, of: "ratio" },
     note: `medians of ${o.repeats}: ${randomStop["total-time"].toFixed(0)} ms in all (setup ${randomStop["setup-time"].toFixed(0)} ms, digest check ${randomStop["verify-time"]} ms) vs ${rawMs.toFixed(0)} ms raw`,
   });
   rows.push({
-    suite: "e2e", name: `stop-copy ${gib} GiB random pages, vs a receiver that copies`, value: rate(randomStop["total-time"]), unit: "MB/s",
+    suite: "e2e", id: "e2e.stop-copy-random", params: { bytes: o.bytes, pages: "random", baseline: "raw-tcp-copying" }, samples: randomSamples,
+    name: `stop-copy ${gib} GiB random pages, vs a receiver that copies`, value: rate(randomStop["total-time"]), unit: "MB/s",
     baseline: { name: "raw TCP + copy into shared memory", value: rate(rawCopyMs) },
     note: "a receiver without zero-copy reads must copy each byte once into guest memory; this is that floor",
   });
   rows.push({
-    suite: "e2e", name: `stop-copy ${gib} GiB random pages, vs a receiver that reads in place`, value: rate(randomStop["total-time"]), unit: "MB/s",
+    suite: "e2e", id: "e2e.stop-copy-random", params: { bytes: o.bytes, pages: "random", baseline: "raw-tcp-in-place" }, samples: randomSamples,
+    name: `stop-copy ${gib} GiB random pages, vs a receiver that reads in place`, value: rate(randomStop["total-time"]), unit: "MB/s",
     baseline: { name: "raw TCP read straight into shared memory", value: rate(median(rawDirect)) },
     note: "what the destination could reach if its sockets read into guest memory (Node allows it on connecting sockets only)",
   });
@@ -169,12 +173,14 @@ export async function runE2e(o: E2eOptions): Promise<Row[]> {
       const s = await migration({ region: mixed, policy: stopCopy(), compress, bandwidth });
       const qemu = label === "loopback" && o.bytes === 2 ** 30 ? { name: "QEMU 7.2 (FACTS.md)", value: 280 } : undefined;
       rows.push({
-        suite: "e2e", name: `stop-copy ${gib} GiB mixed, ${label}, ${compress ? "lz4" : "raw"}: total time`, value: s["total-time"], unit: "ms",
+        suite: "e2e", id: "e2e.stop-copy-mixed.total-time", params: { bytes: o.bytes, link: label, compress },
+        name: `stop-copy ${gib} GiB mixed, ${label}, ${compress ? "lz4" : "raw"}: total time`, value: s["total-time"], unit: "ms",
         baseline: qemu, target: qemu ? { max: 280 } : undefined,
         note: `downtime ${s.downtime.toFixed(0)} ms, ${mb(s.transferred).toFixed(0)} MB on the wire`,
       });
       rows.push({
-        suite: "e2e", name: `stop-copy ${gib} GiB mixed, ${label}, ${compress ? "lz4" : "raw"}: bytes on the wire`, value: mb(s.transferred), unit: "MB",
+        suite: "e2e", id: "e2e.stop-copy-mixed.bytes", params: { bytes: o.bytes, link: label, compress },
+        name: `stop-copy ${gib} GiB mixed, ${label}, ${compress ? "lz4" : "raw"}: bytes on the wire`, value: mb(s.transferred), unit: "MB",
         baseline: qemu ? { name: "QEMU 7.2 (FACTS.md)", value: 540 } : undefined, target: qemu && compress ? { max: 540 } : undefined,
       });
     }
@@ -184,10 +190,14 @@ export async function runE2e(o: E2eOptions): Promise<Row[]> {
     progress(`pre-copy mixed, writer at ${rate} pages/s`);
     const s = await migration({ region: mixed, policy: precopy(), dirtyRate: rate });
     rows.push({
-      suite: "e2e", name: `precopy ${gib} GiB mixed, ${rate} dirty pages/s: total time`, value: s["total-time"], unit: "ms",
+      suite: "e2e", id: "e2e.precopy-mixed.total-time", params: { bytes: o.bytes, dirtyRate: rate },
+      name: `precopy ${gib} GiB mixed, ${rate} dirty pages/s: total time`, value: s["total-time"], unit: "ms",
       note: `${s.rounds.length} rounds, downtime ${s.downtime.toFixed(0)} ms, ${mb(s.transferred).toFixed(0)} MB sent; ${s.policy["stop-reason"]}`,
     });
-    rows.push({ suite: "e2e", name: `precopy ${gib} GiB mixed, ${rate} dirty pages/s: downtime`, value: s.downtime, unit: "ms" });
+    rows.push({
+      suite: "e2e", id: "e2e.precopy-mixed.downtime", params: { bytes: o.bytes, dirtyRate: rate }, name: `precopy ${gib} GiB mixed, ${rate} dirty pages/s: downtime`, value: s.downtime, unit: "ms",
+      note: `expected ${s["expected-downtime"].toFixed(0)} ms (fixed costs included)`,
+    });
   }
   return rows;
 }

@@ -100,15 +100,17 @@ export async function runPolicies(o: PolicyBenchOptions): Promise<Row[]> {
       writeFileSync(`${path}.json`, JSON.stringify({ date: new Date().toISOString(), bytes: o.bytes, runs: r + 1, cells }, null, 1) + "\n");
     }
   }
-  return cells.flatMap(({ link, workload, policy, median: m }) => {
+  return cells.flatMap(({ link, workload, policy, median: m, runs }) => {
     const name = (what: string) => `${policy} · ${workload} · ${link}: ${what}`;
+    const params = { policy, workload, link, bytes: o.bytes };
+    const row = (id: string, what: string, key: keyof Measured, unit: string, note?: string): Row => ({ suite: "policies", id: `policies.${id}`, params, name: name(what), value: m[key], unit, samples: runs.map((r) => r[key]), note });
     const rows: Row[] = [
-      { suite: "policies", name: name("pages sent / memory"), value: m.sentPerMemory, unit: "x", note: `${m.rounds} rounds` },
-      { suite: "policies", name: name("total time"), value: m.totalMs, unit: "ms" },
-      { suite: "policies", name: name("downtime, engine / application"), value: m.downtimeMs, unit: "ms", note: `application saw ${m.appDowntimeMs.toFixed(0)} ms` },
-      { suite: "policies", name: name("application rate during / after, vs before"), value: m.during, unit: "x", note: `after, on the destination: ${m.after.toFixed(2)}x` },
+      row("sent-per-memory", "pages sent / memory", "sentPerMemory", "x", `${m.rounds} rounds`),
+      row("total-time", "total time", "totalMs", "ms"),
+      row("downtime", "downtime, engine / application", "downtimeMs", "ms", `application saw ${m.appDowntimeMs.toFixed(0)} ms`),
+      row("rate-during", "application rate during / after, vs before", "during", "x", `after, on the destination: ${m.after.toFixed(2)}x`),
     ];
-    if (m.faults > 0) rows.push({ suite: "policies", name: name("post-copy faults"), value: m.faults, unit: "", note: `guest blocked ${m.blockedMs.toFixed(0)} ms` });
+    if (m.faults > 0) rows.push(row("postcopy-faults", "post-copy faults", "faults", "", `guest blocked ${m.blockedMs.toFixed(0)} ms`));
     return rows;
   });
 }

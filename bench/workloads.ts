@@ -68,15 +68,16 @@ export async function runWorkloads(o: WorkloadBenchOptions): Promise<Row[]> {
     const m = JSON.parse(stdout) as MigrateJson;
     const w = m.workload;
     const name = (what: string) => `${kernel}: ${what}`;
+    const params = { kernel, bytes: o.bytes, policy: "precopy" };
     rows.push(
-      { suite: "workloads", name: name("distinct pages dirtied per second, alone"), value: a.dirtyPerSecond, unit: "pages/s", note: `${a.stepsPerSecond.toFixed(0)} steps/s; at most ${o.bytes / 4096} (every page)` },
-      { suite: "workloads", name: name("LZ4 ratio of its memory"), value: a.ratio, unit: "x" },
-      { suite: "workloads", name: name("pre-copy rounds"), value: m.source.rounds.length, unit: "", note: m.source.policy["stop-reason"] },
-      { suite: "workloads", name: name("bytes sent / memory"), value: m.source.transferred / o.bytes, unit: "x" },
-      { suite: "workloads", name: name("total time"), value: m.source["total-time"], unit: "ms" },
-      { suite: "workloads", name: name("downtime, engine"), value: m.source.downtime, unit: "ms" },
-      { suite: "workloads", name: name("downtime, as the application saw it"), value: w.firstStepAt ? w.firstStepAt - w.lastStepAt : NaN, unit: "ms" },
-      { suite: "workloads", name: name("rate during migration / before"), value: w.before > 0 && w.during !== undefined ? w.during / w.before : NaN, unit: "x", note: `${w.before.toFixed(0)} → ${w.during?.toFixed(0) ?? "-"} → ${w.after?.toFixed(0) ?? "?"} steps/s (before, during, after on the destination)` },
+      { suite: "workloads", id: "workloads.distinct-pages-dirtied-per-second-alone", params, name: name("distinct pages dirtied per second, alone"), value: a.dirtyPerSecond, unit: "pages/s", note: `${a.stepsPerSecond.toFixed(0)} steps/s; at most ${o.bytes / 4096} (every page)` },
+      { suite: "workloads", id: "workloads.lz4-ratio-of-its-memory", params, name: name("LZ4 ratio of its memory"), value: a.ratio, unit: "x" },
+      { suite: "workloads", id: "workloads.pre-copy-rounds", params, name: name("pre-copy rounds"), value: m.source.rounds.length, unit: "", note: m.source.policy["stop-reason"] },
+      { suite: "workloads", id: "workloads.bytes-sent-memory", params, name: name("bytes sent / memory"), value: m.source.transferred / o.bytes, unit: "x" },
+      { suite: "workloads", id: "workloads.total-time", params, name: name("total time"), value: m.source["total-time"], unit: "ms" },
+      { suite: "workloads", id: "workloads.downtime-engine", params, name: name("downtime, engine"), value: m.source.downtime, unit: "ms" },
+      { suite: "workloads", id: "workloads.downtime-as-the-application-saw-it", params, name: name("downtime, as the application saw it"), value: w.firstStepAt ? w.firstStepAt - w.lastStepAt : NaN, unit: "ms" },
+      { suite: "workloads", id: "workloads.rate-during-migration-before", params, name: name("rate during migration / before"), value: w.before > 0 && w.during !== undefined ? w.during / w.before : NaN, unit: "x", note: `${w.before.toFixed(0)} → ${w.during?.toFixed(0) ?? "-"} → ${w.after?.toFixed(0) ?? "?"} steps/s (before, during, after on the destination)` },
     );
   }
   return rows;
