@@ -3,7 +3,6 @@
 // meets them. Every migration must either complete with the source's memory at the pause, or fail
 // with the source's guest resumed and still running; the listener's memory and sockets must stay
 // flat. Sources run in this process, each through a proxy that injects the fault.
-import { createHash } from "node:crypto";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { Listener } from "../src/migration/listener.js";
 import { Source } from "../src/migration/source.js";
@@ -12,6 +11,7 @@ import { fillPage, mixedClass } from "../src/memory/content.js";
 import { precopy } from "../src/policy/precopy.js";
 import { DirtyWriter } from "../src/workload/dirty-writer.js";
 import { type Row, progress } from "./report.js";
+import { sha256 } from "../src/cli/source-run.js";
 
 export interface SoakOptions {
   migrations: number;
@@ -54,7 +54,6 @@ async function faultProxy(port: number, fault: Fault, after: number): Promise<{ 
   };
 }
 
-const sha256 = (r: Region) => createHash("sha256").update(r.pages(0, r.pageCount)).digest("hex");
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
 const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length;
 
@@ -88,7 +87,7 @@ export async function runSoak(o: SoakOptions): Promise<Row[]> {
     let atPause = "";
     let onDone!: (r: { regions: Region[] }) => void;
     const received = new Promise<string>((resolve) => {
-      onDone = (r) => resolve(sha256(r.regions[0]));
+      onDone = (r) => resolve(sha256(r.regions));
       listener.on("completed", onDone);
     });
     const source = new Source([region], {
@@ -104,7 +103,7 @@ export async function runSoak(o: SoakOptions): Promise<Row[]> {
           writer.resume();
         },
         deviceState: () => {
-          atPause = sha256(region);
+          atPause = sha256([region]);
           return new Uint8Array(0);
         },
       },
