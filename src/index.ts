@@ -19,6 +19,7 @@ export { DirtyWriter } from "./workload/dirty-writer.js";
 export { Workload, type WorkloadOptions, type WorkloadStateHeader } from "./workload/workload.js";
 export { KERNELS, FREE_MODES, type FreeMode, type Kernel } from "./workload/kernels.js";
 export { TokenBucket, parseRate } from "./transport/token-bucket.js";
+export type { TlsOptions } from "./transport/tls.js";
 export { PagewireError } from "./errors.js";
 export { WireError } from "./wire/errors.js";
 export { PROTOCOL_VERSION } from "./wire/constants.js";

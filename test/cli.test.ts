@@ -38,6 +38,9 @@ describe("bad usage", () => {
     [["send", "--to", "nowhere"], /--to "nowhere": write HOST:PORT/],
     [["listen", "--port", "70000"], /--port "70000": write an integer from 0 to 65535/],
     [["send", "--to", "127.0.0.1:9", "--bogus"], /Unknown option '--bogus'/],
+    [["send", "--to", "127.0.0.1:9", "--tls-cert", "test/fixtures/tls/client-cert.pem"], /--tls-cert and --tls-key: give both/],
+    [["send", "--to", "127.0.0.1:9", "--tls-ca", "no/such.pem"], /--tls-ca "no\/such.pem": cannot read it \(ENOENT\)/],
+    [["listen", "--tls-ca", "test/fixtures/tls/ca-cert.pem"], /the destination also needs its own: give --tls-cert and --tls-key/],
   ];
   for (const [args, message] of cases) {
     it(`pagewire ${args.join(" ")}: status 2, the value typed, no stack, nothing started`, async () => {
@@ -105,6 +108,20 @@ describe("scripting", () => {
     const wrong = await pagewire(["send", "--to", `127.0.0.1:${destination.port}`, ...SMALL, "--json"], { PAGEWIRE_SECRET: "other" });
     expect(wrong.code).toBe(1);
     expect(JSON.parse(wrong.stdout)).toMatchObject({ command: "send", status: "failed", error: { code: "EAUTH", number: 3 } });
+  });
+
+  it("send and listen over mutual TLS: --tls-cert, --tls-key, --tls-ca on both", async () => {
+    const tls = (name: string) => `test/fixtures/tls/${name}.pem`;
+    const destination = await startDestination("--tls-cert", tls("server-cert"), "--tls-key", tls("server-key"), "--tls-ca", tls("ca-cert"));
+    destinations.push(destination);
+    const completed = destination.next("completed");
+    const r = await pagewire(["send", "--to", `127.0.0.1:${destination.port}`, ...SMALL, "--json", "--sha256", "--tls-ca", tls("ca-cert"), "--tls-cert", tls("client-cert"), "--tls-key", tls("client-key")]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).sha256).toBe((await completed).sha256);
+    const refused = destination.next("refused");
+    const stranger = await pagewire(["send", "--to", `127.0.0.1:${destination.port}`, ...SMALL, "--tls-ca", tls("ca-cert")]);
+    expect(stranger.code).toBe(1);
+    expect((await refused).message).toMatch(/TLS handshake with 127\.0\.0\.1:\d+ failed/);
   });
 
   it("migrate --json has the same shape, with the destination's side; --progress json streams JSON lines", async () => {

@@ -7,7 +7,7 @@ import { PagewireError } from "../errors.js";
 import { regionPages } from "./guest.js";
 import { parseSize, formatBytes } from "./units.js";
 import { destinationTable, ProgressLine } from "./render.js";
-import { parseNumber, parsePort, parseProgress, readSecret, type ProgressMode } from "./settings.js";
+import { parseNumber, parsePort, parseProgress, readSecret, readTls, tlsOptionSpec, type ProgressMode } from "./settings.js";
 import { sha256 } from "./source-run.js";
 import { document, errorFields, printDocument } from "./document.js";
 import { QmpServer } from "./qmp.js";
@@ -31,6 +31,9 @@ export const LISTEN_HELP = `pagewire listen [options]     receive migrations (th
                     this host's); beyond it an offer is refused as busy
   --max-sessions N  most migrations received at once (default 8)
   --insecure        allow a non-loopback --host without a secret (anyone reaching it may migrate in)
+  --tls-cert FILE   with --tls-key FILE: every channel over TLS, with this certificate (PEM)
+  --tls-ca FILE     with TLS, every source must present a certificate that chains to this PEM
+                    (mutual TLS; pagewire send --tls-cert, --tls-key)
   --progress MODE   line (the default; live on a terminal), json (JSON lines on stderr) or none
   --json            print one JSON document per migration (a line each)
   --qmp unix:PATH   a QMP control socket (also tcp:HOST:PORT): query-migrate, MIGRATION events
@@ -66,6 +69,7 @@ function options(argv: string[]) {
       "max-memory": { type: "string" },
       "max-sessions": { type: "string", default: "8" },
       insecure: { type: "boolean", default: false },
+      ...tlsOptionSpec,
       help: { type: "boolean", short: "h", default: false },
     },
   }).values;
@@ -93,6 +97,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
   const maxMemoryBytes = o["max-memory"] === undefined ? undefined : parseSize(o["max-memory"]);
   const maxSessions = parseNumber("max-sessions", o["max-sessions"], { min: 1, integer: true });
   const secret = readSecret(o);
+  const tls = readTls(o, "destination");
   const pageSize = parseSize(o["page-size"]);
   const sizes = o.size ? regionPages(parseSize(o.size), pageSize) : undefined;
   const progress = o.ipc ? "none" : parseProgress(o.progress, o.json);
@@ -121,6 +126,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
     maxMemoryBytes,
     maxSessions,
     insecure: o.insecure,
+    tls,
     hooks: {
       resume: (state, received) => {
         if (!isWorkloadState(state)) {
@@ -150,7 +156,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
   }
   const bound = listener.port;
   ctx.report(o.ipc ? { type: "listening", port: bound } : document("listen", "listening", { host: o.host, port: bound }));
-  if (text) ctx.line.log(`listening on ${o.host}:${bound}${o.size ? ` with a ${formatBytes(parseSize(o.size))} guest` : ""}${secret ? "" : " (no secret: anyone who can reach this port may migrate into it)"}`);
+  if (text) ctx.line.log(`listening on ${o.host}:${bound}${o.size ? ` with a ${formatBytes(parseSize(o.size))} guest` : ""}${tls ? " over TLS" : ""}${secret ? "" : " (no secret: anyone who can reach this port may migrate into it)"}`);
   // For tests that synchronise on the destination's progress.
   if (o.ipc) listener.on("round-end", (e) => ctx.report({ type: "round-end", ...e }));
   listener.on("refused", (error: Error) => {

@@ -1,7 +1,7 @@
 // `pagewire send`: the source, migrating a synthetic guest (or a workload) to a listening destination.
 import { parseArgs } from "node:util";
 import { runSource } from "./source-run.js";
-import { sourceOptionSpec, sourceSettings, parseAddress } from "./settings.js";
+import { sourceOptionSpec, sourceSettings, parseAddress, readTls, tlsOptionSpec } from "./settings.js";
 import { printSourceResult, withJsonErrors } from "./source-output.js";
 import { sendWithQmp } from "./send-qmp.js";
 
@@ -40,16 +40,20 @@ export const SEND_HELP = `pagewire send --to HOST:PORT [options]     migrate a s
   --to HOST:PORT        the destination (pagewire listen); IPv6 as [::1]:7420
   --qmp unix:PATH       a QMP control socket (also tcp:HOST:PORT): set parameters, then migrate
                         uri=tcp:HOST:PORT (without --to), query-migrate, migrate_cancel, quit
+  --tls-ca FILE         every channel over TLS: the destination's certificate must chain to this
+                        PEM (without it: the system's CAs)
+  --tls-cert FILE       with --tls-key FILE: this source's certificate, for a destination that
+                        asks for one (mutual TLS: pagewire listen --tls-ca)
 ${GUEST_HELP}`;
 
 export async function sendCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...sourceOptionSpec, to: { type: "string" }, qmp: { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { ...sourceOptionSpec, ...tlsOptionSpec, to: { type: "string" }, qmp: { type: "string" } } });
   if (values.help) {
     process.stdout.write(SEND_HELP + "\n");
     return 0;
   }
   const to = values.qmp && values.to === undefined ? undefined : parseAddress("to", values.to);
-  const settings = sourceSettings(values);
+  const settings = { ...sourceSettings(values), tls: readTls(values, "source") };
   if (values.qmp) return sendWithQmp(values.qmp, settings, to);
   const { host, port } = to!;
   return withJsonErrors("send", settings.json, async () => {

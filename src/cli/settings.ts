@@ -2,6 +2,7 @@
 // a bad value is refused with the text the user typed and what would be accepted.
 import { readFileSync } from "node:fs";
 import type { Policy } from "../policy/policy.js";
+import type { TlsOptions } from "../transport/tls.js";
 import { policyByName, type PolicyParameters } from "../policy/index.js";
 import { kernelByName, FREE_MODES, type FreeMode } from "../workload/kernels.js";
 import { MAX_CHANNELS } from "../wire/constants.js";
@@ -54,6 +55,8 @@ export interface SourceSettings {
   /** Bytes per second, or undefined for no cap. */
   bandwidth?: number;
   secret: string;
+  /** send only: its channels over TLS. */
+  tls?: TlsOptions;
   seed: number;
   json: boolean;
   progress: ProgressMode;
@@ -89,6 +92,35 @@ export function readSecret(v: Values): string {
     }
   }
   return typeof v.secret === "string" ? v.secret : (process.env.PAGEWIRE_SECRET ?? "");
+}
+
+/** The TLS option specs shared by send and listen. */
+export const tlsOptionSpec = {
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "tls-ca": { type: "string" },
+} as const;
+
+function readPem(v: Values, name: string): Buffer | undefined {
+  const path = v[name];
+  if (typeof path !== "string") return undefined;
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw usage(`--${name} "${path}": cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+}
+
+/**
+ * --tls-cert, --tls-key and --tls-ca, read: undefined when none is given. A destination needs a
+ * certificate and its key; a source needs at least the CA, or a certificate for mutual TLS.
+ */
+export function readTls(v: Values, side: "source" | "destination"): TlsOptions | undefined {
+  const [cert, key, ca] = [readPem(v, "tls-cert"), readPem(v, "tls-key"), readPem(v, "tls-ca")];
+  if (!cert && !key && !ca) return undefined;
+  if (!cert !== !key) throw usage("--tls-cert and --tls-key: give both (a certificate and its private key)");
+  if (side === "destination" && !cert) throw usage("--tls-ca on listen asks sources for certificates; the destination also needs its own: give --tls-cert and --tls-key");
+  return { cert, key, ca };
 }
 
 /** HOST:PORT, with IPv6 literals in brackets ([::1]:7420). */

@@ -104,6 +104,7 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
     freePageHints: s.freePageHints,
     bandwidth: s.bandwidth,
     timeoutMs: s.timeoutMs,
+    tls: s.tls,
     hooks: {
       ...guest.hooks,
       pause: async () => {

@@ -1,5 +1,6 @@
 // What an embedder gives a Listener, and what it gets for each migration received.
 import type { Region } from "../memory/region.js";
+import type { TlsOptions } from "../transport/tls.js";
 
 export interface DestinationHooks {
   /**
@@ -40,6 +41,11 @@ export interface ListenerOptions {
    * it may migrate into this process. Default false: refused.
    */
   insecure?: boolean;
+  /**
+   * Every channel over TLS: this destination's `cert` and `key`, and with `ca` every source must
+   * present a certificate signed by it (mutual TLS).
+   */
+  tls?: TlsOptions;
 }
 
 export interface Received {

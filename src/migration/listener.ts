@@ -3,12 +3,14 @@
 // and reports every migration's outcome.
 import { EventEmitter } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { totalmem } from "node:os";
 import { Core } from "../core/core.js";
 import { DigestPool } from "../core/digest.js";
 import { Region } from "../memory/region.js";
-import { Connection } from "../transport/connection.js";
+import { Connection, formatAddress } from "../transport/connection.js";
 import { acceptChannel, type Admission } from "../transport/handshake.js";
+import { createTlsServer } from "../transport/tls.js";
 import { MAX_REGIONS } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
 import type { Offer } from "../wire/messages.js";
@@ -28,6 +30,11 @@ function describe(pageSize: number, regions: number[]): string {
   return `${regions.length} region(s) of ${regions.join(", ")} pages of ${pageSize} bytes (${gib.toFixed(3)} GiB)`;
 }
 
+/** Why a TLS handshake failed, naming the peer: `peer` is its address, known while it was connected. */
+function tlsRefusal(error: Error, socket: TLSSocket, peer: string): WireError {
+  const why = socket.authorizationError ? `its certificate is not trusted (${String(socket.authorizationError)}; --tls-ca names the CA sources' certificates must chain to)` : error.message;
+  return new WireError("auth", `TLS handshake with ${peer} failed: ${why}`);
+}
 
 export class Listener extends EventEmitter<ListenerEvents> {
   private readonly server: Server;
@@ -43,7 +50,19 @@ export class Listener extends EventEmitter<ListenerEvents> {
   constructor(readonly options: ListenerOptions = {}) {
     super();
     this.knownZero = options.zeroed ?? false;
-    this.server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
+    if (options.tls) {
+      const tlsServer = createTlsServer(options.tls, options.timeoutMs ?? 30_000, (socket) => this.onConnection(socket));
+      // A failed handshake reports the TLS socket, which forgets its address once the TCP one under it closes.
+      const peers = new WeakMap<Socket, string>();
+      tlsServer.on("connection", (tcp: Socket) => peers.set(tcp, formatAddress(tcp.remoteAddress ?? "?", tcp.remotePort)));
+      tlsServer.on("tlsClientError", (error: Error, socket: TLSSocket) => {
+        const tcp = (socket as TLSSocket & { _parent?: Socket })._parent;
+        this.emit("refused", tlsRefusal(error, socket, (tcp && peers.get(tcp)) ?? "a peer"));
+      });
+      this.server = tlsServer;
+    } else {
+      this.server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
+    }
   }
 
   /** The port listened on (after listen()). */
@@ -96,7 +115,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
   }
 
   private onConnection(socket: Socket): void {
-    const conn = Connection.accept(socket, { expectPreamble: true });
+    // A TLS socket decrypts into buffers of its own: it cannot read in place.
+    const conn = this.options.tls ? new Connection(socket, { expectPreamble: true }) : Connection.accept(socket, { expectPreamble: true });
     acceptChannel(conn, this.options.secret ?? "", (a) => this.admit(conn, a), this.options.timeoutMs).catch((error: Error) => {
       if (!error.message.includes(conn.peer)) error.message += ` (from ${conn.peer})`;
       this.emit("refused", error);

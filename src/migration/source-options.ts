@@ -2,6 +2,7 @@
 // the typed events.
 import type { Policy } from "../policy/policy.js";
 import type { RoundReport } from "./stats.js";
+import type { TlsOptions } from "../transport/tls.js";
 
 export interface SourceHooks {
   /** Stops the guest at a safe point (no write half done). Called once, when iterating stops. */
@@ -48,6 +49,11 @@ export interface SourceOptions {
    * the migration fails and the guest resumes here.
    */
   timeoutMs?: number;
+  /**
+   * Every channel over TLS: `ca` to verify the destination's certificate (default: the system's
+   * CAs), `cert` and `key` for a destination that asks for client certificates (mutual TLS).
+   */
+  tls?: TlsOptions;
 }
 
 export interface Progress {

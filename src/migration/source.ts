@@ -178,7 +178,7 @@ export class Source extends EventEmitter<SourceEvents> {
     const migrationId = newMigrationId();
     const count = o.channels ?? 1;
     const bucket = o.bandwidth ? new TokenBucket(o.bandwidth) : undefined;
-    const target = { host: o.host, port: o.port, secret: o.secret ?? "", migrationId, channelCount: count, bucket, timeoutMs: o.timeoutMs };
+    const target = { host: o.host, port: o.port, secret: o.secret ?? "", migrationId, channelCount: count, bucket, timeoutMs: o.timeoutMs, tls: o.tls };
     const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer() });
     this.key = key;
     this.channels = [first];

@@ -20,7 +20,8 @@ export interface ConnectionOptions {
   stallTimeoutMs?: number;
 }
 
-const formatPeer = (address: string, port: number | undefined) => (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`);
+/** HOST:PORT, [HOST]:PORT for IPv6. */
+export const formatAddress = (address: string, port: number | undefined) => (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`);
 
 /** Where reads go once a connection has failed: nowhere that matters. */
 const DISCARDED = new Uint8Array(4096);
@@ -71,7 +72,7 @@ export class Connection {
 
   /** The peer's address, HOST:PORT ([HOST]:PORT for IPv6), as errors name it. */
   get peer(): string {
-    if (this.peerName === undefined && this.socket.remoteAddress) this.peerName = formatPeer(this.socket.remoteAddress, this.socket.remotePort);
+    if (this.peerName === undefined && this.socket.remoteAddress) this.peerName = formatAddress(this.socket.remoteAddress, this.socket.remotePort);
     return this.peerName ?? "an unknown peer";
   }
 
@@ -91,7 +92,7 @@ export class Connection {
       return new Connection(socket, options);
     }
     // The adopted socket knows no address of its own: take it from the accepted one first.
-    const peer = socket.remoteAddress ? formatPeer(socket.remoteAddress, socket.remotePort) : undefined;
+    const peer = socket.remoteAddress ? formatAddress(socket.remoteAddress, socket.remotePort) : undefined;
     const conn = new Connection((onread) => adopt(socket, onread), options);
     conn.peerName = peer;
     return conn;

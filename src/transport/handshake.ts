@@ -4,6 +4,7 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { Connection } from "./connection.js";
 import type { TokenBucket } from "./token-bucket.js";
+import { dialTls, type TlsOptions } from "./tls.js";
 import { FrameType, MAC_BYTES, NONCE_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import {
@@ -33,6 +34,8 @@ export interface ChannelTarget {
   bucket?: TokenBucket;
   /** How long to wait for an answer, and for stalled writes to move, ms. Default 30,000. */
   timeoutMs?: number;
+  /** Over TLS, with these certificates. */
+  tls?: TlsOptions;
 }
 
 function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
@@ -63,7 +66,8 @@ export interface Handshaken {
 /** Source side: connects one channel and authenticates both ways. */
 export async function connectChannel(t: ChannelTarget): Promise<Handshaken> {
   const timeoutMs = t.timeoutMs ?? 30_000;
-  const conn = new Connection(await openSocket(t.host, t.port, timeoutMs), { bucket: t.bucket, stallTimeoutMs: timeoutMs });
+  const socket = t.tls ? await dialTls(t.host, t.port, t.tls, timeoutMs) : await openSocket(t.host, t.port, timeoutMs);
+  const conn = new Connection(socket, { bucket: t.bucket, stallTimeoutMs: timeoutMs });
   conn.failureFrame = FrameType.cancel;
   try {
     const clientNonce = nonce();
@@ -84,6 +88,8 @@ export async function connectChannel(t: ChannelTarget): Promise<Handshaken> {
     return { conn, key: sessionKey(t.secret, serverNonce, clientNonce, t.migrationId) };
   } catch (error) {
     conn.fail(asWireError(error), true);
+    // Under TLS 1.3 a destination checks a client certificate after the source's handshake ended: a refusal is a closed connection.
+    if (t.tls && error instanceof WireError && error.reason === "connection") error.message += " (over TLS: does the destination trust this source's certificate? --tls-cert, --tls-key)";
     throw error;
   }
 }
