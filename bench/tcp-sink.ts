@@ -5,8 +5,11 @@
 //   destination must place bytes in guest memory (V8 copies into shared memory word by word, or
 //   byte by byte when source and target are not aligned alike);
 // - direct: a connecting socket (only those take Node's `onread`) whose reads land straight in
-//   pre-faulted shared memory, at the place each byte belongs: no copy at all.
+//   pre-faulted shared memory, at the place each byte belongs: no copy at all;
+// - tls: as copy, over TLS with the certificate and key files named after it.
+import { readFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 
 const expected = Number(process.argv[2]);
 const receiver = process.argv[3];
@@ -37,11 +40,13 @@ if (receiver === "direct") {
     },
   });
 } else {
-  const server = createServer((socket) => {
-    socket.on("data", (chunk) => {
+  const onConnection = (socket: Socket) => {
+    socket.on("data", (chunk: Buffer) => {
       target?.set(chunk, received);
       if (arrived(chunk.length, socket)) server.close();
     });
-  });
+  };
+  const server =
+    receiver === "tls" ? createTlsServer({ cert: readFileSync(process.argv[4]), key: readFileSync(process.argv[5]) }, onConnection) : createServer(onConnection);
   server.listen(0, "127.0.0.1", () => process.send?.({ type: "listening", port: (server.address() as { port: number }).port }));
 }

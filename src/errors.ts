@@ -43,7 +43,7 @@ export const ERRORS = {
   ECORE: { number: 22, meaning: "the WASM core is not built or cannot be loaded: run npm run build (or reinstall the package)", where: "the first Core or workload" },
   EABORTED: { number: 23, meaning: "the migration was cancelled here (the AbortSignal fired, or Ctrl-C); the guest runs on at the source", where: "Source" },
   EPOSTCOPY: { number: 24, meaning: "post-copy failed after the switch-over: the guest ran on the destination with part of its memory, so it is lost on both sides; restart it from a checkpoint", where: "Source, after a switch-over" },
-  ESTATE: { number: 25, meaning: "the device state is not a pagewire workload state (or of an unknown format)", where: "Workload.parse, pagewire listen" },
+  ESTATE: { number: 25, wire: 16, meaning: "the device state is not a pagewire workload state, is of an unknown format, or does not fit the guest (a field out of range; the message names it): a destination refuses it before done, so the source runs on", where: "Workload.check, a destination's checkDeviceState hook, pagewire listen" },
   EDESTINATION: { number: 26, meaning: "the destination process that pagewire migrate started failed or exited; its message says why", where: "pagewire migrate" },
   ELISTEN: { number: 27, meaning: "the destination cannot listen where it was told: the port is in use, or the address is not this host's", where: "Listener.listen, pagewire listen" },
   ETIMEOUT: { number: 28, meaning: "the migration did not complete within the time allowed (--timeout) and was cancelled; the guest runs on at the source", where: "pagewire send, migrate" },

@@ -1,7 +1,7 @@
 // Conjugate gradient on a large CSR sparse matrix (the 2D 5-point Laplacian on an m×m grid,
 // stored explicitly: a read-only bulk), with small hot vectors x, r, p, q. Each step handles a
 // chunk of rows of one phase; partial sums live in the state struct and travel with it.
-import { guestOf, stateOf, markWritten, need } from "./common";
+import { bytesOf, guestOf, stateOf, markWritten, need } from "./common";
 
 // State: u32 iteration, u32 phase, u32 cursor (row), u32 rows, f64 rr, pq, rrNew, alpha, beta.
 const S_ITER: usize = 0;
@@ -25,6 +25,17 @@ const NNZ_PER_ROW: u32 = 5;
 /** Grid side m, so that the matrix and vectors fit in `bytes` (about 96 bytes a row). */
 export function cgSize(bytes: u32): u32 {
   return <u32>Math.floor(Math.sqrt(<f64>bytes / 100));
+}
+
+/** 0 when a state fits this guest, else the 1-based number of its first bad field: iteration, phase, cursor, rows. */
+export function cgCheck(ctx: usize): u32 {
+  const s = stateOf(ctx);
+  const m = cgSize(bytesOf(ctx));
+  const rows = load<u32>(s + S_ROWS);
+  if (rows != m * m || rows == 0) return 4;
+  if (load<u32>(s + S_PHASE) > 2) return 2;
+  if (load<u32>(s + S_CURSOR) >= rows) return 3;
+  return 0;
 }
 
 export function cgInit(ctx: usize, m: u32): void {

@@ -19,13 +19,33 @@ const OPS_PER_STEP: u32 = 64;
 // Layout: the first pages hold the slot table (u32 pages in use per slot), as many pages as it
 // needs; slot i starts at page first + 16 i.
 
-export function churnInit(ctx: usize, seed: u32, mode: u32): void {
-  const s = stateOf(ctx);
+/** The slot table's pages: a table page holds 2^(shift-2) slots of 16 pages, sized for every slot that could fit. */
+function tablePages(ctx: usize): u32 {
   const shift = load<u32>(ctx + CTX_PAGE_SHIFT);
   const pages = load<u32>(ctx + CTX_BYTES) >> shift;
-  // A table page holds 2^(shift-2) slots of 16 pages: size the table for every slot that could fit.
-  const first = (pages / SLOT_PAGES + (<u32>1 << (shift - 2)) - 1) >> (shift - 2);
-  const slots = (pages - first) / SLOT_PAGES;
+  return (pages / SLOT_PAGES + (<u32>1 << (shift - 2)) - 1) >> (shift - 2);
+}
+
+function slotCount(ctx: usize, first: u32): u32 {
+  const pages = load<u32>(ctx + CTX_BYTES) >> load<u32>(ctx + CTX_PAGE_SHIFT);
+  return first > pages ? 0 : (pages - first) / SLOT_PAGES;
+}
+
+/** 0 when a state fits this guest, else the 1-based number of its first bad field: PRNG, iteration, mode, slots, first data page. */
+export function churnCheck(ctx: usize): u32 {
+  const s = stateOf(ctx);
+  const first = tablePages(ctx);
+  if (load<u32>(s + S_FIRST) != first) return 5;
+  const slots = load<u32>(s + S_SLOTS);
+  if (slots != slotCount(ctx, first) || slots == 0) return 4;
+  if (load<u32>(s + S_MODE) > FREE_HINT) return 3;
+  return 0;
+}
+
+export function churnInit(ctx: usize, seed: u32, mode: u32): void {
+  const s = stateOf(ctx);
+  const first = tablePages(ctx);
+  const slots = slotCount(ctx, first);
   store<u64>(s + S_RANDOM, <u64>seed * 0x9e3779b97f4a7c15 + 3);
   store<u32>(s + S_ITER, 0);
   store<u32>(s + S_MODE, mode);

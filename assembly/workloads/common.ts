@@ -26,6 +26,11 @@ const FAULT_LOST: i32 = 2;
   return <usize>load<u32>(ctx + CTX_GUEST);
 }
 
+/** The guest bytes the workload may use (the kernels size their data from this). */
+@inline export function bytesOf(ctx: usize): u32 {
+  return load<u32>(ctx + CTX_BYTES);
+}
+
 @inline export function stateOf(ctx: usize): usize {
   return <usize>load<u32>(ctx + CTX_STATE);
 }

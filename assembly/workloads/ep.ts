@@ -1,11 +1,16 @@
 // Embarrassingly parallel, as NPB EP: Gaussian pairs by the polar method, counted in square
 // annuli. Compute-bound: each step writes only its small table of counts and sums.
-import { guestOf, stateOf, markWritten, nextRandom, need } from "./common";
+import { bytesOf, guestOf, stateOf, markWritten, nextRandom, need } from "./common";
 
 // State: u64 PRNG, u32 iteration. Guest: f64 counts[10], f64 sx, f64 sy.
 const S_RANDOM: usize = 0;
 const S_ITER: usize = 8;
 const PAIRS: u32 = 1 << 15;
+
+/** 0 when the guest holds EP's table (its state has no field that could point outside it), else 1. */
+export function epCheck(ctx: usize): u32 {
+  return bytesOf(ctx) < 96 ? 1 : 0;
+}
 
 export function epInit(ctx: usize, seed: u32): void {
   const s = stateOf(ctx);

@@ -1,7 +1,7 @@
 // 2D complex FFT passes over an N×N array (re, im float64 pairs): forward over rows, forward
 // over columns (strided), then the inverse of both, and again; the data stays bounded and every
 // pass rewrites the whole array. One step transforms one row or one column.
-import { guestOf, stateOf, markWritten, need } from "./common";
+import { bytesOf, guestOf, stateOf, markWritten, need } from "./common";
 
 // State: u32 iteration, u32 pass (0 rows, 1 columns, 2 rows inverse, 3 columns inverse), u32 index, u32 log2 N.
 const S_ITER: usize = 0;
@@ -18,6 +18,16 @@ export function fftSize(bytes: u32): u32 {
   let log: u32 = 1;
   while ((<u64>16 << (2 * (log + 1))) + (<u64>24 << (log + 1)) <= <u64>bytes) log++;
   return log;
+}
+
+/** 0 when a state fits this guest, else the 1-based number of its first bad field: iteration, pass, index, log2 N. */
+export function fftCheck(ctx: usize): u32 {
+  const s = stateOf(ctx);
+  const log = load<u32>(s + S_LOG);
+  if (log != fftSize(bytesOf(ctx))) return 4;
+  if (load<u32>(s + S_PASS) > 3) return 2;
+  if (load<u32>(s + S_INDEX) >= (<u32>1 << log)) return 3;
+  return 0;
 }
 
 export function fftInit(ctx: usize, log: u32): void {

@@ -1,7 +1,7 @@
 // Integer bucket sort in the manner of NPB IS: keys u32[K] are counted into buckets, then
 // scattered into place (random-looking writes all over the output); between iterations two keys
 // change. Steps: a chunk of counting, the prefix sum, a chunk of scattering.
-import { guestOf, stateOf, markWritten, nextRandom, need } from "./common";
+import { bytesOf, guestOf, stateOf, markWritten, nextRandom, need } from "./common";
 
 // State: u64 PRNG, u32 iteration, u32 phase (0 count, 1 prefix, 2 scatter), u32 cursor, u32 keys.
 const S_RANDOM: usize = 0;
@@ -20,6 +20,17 @@ const CHUNK: u32 = 1 << 16;
 
 export function sortSize(bytes: u32): u32 {
   return (bytes - BUCKETS * 4) / 8;
+}
+
+/** 0 when a state fits this guest, else the 1-based number of its first bad field: PRNG, iteration, phase, cursor, keys. */
+export function sortCheck(ctx: usize): u32 {
+  const s = stateOf(ctx);
+  const bytes = bytesOf(ctx);
+  const keys = load<u32>(s + S_KEYS);
+  if (bytes < BUCKETS * 4 + 8 || keys != sortSize(bytes)) return 5;
+  if (load<u32>(s + S_PHASE) > 2) return 3;
+  if (load<u32>(s + S_CURSOR) >= keys) return 4;
+  return 0;
 }
 
 export function sortInit(ctx: usize, keys: u32, seed: u32): void {

@@ -1,6 +1,6 @@
 // 3D 7-point Jacobi on two n³ float64 grids (as NPB MG/LU sweep whole grids): each iteration
 // writes every point of one grid from the other. One step computes one z-plane.
-import { guestOf, stateOf, markWritten, need } from "./common";
+import { bytesOf, guestOf, stateOf, markWritten, need } from "./common";
 
 // State: u32 iteration, u32 plane, u32 n.
 const S_ITER: usize = 0;
@@ -10,6 +10,15 @@ const S_N: usize = 8;
 export function stencilSize(bytes: u32): u32 {
   // Two grids of n³ doubles.
   return <u32>Math.floor(Math.cbrt(<f64>bytes / 16));
+}
+
+/** 0 when a state (one that travelled) fits this guest, else the 1-based number of its first bad field: iteration, plane, n. */
+export function stencilCheck(ctx: usize): u32 {
+  const s = stateOf(ctx);
+  const n = load<u32>(s + S_N);
+  if (n != stencilSize(bytesOf(ctx)) || n == 0) return 3;
+  if (load<u32>(s + S_PLANE) >= n) return 2;
+  return 0;
 }
 
 export function stencilInit(ctx: usize, n: u32): void {

@@ -24,8 +24,8 @@ export const LISTEN_HELP = `pagewire listen [options]     receive migrations (th
   --once            exit after one migration (status 0 if it completed)
   --sha256          print a SHA-256 of the received memory, to compare with the source's
                     (pagewire send --sha256), independently of the protocol's own digest
-  --run-seconds S   a migrated workload continues here; with --once, measure it for S seconds
-                    (default 2), then stop
+  --run-seconds S   a migrated workload continues here for S seconds (default 2), its rate
+                    measured, then stops and its memory takes the next migration
   --idle-timeout S  drop a migration whose source sends nothing for S seconds (default 60)
   --max-memory SIZE most guest memory the migrations received at once may take (default 3/4 of
                     this host's); beyond it an offer is refused as busy
@@ -128,6 +128,10 @@ export async function listenCommand(argv: string[]): Promise<number> {
     insecure: o.insecure,
     tls,
     hooks: {
+      // A workload's state is checked field by field before done: a bad one leaves the source running.
+      checkDeviceState: (state, received) => {
+        if (isWorkloadState(state)) Workload.check(received[0], state);
+      },
       resume: (state, received) => {
         if (!isWorkloadState(state)) {
           if (text) ctx.line.log(`guest resumed here with ${formatBytes(state.length)} of device state`);
@@ -191,8 +195,19 @@ export async function listenCommand(argv: string[]): Promise<number> {
         ctx.report(document("listen", "completed", { migrationId: received.migrationId, destination: received.stats, sha256: digest }));
       }
       if (text) process.stdout.write(`migration completed\n${destinationTable(received)}\n${digest ? `  sha256        ${digest}\n` : ""}`);
-      // Nothing runs on plain guest memory here: the next migration may reuse it.
+      // Nothing runs on plain guest memory here: the next migration may reuse it. A workload's
+      // memory is the listener's again once the workload has stopped (until then offers for a
+      // fixed memory are refused as busy).
       if (!isWorkloadState(received.deviceState)) received.release();
+      else {
+        continued.then(
+          () => received.release(),
+          (error: Error) => {
+            process.stderr.write(`the migrated workload failed here: ${error.message}\n`);
+            received.release();
+          },
+        );
+      }
       if (o.once) {
         await continued;
         return 0;
@@ -219,7 +234,6 @@ function showProgress(ctx: Listening, listener: Listener): void {
 function continueWorkload(ctx: Listening, regions: Region[], state: Uint8Array, runSeconds: number): Promise<void> {
   const { workload, header } = Workload.resumeFrom(regions[0], state);
   if (ctx.text) ctx.line.log(`workload ${header.kernel} resumed here at iteration ${header.iterations}`);
-  if (!ctx.o.once) return Promise.resolve();
   return (async () => {
     await workload.ready;
     while (workload.firstStepAt === 0) await new Promise((resolve) => setTimeout(resolve, 1));

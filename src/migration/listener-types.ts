@@ -10,6 +10,12 @@ export interface DestinationHooks {
    * src/migration/presence.ts; the workload kernels do it per chunk of work).
    */
   resume?(deviceState: Uint8Array, regions: Region[]): void | Promise<void>;
+  /**
+   * Check the device state as wire input before anything runs on it, and throw to refuse it (a
+   * PagewireError ESTATE travels as reason state): called before done is sent, so a refusal
+   * leaves the guest running at the source; under post-copy, before the guest starts here.
+   */
+  checkDeviceState?(deviceState: Uint8Array, regions: Region[]): void;
 }
 
 export interface ListenerOptions {
@@ -68,7 +74,9 @@ export interface Received {
   /**
    * Gives the regions back to the listener, which may receive a later migration of the same
    * shape into them (zeroed first). Call it once the guest is done with them, and do not touch
-   * them after. Memory never released is left to the garbage collector, which may not run soon.
+   * them after. A listener's fixed memory (options.regions) takes no other migration until this
+   * is called: offers meanwhile are refused as busy. Memory never released is left to the
+   * garbage collector, which may not run soon.
    */
   release(): void;
 }

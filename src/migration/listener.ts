@@ -163,22 +163,28 @@ export class Listener extends EventEmitter<ListenerEvents> {
     session.result
       .then(
         (result) => {
+          // A fixed memory takes no other migration until the guest that runs on it is done with it.
+          let released = false;
           const release = () => {
-            if (!fixed) this.pool.give(regions);
+            if (released) return;
+            released = true;
+            if (fixed) this.busy = false;
+            else this.pool.give(regions);
           };
+          this.sessions.delete(id);
+          this.reservedBytes -= bytes;
           this.emit("completed", { ...result, release });
         },
         (error: Error) => {
           // Memory no guest ran on is the listener's again: the next offer of its shape reuses it.
+          // A fixed memory is free again even if a guest ran on it: a failed post-copy guest is lost.
           if (!fixed && !session.guestRan) this.pool.give(regions);
+          if (fixed) this.busy = false;
+          this.sessions.delete(id);
+          this.reservedBytes -= bytes;
           this.emit("failed", error);
         },
-      )
-      .finally(() => {
-        this.sessions.delete(id);
-        this.reservedBytes -= bytes;
-        if (fixed) this.busy = false;
-      });
+      );
   }
 
   private checkOffer(offer: Offer, regions: Region[]): Region[] {

@@ -223,6 +223,7 @@ export class Session implements ChannelOwner {
     if (!this.readers[0].finished && !this.postcopy.active) throw new WireError("unexpectedFrame", "device state arrived before the final round or the switch-over");
     if (!this.deviceState.add(decodeDeviceStatePiece(payload)) || !this.postcopy.active) return;
     // Post-copy: the device state is in; hash the pages present, then start the guest on them.
+    this.hooks?.checkDeviceState?.(this.deviceState.bytes, this.regions);
     this.guestStarted = this.postcopy.startGuest(() => this.resumeGuest(this.deviceState.bytes), () => this.failure !== undefined);
     this.guestStarted.catch((error: Error) => this.fail(error));
   }
@@ -246,6 +247,7 @@ export class Session implements ChannelOwner {
         }
       });
       const verifyMs = performance.now() - verifyStart;
+      if (!postcopy) this.hooks?.checkDeviceState?.(deviceState, this.regions);
       if (this.failure) return;
       await this.channels[0].send(FrameType.done, encodeDone({ verifyMs }, this.key, mac));
       this.done = true;

@@ -75,6 +75,7 @@ export const Reason = {
   internal: 13,
   unknownMigration: 14,
   connection: 15,
+  state: 16,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export const REASON_NAMES = namesByCode(Reason);

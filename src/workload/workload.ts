@@ -6,7 +6,8 @@ import type { LayoutOptions } from "../memory/layout.js";
 import { WORKLOAD_STATE_BYTES } from "../memory/layout.js";
 import { PauseControl } from "./pause-control.js";
 import { workerUrl } from "../runtime/worker-url.js";
-import { kernelByName, type FreeMode } from "./kernels.js";
+import { FREE_MODES, kernelByName, writeContext, type FreeMode, type WorkloadExports } from "./kernels.js";
+import { instantiate } from "../runtime/module.js";
 import { PagewireError } from "../errors.js";
 
 /** Slots of the shared counters a workload thread updates after every step. */
@@ -88,12 +89,29 @@ export class Workload {
     return new Workload(region, kernel, freeMode, { seed: options.seed ?? 1, freeMode }, options.stopAt ?? 0, 0);
   }
 
-  /** Continues a workload from a state taken by deviceState(), on memory that holds its data. */
+  /** Continues a workload from a state taken by deviceState(), on memory that holds its data; the state is checked first. */
   static resumeFrom(region: Region, deviceState: Uint8Array, options: { stopAt?: number } = {}): { workload: Workload; header: WorkloadStateHeader } {
-    const header = Workload.parse(deviceState);
-    const state = deviceState.subarray(deviceState.length - WORKLOAD_STATE_BYTES);
-    region.bytes.set(state, region.layout.workloadState);
+    const header = Workload.check(region, deviceState);
     return { workload: new Workload(region, header.kernel, header.freeMode, undefined, options.stopAt ?? 0, header.iterations), header };
+  }
+
+  /**
+   * Checks a device state as wire input, before any thread runs on it: its header, then every
+   * field of the kernel's state against the guest it would run on (a state from elsewhere could
+   * otherwise point the kernel outside the guest). Leaves the state in the region's state area.
+   */
+  static check(region: Region, deviceState: Uint8Array): WorkloadStateHeader {
+    const header = Workload.parse(deviceState);
+    if (!(FREE_MODES as readonly string[]).includes(header.freeMode)) throw new PagewireError("ESTATE", `the workload state names an unknown free mode ${JSON.stringify(header.freeMode)}`);
+    if (!Number.isSafeInteger(header.iterations) || header.iterations < 0) throw new PagewireError("ESTATE", `the workload state's iteration count ${header.iterations} is not a count`);
+    region.bytes.set(deviceState.subarray(deviceState.length - WORKLOAD_STATE_BYTES), region.layout.workloadState);
+    const kernel = kernelByName(header.kernel);
+    const bad = kernel.check(instantiate<WorkloadExports>("workloads", region.memory), writeContext(region));
+    if (bad !== 0) {
+      const field = kernel.stateFields[bad - 1] ?? `field ${bad}`;
+      throw new PagewireError("ESTATE", `the ${header.kernel} state does not fit this guest of ${region.pageCount * region.pageSize} bytes: its ${field} is out of range`);
+    }
+    return header;
   }
 
   /** Reads the header of a device state written by deviceState(); throws if it is not one. */
@@ -101,7 +119,13 @@ export class Workload {
     const view = new DataView(deviceState.buffer, deviceState.byteOffset, deviceState.byteLength);
     const length = deviceState.length >= 4 ? view.getUint32(0, true) : 0;
     if (deviceState.length !== 4 + length + WORKLOAD_STATE_BYTES) throw new PagewireError("ESTATE", "the device state is not a pagewire workload state");
-    const header = JSON.parse(new TextDecoder().decode(deviceState.subarray(4, 4 + length))) as WorkloadStateHeader;
+    let header: WorkloadStateHeader;
+    try {
+      header = JSON.parse(new TextDecoder().decode(deviceState.subarray(4, 4 + length))) as WorkloadStateHeader;
+    } catch {
+      throw new PagewireError("ESTATE", "the device state's workload header is not JSON");
+    }
+    if (typeof header !== "object" || header === null) throw new PagewireError("ESTATE", "the device state's workload header is not an object");
     if (header.format !== "pagewire-workload/1") throw new PagewireError("ESTATE", `unknown workload state format ${header.format}`);
     kernelByName(header.kernel);
     return header;
