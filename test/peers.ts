@@ -58,12 +58,27 @@ export function sha256(regions: Region[]): string {
   return hash.digest("hex");
 }
 
-/** A TCP proxy to `port` that cuts every connection once `limit` bytes went from client to server. */
-export async function cuttingProxy(port: number, limit: number): Promise<{ port: number; server: Server; cut: Promise<void> }> {
+/**
+ * A TCP proxy to `port` that cuts connections by the bytes that went from client to server, over
+ * all connections: given a number, it cuts every connection once that many went (and every one
+ * after); given a list, it cuts the connections open when the count passes each mark, once per
+ * mark, and passes everything through after the last. `cutNow` cuts the connections open now;
+ * `cuts` counts the cuts made.
+ */
+export async function cuttingProxy(port: number, limits: number | number[]): Promise<{ port: number; server: Server; cut: Promise<void>; cuts: () => number; cutNow: () => void }> {
   let forwarded = 0;
+  let cuts = 0;
+  const marks = typeof limits === "number" ? [limits] : [...limits];
+  const forever = typeof limits === "number";
   let onCut!: () => void;
   const cut = new Promise<void>((resolve) => (onCut = resolve));
-  const sockets: Socket[] = [];
+  let sockets: Socket[] = [];
+  const cutNow = () => {
+    for (const s of sockets) s.destroy();
+    sockets = [];
+    cuts++;
+    onCut();
+  };
   const server = createServer((client) => {
     const upstream = connect(port, "127.0.0.1");
     sockets.push(client, upstream);
@@ -72,10 +87,9 @@ export async function cuttingProxy(port: number, limit: number): Promise<{ port:
     upstream.on("data", (d) => client.write(d));
     client.on("data", (d) => {
       forwarded += d.length;
-      if (forwarded > limit) {
-        for (const s of sockets) s.destroy();
-        onCut();
-        return;
+      if (marks.length > 0 && forwarded > marks[0]) {
+        if (!forever) marks.shift();
+        return cutNow();
       }
       upstream.write(d);
     });
@@ -83,5 +97,5 @@ export async function cuttingProxy(port: number, limit: number): Promise<{ port:
     upstream.on("close", () => client.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { port: (server.address() as { port: number }).port, server, cut };
+  return { port: (server.address() as { port: number }).port, server, cut, cuts: () => cuts, cutNow };
 }

@@ -212,6 +212,20 @@ export class Core {
     this.wasm.bitmapClear(bm, this.region.layout.bitmapBytes);
   }
 
+  /** Sets in bitmap `into` every bit set in `from` (atomically: `into` may be the guest's dirty log). */
+  addBitmap(from: number, into: number): void {
+    const words = this.region.layout.bitmapBytes / 4;
+    const src = new Uint32Array(this.region.memory.buffer, from, words);
+    const dst = new Int32Array(this.region.memory.buffer, into, words);
+    for (let i = 0; i < words; i++) if (src[i] !== 0) Atomics.or(dst, i, src[i]);
+  }
+
+  /** Forgets every page of the delta cache: the next copy of each goes whole (its base at the destination is unknown). */
+  forgetDeltaBases(): void {
+    const { cacheTags, cacheSlots } = this.region.layout;
+    this.region.bytes.fill(0, cacheTags, cacheTags + cacheSlots * 4);
+  }
+
   /** Copies bitmap `from` into `to`, then clears `from`. */
   moveBitmap(from: number, to: number): void {
     const { bitmapBytes } = this.region.layout;

@@ -79,6 +79,11 @@ export interface Layout {
   freeBitmap: number;
   /** Post-copy, at the destination: pages that have arrived, which the guest may touch. */
   presentBitmap: number;
+  /**
+   * At a source that may resume: the pages sent in the rounds the destination has not yet
+   * acknowledged, one bitmap for even rounds and one for odd (at most two are unacknowledged).
+   */
+  sentBitmaps: [number, number];
   /** Post-copy's presence area (32 bytes; see src/migration/presence.ts): how the guest asks for pages. */
   presence: number;
   /** The workload kernels' context (32 bytes) and state struct (256 bytes; it travels as device state). */
@@ -143,6 +148,7 @@ export function planLayout(options: LayoutOptions): Layout {
   const auxBitmap = take(bitmapBytes);
   const freeBitmap = take(bitmapBytes);
   const presentBitmap = take(bitmapBytes);
+  const sentBitmaps: [number, number] = [take(bitmapBytes), take(bitmapBytes)];
   const presence = take(32);
   const workloadContext = take(32);
   const workloadState = take(WORKLOAD_STATE_BYTES);
@@ -161,7 +167,7 @@ export function planLayout(options: LayoutOptions): Layout {
   return {
     hashSecret, digestChunks, digestChunkCount, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
-    bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, presentBitmap, presence, workloadContext, workloadState,
+    bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, presentBitmap, sentBitmaps, presence, workloadContext, workloadState,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,
     memoryPages: totalBytes / WASM_PAGE,
   };

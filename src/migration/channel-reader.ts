@@ -23,6 +23,11 @@ export interface ChannelOwner {
   roundEnded(channel: number, round: number, final: boolean): boolean;
   /** A control frame that is not a round end (device state, switchover, complete, cancel); returns false to stop reading. */
   control(channel: number, type: number, payload: Uint8Array): boolean;
+  /**
+   * A channel opened after a reconnection names its first round: it must come after every round
+   * the session finished, and be the same on every channel. Throws if not.
+   */
+  resumedAt(channel: number, round: number): void;
 }
 
 /** Control frames a session takes on channel 0 only; round-end and cancel come on any. */
@@ -41,10 +46,24 @@ export class ChannelReader implements FrameSink {
   private payload: Uint8Array = new Uint8Array(0);
   private length = 0;
 
+  /** Set on a channel opened after a reconnection: its first round is the one its first frame names. */
+  private adopting: boolean;
+
   constructor(
     private readonly owner: ChannelOwner,
     readonly index: number,
-  ) {}
+    resumed = false,
+  ) {
+    this.adopting = resumed;
+  }
+
+  /** The round a frame names; on a reconnected channel, its first frame sets the round. */
+  private check(round: number): void {
+    if (!this.adopting) return;
+    this.owner.resumedAt(this.index, round);
+    this.round = round;
+    this.adopting = false;
+  }
 
   begin(type: number, length: number, prefix: Uint8Array): Uint8Array {
     this.length = length;
@@ -73,6 +92,7 @@ export class ChannelReader implements FrameSink {
     const region = this.owner.regions[p.region];
     if (!region) throw new WireError("badFrame", `${name} frame names region ${p.region}; the guest has ${this.owner.regions.length}`);
     if (this.finished) throw new WireError("unexpectedFrame", `${name} frame after the final round on channel ${this.index}`);
+    this.check(p.round);
     if (p.round !== this.round) throw new WireError("badFrame", `${name} frame of round ${p.round} arrived on channel ${this.index} during round ${this.round}`);
     return region;
   }
@@ -92,6 +112,7 @@ export class ChannelReader implements FrameSink {
   }
 
   private roundEnd(e: { round: number; pages: number; final: boolean }): boolean {
+    this.check(e.round);
     if (e.round !== this.round) throw new WireError("badFrame", `channel ${this.index} ended round ${e.round} while in round ${this.round}`);
     if (e.pages !== this.pagesThisRound) {
       throw new WireError("badFrame", `channel ${this.index} announced ${e.pages} pages for round ${e.round} but carried ${this.pagesThisRound}`);

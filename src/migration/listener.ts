@@ -11,7 +11,7 @@ import { Region } from "../memory/region.js";
 import { Connection, formatAddress } from "../transport/connection.js";
 import { acceptChannel, type Admission } from "../transport/handshake.js";
 import { createTlsServer } from "../transport/tls.js";
-import { MAX_REGIONS } from "../wire/constants.js";
+import { MAX_REGIONS, OfferFlags } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
 import type { Offer } from "../wire/messages.js";
 import { PagewireError } from "../errors.js";
@@ -131,8 +131,16 @@ export class Listener extends EventEmitter<ListenerEvents> {
       session.attach(conn, hello.channelIndex, hello.channelCount);
       return;
     }
-    if (this.sessions.has(id)) throw new WireError("badFrame", `migration ${id} is already in progress`);
     if (!offer) throw new WireError("badFrame", "channel 0 came without an offer");
+    const resuming = ((offer.flags ?? 0) & OfferFlags.resuming) !== 0;
+    const held = this.sessions.get(id);
+    if (held) {
+      if (!resuming) throw new WireError("badFrame", `migration ${id} is already in progress`);
+      held.resume(key, offer);
+      held.attach(conn, 0, hello.channelCount);
+      return;
+    }
+    if (resuming) throw new WireError("unknownMigration", `migration ${id} is not held here (it failed, completed, or its source took too long to reconnect): start it again`);
     const fixed = this.options.regions;
     if (fixed && this.busy) throw new WireError("busy", "this destination is receiving another migration into its memory; try again when it is done");
     const maxSessions = this.options.maxSessions ?? 8;

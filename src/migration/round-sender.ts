@@ -58,6 +58,12 @@ class BufferPool {
 export interface RoundSenderOptions {
   /** The link's cap in bytes per second, if any: it bounds the lookahead. */
   bandwidth?: number;
+  /**
+   * Keep a log of the pages sent in the rounds the destination has not acknowledged, so that
+   * after a broken connection they can be sent again (requeueUnacknowledged); a round then waits
+   * for the acknowledgement of the round two before it.
+   */
+  resumable?: boolean;
   /** Called after each batch is queued (progress reports). */
   onBatch?: () => void;
 }
@@ -67,7 +73,7 @@ export class RoundSender {
   /** Per region, the first page never sent: pages from here on have not been sent yet. */
   private readonly fresh: number[];
   /** Pages each channel carried in the current round. */
-  private readonly channelPages: number[];
+  private channelPages: number[];
   /** Bytes queued to the channels and not yet taken by them, and the most allowed. */
   private queuedBytes = 0;
   private readonly lookahead: number;
@@ -76,11 +82,14 @@ export class RoundSender {
   round = 0;
   private roundSent = 0;
   remainingPages = 0;
+  /** The last round the destination acknowledged (resumable senders only wait on it). */
+  private acknowledged = 0;
+  private readonly acks = new Wakeup();
 
   constructor(
     readonly cores: Core[],
-    readonly channels: PageChannel[],
-    private readonly latch: FailureLatch,
+    public channels: PageChannel[],
+    private latch: FailureLatch,
     private readonly counters: SourceCounters,
     private readonly options: RoundSenderOptions = {},
   ) {
@@ -88,10 +97,50 @@ export class RoundSender {
     this.fresh = cores.map(() => 0);
     this.channelPages = channels.map(() => 0);
     this.lookahead = options.bandwidth ? Math.max(1 << 20, (options.bandwidth * LOOKAHEAD_MS) / 1000) : Infinity;
+    this.watch(latch);
+  }
+
+  private watch(latch: FailureLatch): void {
     latch.onFail(() => {
       for (const p of this.pools) p.wakeAll();
       this.dequeued.wake();
+      this.acks.wake();
     });
+  }
+
+  /** Carries on over new channels, under a new latch, after the old ones broke (resumption). */
+  rebind(channels: PageChannel[], latch: FailureLatch): void {
+    this.channels = channels;
+    this.channelPages = channels.map(() => 0);
+    this.latch = latch;
+    this.watch(latch);
+  }
+
+  /** The destination applied every frame of `round`: its pages leave the log. */
+  roundAcknowledged(round: number): void {
+    if (!this.options.resumable || round <= this.acknowledged) return;
+    this.acknowledged = round;
+    for (const core of this.cores) core.clearBitmap(core.region.layout.sentBitmaps[round & 1]);
+    this.acks.wake();
+  }
+
+  /**
+   * After a broken connection: every page sent in a round the destination did not acknowledge
+   * goes back into the dirty log, to be sent again (whole, if the caller forgets delta bases);
+   * those rounds count as settled. Returns how many pages were requeued.
+   */
+  requeueUnacknowledged(): number {
+    let pages = 0;
+    for (const core of this.cores) {
+      const { sentBitmaps, dirtyBitmap } = core.region.layout;
+      for (const log of sentBitmaps) {
+        pages += core.countBitmap(log);
+        core.addBitmap(log, dirtyBitmap);
+        core.clearBitmap(log);
+      }
+    }
+    this.acknowledged = this.round;
+    return pages;
   }
 
   /** Bytes the channels have sent. */
@@ -174,6 +223,11 @@ export class RoundSender {
 
   /** Runs `send`, then ends the round on every channel; reports what the round sent. */
   async runRound(round: number, phase: RoundReport["phase"], owed: number, send: () => Promise<void>): Promise<RoundReport> {
+    // The log holds two rounds: this one may start once the one two before it is acknowledged.
+    while (this.options.resumable && this.acknowledged < round - 2) {
+      this.latch.check();
+      await this.acks.wait();
+    }
     const start = performance.now();
     const bytesBefore = this.transferred;
     this.round = round;
@@ -244,8 +298,10 @@ export class RoundSender {
     const core = this.cores[i];
     const { region } = core;
     const { layout } = region;
-    const buffer = await this.pools[i].acquire(this.latch);
+    const latch = this.latch;
+    const buffer = await this.pools[i].acquire(latch);
     const base = layout.ioBuffers[buffer];
+    if (this.options.resumable) core.markListed(n, layout.sentBitmaps[this.round & 1]);
     core.skipZero(fresh);
     const bytes = core.encode(n, base + IO_HEADROOM);
     const records = core.encodedRecords;
@@ -273,12 +329,15 @@ export class RoundSender {
     this.remainingPages = Math.max(0, this.remainingPages - n);
     const queued = rawPages * region.pageSize + bytes;
     this.queuedBytes += queued;
-    const written = Promise.all(writes).then(() => {
-      this.pools[i].release(buffer);
-      this.queuedBytes -= queued;
-      this.dequeued.wake();
-    });
-    written.catch((error: Error) => this.latch.fail(error));
+    // The buffer comes back however the writes end: after a broken connection it serves the next.
+    const written = Promise.all(writes)
+      .finally(() => {
+        this.pools[i].release(buffer);
+        this.queuedBytes -= queued;
+        this.dequeued.wake();
+      })
+      .then(() => undefined);
+    written.catch((error: Error) => latch.fail(error));
     this.options.onBatch?.();
     return { written };
   }

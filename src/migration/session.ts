@@ -6,7 +6,7 @@ import type { DigestPool } from "../core/digest.js";
 import type { Region } from "../memory/region.js";
 import { IO_HEADROOM } from "../memory/layout.js";
 import type { Connection } from "../transport/connection.js";
-import { FrameType, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES, DEVICE_STATE_PIECE, MAX_CONTROL_PAYLOAD, SWITCHOVER_PREFIX_BYTES } from "../wire/constants.js";
+import { FrameType, OfferFlags, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES, DEVICE_STATE_PIECE, MAX_CONTROL_PAYLOAD, SWITCHOVER_PREFIX_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import { type Offer, decodeDeviceStatePiece, decodeComplete, decodeFailure, encodeAck, encodeDone, DEVICE_STATE_HEADER_BYTES, encodePageRequest } from "../wire/messages.js";
 import { decodeSwitchover, type RawRunPrefix } from "../wire/pages.js";
@@ -23,7 +23,7 @@ export class Session implements ChannelOwner {
   private waitingAtBarrier = 0;
   private pages = 0;
   private rounds = 0;
-  private readonly deviceState = new DeviceStateAssembler();
+  private deviceState = new DeviceStateAssembler();
   private readonly postcopy: PostcopyDestination;
   private postcopyRequests = 0;
   /** Resolves once the guest runs (post-copy) or when there is nothing to wait for. */
@@ -38,8 +38,8 @@ export class Session implements ChannelOwner {
 
   constructor(
     readonly id: string,
-    /** The session key from channel 0's handshake: it authenticates complete and done. */
-    private readonly key: Uint8Array,
+    /** The session key from channel 0's handshake (the latest, after a reconnection): it authenticates complete and done. */
+    private key: Uint8Array,
     readonly regions: Region[],
     readonly offer: Offer,
     readonly channelCount: number,
@@ -47,7 +47,7 @@ export class Session implements ChannelOwner {
     private readonly digests: DigestPool,
     /** Told each time a channel ends a round. */
     private readonly onRoundEnd: (channel: number, round: number) => void = () => undefined,
-    idleTimeoutMs = 60_000,
+    private readonly idleTimeoutMs = 60_000,
   ) {
     this.cores = regions.map((r) => {
       const core = new Core(r);
@@ -57,9 +57,72 @@ export class Session implements ChannelOwner {
     });
     this.postcopy = new PostcopyDestination(this.cores, digests, (region, page, count) => this.requestPages(region, page, count));
     this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.resumable = ((offer.flags ?? 0) & OfferFlags.resumable) !== 0;
     this.watchIdle(idleTimeoutMs);
     // The listener reports the outcome; nobody else need handle a rejection.
     this.result.catch(() => undefined);
+  }
+
+  /** The source reconnects after a broken connection (its offer said so): a break suspends the session instead of failing it. */
+  private readonly resumable: boolean;
+  /** Set while the channels are gone and the source is expected back; ends it if the source is not back in time. */
+  private suspension: { timer: NodeJS.Timeout; cause: Error } | undefined;
+  /** Bytes received on channels that broke since. */
+  private receivedBefore = 0;
+  /** The first round of the channels opened after the last reconnection, once one named it. */
+  private resumedRound: number | undefined;
+  /** Reconnections so far. */
+  reconnections = 0;
+
+  private get received(): number {
+    return this.receivedBefore + this.channels.reduce((s, c) => s + (c?.received ?? 0), 0);
+  }
+
+  /**
+   * A channel broke: the session fails, or, when the source said it reconnects and nothing is
+   * past the point where resuming is safe, waits for it with what it holds.
+   */
+  private channelFailed(error: WireError): void {
+    const breakage = error.reason === "connection" || error.reason === "truncated";
+    if (!this.resumable || !breakage || this.completing || this.done || this.postcopy.active || this.failure) return this.fail(error);
+    if (this.suspension) return;
+    this.receivedBefore = this.received;
+    for (const c of this.channels) c?.fail(error);
+    this.channels.length = 0;
+    this.readers.length = 0;
+    this.waitingAtBarrier = 0;
+    this.deviceState = new DeviceStateAssembler();
+    const timer = setTimeout(() => {
+      this.suspension = undefined;
+      this.fail(new WireError("connection", `${error.message}, and the source did not reconnect within ${this.idleTimeoutMs / 1000} s; the migration is dropped`));
+    }, this.idleTimeoutMs);
+    timer.unref();
+    this.suspension = { timer, cause: error };
+  }
+
+  /**
+   * The source reconnects (channel 0 of a resuming offer, authenticated): the session continues
+   * on the channels attached from now on, under the new handshake's key. A session that has not
+   * noticed its connections broke drops them now.
+   */
+  resume(key: Uint8Array, offer: Offer): void {
+    const same = offer.pageSize === this.offer.pageSize && offer.encodings === this.offer.encodings && offer.batchPages === this.offer.batchPages &&
+      offer.regions.length === this.offer.regions.length && offer.regions.every((p, i) => p === this.offer.regions[i]);
+    if (!same) throw new WireError("badFrame", `the reconnecting source offers another guest than migration ${this.id} began with`);
+    if (this.failure || this.done || this.completing) throw new WireError("unknownMigration", `migration ${this.id} has ended here; it cannot be resumed`);
+    if (!this.suspension) this.channelFailed(new WireError("connection", "the source reconnected"));
+    if (!this.suspension) throw new WireError("unknownMigration", `migration ${this.id} cannot be resumed here now`);
+    clearTimeout(this.suspension.timer);
+    this.suspension = undefined;
+    this.resumedRound = undefined;
+    this.key = key;
+    this.reconnections++;
+  }
+
+  resumedAt(channel: number, round: number): void {
+    if (round <= this.rounds) throw new WireError("badFrame", `channel ${channel} resumed at round ${round}, but round ${this.rounds} was finished here already`);
+    if (this.resumedRound !== undefined && round !== this.resumedRound) throw new WireError("badFrame", `channel ${channel} resumed at round ${round}, another channel at ${this.resumedRound}`);
+    this.resumedRound = round;
   }
 
   attach(conn: Connection, index: number, count: number): void {
@@ -75,10 +138,12 @@ export class Session implements ChannelOwner {
       if (type === FrameType.switchover) return switchoverBytes;
       return MAX_CONTROL_PAYLOAD;
     };
-    const reader = new ChannelReader(this, index);
+    const reader = new ChannelReader(this, index, this.reconnections > 0);
     this.readers[index] = reader;
     conn.setSink(reader);
-    conn.onFailure((error) => this.fail(error));
+    conn.onFailure((error) => {
+      if (this.channels[index] === conn) this.channelFailed(error);
+    });
     conn.failureFrame = FrameType.error;
   }
 
@@ -88,7 +153,12 @@ export class Session implements ChannelOwner {
     let since = performance.now();
     const timer = setInterval(() => {
       if (this.completing || this.failure || this.done) return clearInterval(timer);
-      const received = this.channels.reduce((s, c) => s + (c?.received ?? 0), 0);
+      // While the source reconnects, its own timeout runs.
+      if (this.suspension) {
+        since = performance.now();
+        return;
+      }
+      const received = this.received;
       if (received !== last) {
         last = received;
         since = performance.now();
@@ -104,7 +174,7 @@ export class Session implements ChannelOwner {
     return {
       migrationId: this.id,
       peer: this.channels[0]?.peer ?? "?",
-      received: this.channels.reduce((s, c) => s + (c?.received ?? 0), 0),
+      received: this.received,
       pages: this.pages,
       rounds: this.rounds,
       startedAt: this.start,
@@ -124,6 +194,7 @@ export class Session implements ChannelOwner {
     const peer = this.channels[0]?.peer;
     if (peer && !error.message.includes(peer)) error.message += ` (migration ${this.id.slice(0, 8)} from ${peer})`;
     this.failure = error;
+    if (this.suspension) clearTimeout(this.suspension.timer);
     const wire = asWireError(error);
     // The peer hears why, unless it is the one that left or cancelled.
     const tellPeer = wire.reason !== "cancelled" && wire.reason !== "connection" && wire.reason !== "truncated";
@@ -177,10 +248,10 @@ export class Session implements ChannelOwner {
     this.waitingAtBarrier = 0;
     this.rounds = round;
     if (this.readers.some((r) => r.finished !== final)) throw new WireError("badFrame", `channels disagree whether round ${round} is the final one`);
-    for (let c = 0; c < this.channelCount; c++) if (c !== channel) setImmediate(() => this.channels[c].resume());
+    for (let c = 0; c < this.channelCount; c++) if (c !== channel) setImmediate(() => this.channels[c]?.resume());
     // The switch-over round is acknowledged once the guest runs here: the source's downtime ends then.
     this.guestStarted
-      .then(() => this.channels[0].send(FrameType.ack, encodeAck({ round })))
+      .then(() => this.channels[0]?.send(FrameType.ack, encodeAck({ round })))
       .catch((error: Error) => this.fail(error));
     return true;
   }
@@ -262,7 +333,7 @@ export class Session implements ChannelOwner {
         stats: {
           "total-time": performance.now() - this.start,
           "verify-time": verifyMs,
-          received: this.channels.reduce((s, c) => s + c.received, 0),
+          received: this.received,
           pages: this.pages,
           rounds: this.rounds,
           channels: this.channelCount,

@@ -54,6 +54,14 @@ export interface SourceOptions {
    * CAs), `cert` and `key` for a destination that asks for client certificates (mutual TLS).
    */
   tls?: TlsOptions;
+  /**
+   * Reconnect this many times when a connection breaks before the completion (pre-copy and
+   * stop-and-copy; not after a post-copy switch-over): the migration continues from what the
+   * destination holds, resending only the pages of the rounds it had not acknowledged. Default 0.
+   */
+  reconnect?: number;
+  /** Pause before the n-th reconnection: n times this, ms. Default 250. */
+  reconnectDelayMs?: number;
 }
 
 export interface Progress {
@@ -82,4 +90,6 @@ export interface SourceEvents {
    * failure or cancellation loses it (QEMU refuses migrate_cancel in postcopy-active).
    */
   switchover: [];
+  /** A broken connection was replaced and the migration goes on; the pages of unacknowledged rounds are sent again. */
+  reconnected: [event: { attempt: number; /** The round the break cut short. */ round: number; cause: string; requeuedPages: number }];
 }

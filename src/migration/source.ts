@@ -11,8 +11,8 @@ import { Connection } from "../transport/connection.js";
 import { connectChannel } from "../transport/handshake.js";
 import { FrameChannel } from "../transport/page-channel.js";
 import { TokenBucket } from "../transport/token-bucket.js";
-import { FrameType, Encoding, MAX_CHANNELS, MAC_BYTES } from "../wire/constants.js";
-import { asWireError } from "../wire/errors.js";
+import { FrameType, Encoding, MAX_CHANNELS, MAC_BYTES, OfferFlags } from "../wire/constants.js";
+import { WireError, asWireError } from "../wire/errors.js";
 import { newMigrationId } from "../wire/auth.js";
 import { encodeComplete, type Offer } from "../wire/messages.js";
 import { type Policy, type RoundStats, type Decision, expectedDowntimeMs } from "../policy/policy.js";
@@ -35,7 +35,8 @@ const PROGRESS_INTERVAL_MS = 100;
 export class Source extends EventEmitter<SourceEvents> {
   private readonly cores: Core[];
   private readonly policy: Policy;
-  private readonly latch = new FailureLatch();
+  /** The current connection's failures; a new one after each resumption. */
+  private latch = new FailureLatch();
   private readonly counters = new SourceCounters();
   private readonly digests = DigestPool.shared();
   private channels: Connection[] = [];
@@ -67,7 +68,13 @@ export class Source extends EventEmitter<SourceEvents> {
     if (!Number.isInteger(channels) || channels < 1 || channels > MAX_CHANNELS) throw new PagewireError("EOPTION", `channels must be 1 to ${MAX_CHANNELS}, not ${channels}`);
     this.policy = options.policy ?? precopy();
     this.cores = regions.map((r) => new Core(r));
-    this.latch.onFail((error) => {
+    this.bucket = options.bandwidth ? new TokenBucket(options.bandwidth) : undefined;
+    this.arm(this.latch);
+  }
+
+  /** A failure under `latch` ends every channel, telling the destination why. */
+  private arm(latch: FailureLatch): void {
+    latch.onFail((error) => {
       const wire = asWireError(error);
       for (const c of this.channels) c.fail(wire, true);
     });
@@ -107,14 +114,15 @@ export class Source extends EventEmitter<SourceEvents> {
       let owed = 0;
       while (decision.action === "continue") {
         this.setThrottle(decision.plan.throttle ?? 0);
-        const report = await sender.sendRound(sender.round + 1, decision.plan, false, owed);
-        rounds.push(this.reported(report));
+        const plan = decision.plan;
+        const report = await this.resumable(() => sender.sendRound(sender.round + 1, plan, false, owed));
+        if (report) rounds.push(this.reported(report));
         const dirty = this.sync();
         owed = dirty.owed;
         const now = performance.now();
         dirtyRate = (dirty.taken * 1000) / Math.max(1, now - lastSync);
         lastSync = now;
-        stats = this.roundStats({ dirtyPages: owed, dirtiedPages: dirty.taken, dirtyRate, lastRoundBytes: report.bytes });
+        stats = this.roundStats({ dirtyPages: owed, dirtiedPages: dirty.taken, dirtyRate, lastRoundBytes: report?.bytes ?? 0 });
         decision = this.policy.decide(stats);
         this.emitProgress(true, owed + stats.unsentPages);
       }
@@ -132,8 +140,20 @@ export class Source extends EventEmitter<SourceEvents> {
         verifyTime = await this.returnPath!.done;
         postcopyTime = performance.now() - switchAt;
       } else {
-        rounds.push(this.reported(await sender.sendRound(sender.round + 1, {}, true, last.owed)));
-        await sendDeviceState(this.channels[0], await this.deviceState());
+        const deviceState = await this.deviceState();
+        let owedAtPause = last.owed;
+        for (;;) {
+          const final = await this.resumable(async () => {
+            const report = await sender.sendRound(sender.round + 1, {}, true, owedAtPause);
+            await sendDeviceState(this.channels[0], deviceState);
+            return report;
+          });
+          if (final) {
+            rounds.push(this.reported(final));
+            break;
+          }
+          owedAtPause = this.sync().owed; // the pages requeued after the break
+        }
         await this.complete(proof);
         verifyTime = await this.returnPath!.done;
       }
@@ -162,43 +182,117 @@ export class Source extends EventEmitter<SourceEvents> {
     }
   }
 
-  private offer(): Offer {
+  private offer(resuming: boolean): Offer {
     const o = this.options;
     return {
       pageSize: this.regions[0].pageSize,
       encodings: (o.compress ? Encoding.lz4 : 0) | (o.delta ? Encoding.delta : 0),
       batchPages: Math.max(...this.regions.map((r) => r.layout.batchPages)),
       regions: this.regions.map((r) => r.pageCount),
+      flags: this.maxReconnects > 0 ? OfferFlags.resumable | (resuming ? OfferFlags.resuming : 0) : 0,
     };
   }
 
-  /** Opens channel 0 with the offer, then the others; starts reading the return path. */
-  private async connect(): Promise<RoundSender> {
+  private get maxReconnects(): number {
+    return this.options.reconnect ?? 0;
+  }
+
+  private readonly migrationId = newMigrationId();
+  /** The rate limit all channels share, across reconnections too. */
+  private bucket: TokenBucket | undefined;
+  /** Reconnections so far, and whether the completion went (no resumption after it: done may be on its way). */
+  private reconnects = 0;
+  private completeSent = false;
+
+  /** Opens channel 0 with the offer (resuming: as a reconnection), then the others; starts reading the return path. */
+  private async openChannels(resuming: boolean): Promise<FrameChannel[]> {
     const o = this.options;
-    const migrationId = newMigrationId();
     const count = o.channels ?? 1;
-    const bucket = o.bandwidth ? new TokenBucket(o.bandwidth) : undefined;
-    const target = { host: o.host, port: o.port, secret: o.secret ?? "", migrationId, channelCount: count, bucket, timeoutMs: o.timeoutMs, tls: o.tls };
-    const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer() });
+    const target = { host: o.host, port: o.port, secret: o.secret ?? "", migrationId: this.migrationId, channelCount: count, bucket: this.bucket, timeoutMs: o.timeoutMs, tls: o.tls };
+    const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer(resuming) });
     this.key = key;
     this.channels = [first];
     const others = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => connectChannel({ ...target, channelIndex: i + 1 })));
     for (const other of others) if (other.status === "fulfilled") this.channels.push(other.value.conn);
-    for (const c of this.channels) c.onFailure((error) => this.fail(error));
+    const latch = this.latch;
+    this.channels.forEach((c, index) =>
+      c.onFailure((error) => {
+        // Once the completion went, only channel 0 has anything left to carry (done): the
+        // destination closing the others as it finishes may overtake done on the wire.
+        if (index > 0 && this.completeSent && error.reason === "connection") return;
+        latch.fail(this.switchedOver && !(error instanceof PagewireError && error.code === "EPOSTCOPY") ? postcopyLost(error) : error);
+      }),
+    );
     const refused = others.find((other) => other.status === "rejected");
     if (refused) throw (refused as PromiseRejectedResult).reason;
-    this.latch.check();
-    const channels = this.channels.map((c) => new FrameChannel(c));
-    this.sender = new RoundSender(this.cores, channels, this.latch, this.counters, { bandwidth: o.bandwidth, onBatch: () => this.emitProgress(false) });
-    this.postcopy = new PostcopySource(this.sender, this.latch, this.counters);
-    this.returnPath = new ReturnPath(first, this.latch, () => ({
+    latch.check();
+    this.returnPath = new ReturnPath(first, latch, () => ({
       ack: (round) => {
         if (this.switchedOver && this.switchoverAcked === 0) this.switchoverAcked = performance.now();
+        this.sender?.roundAcknowledged(round);
         this.emit("ack", round);
       },
       pageRequest: this.switchedOver ? (request) => this.postcopy!.request(request) : undefined,
     }), o.timeoutMs ?? 30_000);
+    return this.channels.map((c) => new FrameChannel(c));
+  }
+
+  private async connect(): Promise<RoundSender> {
+    const channels = await this.openChannels(false);
+    const o = this.options;
+    this.sender = new RoundSender(this.cores, channels, this.latch, this.counters, { bandwidth: o.bandwidth, resumable: this.maxReconnects > 0, onBatch: () => this.emitProgress(false) });
+    this.postcopy = new PostcopySource(this.sender, this.latch, this.counters);
     return this.sender;
+  }
+
+  /**
+   * Runs a step of the pre-copy rounds; when the connection breaks under it and reconnecting is
+   * allowed, reconnects and requeues every page the destination may lack, and returns undefined
+   * (the step is cut short: the caller syncs and carries on). Nothing is resumed after the
+   * completion went out, nor after a post-copy switch-over.
+   */
+  private async resumable<T>(step: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await step();
+    } catch (error) {
+      if (!this.mayReconnect(error)) throw error;
+      await this.reconnect(error as Error);
+      return undefined;
+    }
+  }
+
+  private mayReconnect(error: unknown): boolean {
+    if (this.reconnects >= this.maxReconnects || this.completeSent || this.switchedOver || this.options.signal?.aborted) return false;
+    return error instanceof WireError && (error.reason === "connection" || error.reason === "truncated");
+  }
+
+  /** Reconnects after `cause`, as often as allowed, each after a pause that grows; requeues what was not acknowledged. */
+  private async reconnect(cause: Error): Promise<void> {
+    let last: unknown = cause;
+    while (this.mayReconnect(last)) {
+      this.reconnects++;
+      await new Promise((resolve) => setTimeout(resolve, (this.options.reconnectDelayMs ?? 250) * this.reconnects));
+      if (this.options.signal?.aborted) break;
+      for (const c of this.channels) c.fail(asWireError(cause));
+      this.latch = new FailureLatch();
+      this.arm(this.latch);
+      try {
+        const channels = await this.openChannels(true);
+        this.sender!.rebind(channels, this.latch);
+        this.postcopy = new PostcopySource(this.sender!, this.latch, this.counters);
+        const requeued = this.sender!.requeueUnacknowledged();
+        // A requeued page's delta base may never have arrived: each goes whole once more.
+        if (this.options.delta) for (const core of this.cores) core.forgetDeltaBases();
+        this.emit("reconnected", { attempt: this.reconnects, round: this.sender!.round, cause: cause.message, requeuedPages: requeued });
+        return;
+      } catch (error) {
+        last = error;
+      }
+    }
+    if (this.options.signal?.aborted) throw new PagewireError("EABORTED", "the migration was cancelled");
+    const error = last instanceof Error ? last : cause;
+    if (this.reconnects > 0 && !error.message.includes("reconnect")) error.message += ` (after ${this.reconnects} reconnection${this.reconnects > 1 ? "s" : ""})`;
+    throw error;
   }
 
   private reported(report: RoundReport): RoundReport {
@@ -222,6 +316,7 @@ export class Source extends EventEmitter<SourceEvents> {
     const complete = encodeComplete({ digests: values }, this.key);
     // Only a done that answers this completion counts: before it, or with another MAC, it is refused.
     this.returnPath!.expectDone(this.key, complete.subarray(complete.length - MAC_BYTES));
+    this.completeSent = true;
     await this.channels[0].send(FrameType.complete, complete);
   }
 

@@ -3,7 +3,7 @@
 /** The first 4 bytes a source sends on every connection. */
 export const MAGIC = 0x52574750; // "PGWR" read as a little-endian u32
 /** 2: complete and done carry MACs under the session key. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Magic (4) + version (2) + reserved (2). */
 export const PREAMBLE_BYTES = 8;
 /** u32 payload length, u8 type, u8 flags, u16 reserved. */
@@ -79,6 +79,14 @@ export const Reason = {
 } as const;
 export type ReasonName = keyof typeof Reason;
 export const REASON_NAMES = namesByCode(Reason);
+
+/**
+ * The offer's flags. resumable: the source reconnects after a broken connection, so the
+ * destination holds the migration for a while instead of dropping it. resuming: this channel 0
+ * reconnects such a migration (refused when the destination does not hold it).
+ */
+export const OfferFlags = { resumable: 1, resuming: 2 } as const;
+export const ALL_OFFER_FLAGS = OfferFlags.resumable | OfferFlags.resuming;
 
 /** Encodings a source may use; the destination accepts any of them. */
 export const Encoding = { lz4: 1, delta: 2 } as const;

@@ -2,7 +2,7 @@
 // of the frames that carry pages are in pages.ts. Reserved fields must be 0.
 import { ByteReader, ByteWriter } from "./bytes.js";
 import {
-  MAGIC, PROTOCOL_VERSION, PREAMBLE_BYTES, MIGRATION_ID_BYTES, NONCE_BYTES, MAC_BYTES, MAX_REGIONS,
+  OfferFlags, ALL_OFFER_FLAGS, MAGIC, PROTOCOL_VERSION, PREAMBLE_BYTES, MIGRATION_ID_BYTES, NONCE_BYTES, MAC_BYTES, MAX_REGIONS,
   MAX_CHANNELS, MAX_REASON_BYTES, Reason, REASON_NAMES, type ReasonName, Encoding,
 } from "./constants.js";
 
@@ -59,6 +59,8 @@ export interface Offer {
   batchPages: number;
   /** Pages of each region. */
   regions: number[];
+  /** OfferFlags: whether the source reconnects after a break, and whether this offer is such a reconnection. */
+  flags?: number;
 }
 
 export interface Auth {
@@ -68,7 +70,7 @@ export interface Auth {
 }
 
 export function encodeOffer(o: Offer): Uint8Array {
-  const w = ByteWriter.sized(16 + 8 * o.regions.length).u32(o.pageSize).u32(o.encodings).u32(o.batchPages).u16(o.regions.length).u16(0);
+  const w = ByteWriter.sized(16 + 8 * o.regions.length).u32(o.pageSize).u32(o.encodings).u32(o.batchPages).u16(o.regions.length).u16(o.flags ?? 0);
   for (const pages of o.regions) w.u64(pages);
   return w.bytes;
 }
@@ -97,7 +99,9 @@ export function decodeOffer(bytes: Uint8Array): Offer {
   const encodings = r.u32();
   const batchPages = r.u32();
   const regionCount = r.u16();
-  r.reserved16();
+  const flags = r.u16();
+  if ((flags & ~ALL_OFFER_FLAGS) !== 0) throw new WireError("badFrame", `offer has unknown flag bits 0x${flags.toString(16)}`);
+  if ((flags & OfferFlags.resuming) !== 0 && (flags & OfferFlags.resumable) === 0) throw new WireError("badFrame", "offer resumes a migration but says it is not resumable");
   if ((encodings & ~ALL_ENCODINGS) !== 0) throw new WireError("badFrame", `offer has unknown encoding bits 0x${encodings.toString(16)}`);
   if (pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE || (pageSize & (pageSize - 1)) !== 0) throw new WireError("badFrame", `offer has page size ${pageSize}`);
   if (batchPages < 1 || batchPages > 65536) throw new WireError("badFrame", `offer has ${batchPages} pages per batch`);
@@ -109,7 +113,7 @@ export function decodeOffer(bytes: Uint8Array): Offer {
     regions.push(pages);
   }
   r.end();
-  return { pageSize, encodings, batchPages, regions };
+  return { pageSize, encodings, batchPages, regions, flags };
 }
 
 /** A message that is exactly `length` opaque bytes: a challenge (nonce) or an accept (MAC). */
