@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startDestination, type DestinationProcess } from "./peers.js";
+import { cuttingProxy, startDestination, type DestinationProcess } from "./peers.js";
 
 const CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
 const SMALL = ["--size", "16m", "--warmup-seconds", "0"];
@@ -40,6 +40,7 @@ describe("bad usage", () => {
     [["send", "--to", "127.0.0.1:9", "--bogus"], /Unknown option '--bogus'/],
     [["send", "--to", "127.0.0.1:9", "--tls-cert", "test/fixtures/tls/client-cert.pem"], /--tls-cert and --tls-key: give both/],
     [["send", "--to", "127.0.0.1:9", "--tls-ca", "no/such.pem"], /--tls-ca "no\/such.pem": cannot read it \(ENOENT\)/],
+    [["send", "--to", "127.0.0.1:9", "--reconnect=-1"], /--reconnect "-1": write an integer from 0 to 100/],
     [["listen", "--tls-ca", "test/fixtures/tls/ca-cert.pem"], /the destination also needs its own: give --tls-cert and --tls-key/],
   ];
   for (const [args, message] of cases) {
@@ -122,6 +123,22 @@ describe("scripting", () => {
     const stranger = await pagewire(["send", "--to", `127.0.0.1:${destination.port}`, ...SMALL, "--tls-ca", tls("ca-cert")]);
     expect(stranger.code).toBe(1);
     expect((await refused).message).toMatch(/TLS handshake with 127\.0\.0\.1:\d+ failed/);
+  });
+
+  it("send --reconnect: a connection cut twice is resumed, and --progress json says so each time", async () => {
+    const destination = await startDestination();
+    destinations.push(destination);
+    const proxy = await cuttingProxy(destination.port, [4 << 20, 10 << 20]);
+    try {
+      const completed = destination.next("completed");
+      const r = await pagewire(["send", "--to", `127.0.0.1:${proxy.port}`, ...SMALL, "--dirty-rate", "5000", "--bandwidth", "100MB", "--reconnect", "3", "--json", "--sha256", "--progress", "json"]);
+      expect(r.code).toBe(0);
+      const events = r.stderr.trim().split("\n").map((l) => JSON.parse(l));
+      expect(events.filter((e) => e.type === "reconnected")).toHaveLength(2);
+      expect(JSON.parse(r.stdout).sha256).toBe((await completed).sha256);
+    } finally {
+      proxy.server.close();
+    }
   });
 
   it("migrate --json has the same shape, with the destination's side; --progress json streams JSON lines", async () => {

@@ -31,7 +31,7 @@ function strictLength(bytes: Uint8Array, decode: (b: Uint8Array) => unknown): vo
 describe("control messages", () => {
   const id = randomBytes(16, 1);
   const nonce = randomBytes(32, 2);
-  const offer = { pageSize: 4096, encodings: 3, batchPages: 256, regions: [262144, 7] };
+  const offer = { pageSize: 4096, encodings: 3, batchPages: 256, regions: [262144, 7], flags: 0 };
 
   it("round-trip, and refuse a wrong length", () => {
     const hello = { migrationId: id, channelIndex: 1, channelCount: 2, clientNonce: nonce };
@@ -40,6 +40,7 @@ describe("control messages", () => {
     const auth = { mac: randomBytes(32, 3), offerBytes: m.encodeOffer(offer) };
     expect(m.decodeAuth(m.encodeAuth(auth), true)).toEqual(auth);
     expect(m.decodeOffer(auth.offerBytes)).toEqual(offer);
+    expect(m.decodeOffer(m.encodeOffer({ ...offer, flags: 3 }))).toEqual({ ...offer, flags: 3 });
     expect(m.decodeAuth(m.encodeAuth({ mac: auth.mac }), false)).toEqual({ mac: auth.mac });
     strictLength(auth.offerBytes, m.decodeOffer);
     for (const e of [{ round: 7, pages: 2 ** 40, final: true }, { round: 0, pages: 0, final: false }]) {
@@ -79,7 +80,8 @@ describe("control messages", () => {
     refused(() => m.decodePageRequest(reserved(m.encodePageRequest({ region: 0, page: 0, count: 1 }), 2)), /reserved/);
     refused(() => m.decodeFailure(reserved(m.encodeFailure({ reason: "busy", message: "x" }), 2), "refusal"), /reserved/);
     const offerBytes = m.encodeOffer(offer);
-    refused(() => m.decodeOffer(reserved(offerBytes, 14)), /reserved/);
+    refused(() => m.decodeOffer(m.encodeOffer({ ...offer, flags: 4 })), /unknown flag bits 0x4/);
+    refused(() => m.decodeOffer(m.encodeOffer({ ...offer, flags: 2 })), /resumes a migration but says it is not resumable/);
     refused(() => m.decodeOffer(reserved(offerBytes, 4 + 1)), /unknown encoding bits/);
     refused(() => m.decodeOffer(m.encodeOffer({ ...offer, pageSize: 3000 })), /page size 3000/);
     refused(() => m.decodeOffer(m.encodeOffer({ ...offer, regions: [0] })), /no pages/);

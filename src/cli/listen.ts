@@ -26,7 +26,8 @@ export const LISTEN_HELP = `pagewire listen [options]     receive migrations (th
                     (pagewire send --sha256), independently of the protocol's own digest
   --run-seconds S   a migrated workload continues here for S seconds (default 2), its rate
                     measured, then stops and its memory takes the next migration
-  --idle-timeout S  drop a migration whose source sends nothing for S seconds (default 60)
+  --idle-timeout S  drop a migration whose source sends nothing for S seconds, or whose broken
+                    connection a reconnecting source did not replace within S (default 60)
   --max-memory SIZE most guest memory the migrations received at once may take (default 3/4 of
                     this host's); beyond it an offer is refused as busy
   --max-sessions N  most migrations received at once (default 8)

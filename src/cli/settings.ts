@@ -30,6 +30,7 @@ export const sourceOptionSpec = {
   progress: { type: "string" },
   sha256: { type: "boolean", default: false },
   timeout: { type: "string" },
+  reconnect: { type: "string", default: "0" },
   workload: { type: "string" },
   "free-mode": { type: "string", default: "dirty" },
   "warmup-seconds": { type: "string", default: "1" },
@@ -63,6 +64,8 @@ export interface SourceSettings {
   sha256: boolean;
   /** Whole migration, ms; undefined: no limit. */
   timeoutMs?: number;
+  /** Reconnections allowed after a broken connection. */
+  reconnect: number;
   workload?: { kernel: string; freeMode: FreeMode };
   freePageHints: boolean;
   warmupMs: number;
@@ -193,6 +196,7 @@ export function sourceSettings(v: Values): SourceSettings {
     progress: parseProgress(v.progress as string | undefined, v.json === true),
     sha256: v.sha256 === true,
     timeoutMs: v.timeout === undefined ? undefined : parseNumber("timeout", String(v.timeout), { min: 0.001 }) * 1000,
+    reconnect: parseNumber("reconnect", String(v.reconnect), { min: 0, max: 100, integer: true }),
     workload,
     freePageHints: workload?.freeMode === "hint",
     warmupMs: parseNumber("warmup-seconds", String(v["warmup-seconds"]), { min: 0 }) * 1000,

@@ -105,6 +105,7 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
     bandwidth: s.bandwidth,
     timeoutMs: s.timeoutMs,
     tls: s.tls,
+    reconnect: s.reconnect,
     hooks: {
       ...guest.hooks,
       pause: async () => {
@@ -124,6 +125,9 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
     out.show(`${progressText(p)} · guest ${guestRate.toFixed(1)} ${guest.unit}/s`, { type: "progress", ...p, guestRate });
   });
   source.on("round", (r) => out.log(`round ${r.round}${r.phase === "live" ? "" : ` (${r.phase})`}: ${r.pages.toLocaleString("en-US")} pages, ${formatBytes(r.bytes)} in ${r.ms.toFixed(0)} ms`, { type: "round", ...r }));
+  source.on("reconnected", (e) =>
+    out.log(`the connection broke in round ${e.round} (${e.cause}); reconnected (attempt ${e.attempt}), ${e.requeuedPages.toLocaleString("en-US")} unacknowledged pages to send again`, { type: "reconnected", ...e }),
+  );
   source.on("switchover", () => {
     postcopyActive = true;
     out.log("switched over: the guest runs on the destination now (Ctrl-C would lose it)", { type: "switchover" });
