@@ -312,7 +312,7 @@ describe("timeouts end every wait", () => {
     });
     try {
       const { error, resumed } = await migrateInto(fake.port, Region.create({ pageCount: 16 }));
-      expect(error.message).toMatch(/did not confirm the digest within 0.5 s/);
+      expect(error.message).toMatch(/did not confirm the digest, nor send anything, within 0.5 s/);
       expect(resumed).toBe(1);
     } finally {
       fake.close();
@@ -331,6 +331,36 @@ describe("timeouts end every wait", () => {
       expect(resumed).toBe(1);
     } finally {
       fake.close();
+    }
+  });
+
+  it("keepalives carry a migration through quiet phases longer than either side's timeout: a slow device-state hook, a slow verification", async () => {
+    const listener = new Listener({ secret: SECRET, idleTimeoutMs: 300 });
+    const port = await listener.listen(0);
+    try {
+      const region = guest(256, 23);
+      const received = listener.next();
+      const source = new Source([region], {
+        host: "127.0.0.1", port, secret: SECRET, policy: stopCopy(), keepaliveMs: 50,
+        hooks: { deviceState: () => new Promise<Uint8Array>((resolve) => setTimeout(() => resolve(new Uint8Array([1, 2, 3])), 1000)) },
+      });
+      expect((await source.migrate()).status).toBe("completed");
+      expect((await received).deviceState).toEqual(new Uint8Array([1, 2, 3]));
+    } finally {
+      await listener.close();
+    }
+    // A destination that takes 1.5 s to answer the completion but sends keepalives meanwhile, to a source that waits 0.5 s.
+    const slow = await stallingDestination(async (conn) => {
+      for (;;) if ((await conn.nextFrame(0)).type === FrameType.complete) break;
+      conn.keepAlive(100);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      conn.fail(new WireError("digest", "a verification that took its time and found a difference"), true);
+    });
+    try {
+      const { error } = await migrateInto(slow.port, Region.create({ pageCount: 16 }));
+      expect(error.message).toMatch(/took its time/);
+    } finally {
+      slow.close();
     }
   });
 

@@ -80,6 +80,10 @@ export class ChannelReader implements FrameSink {
       }
       return this.owner.runTarget(run);
     }
+    if (type === FrameType.keepalive) {
+      if (length !== 0) throw new WireError("badFrame", `a keepalive frame of ${length} bytes on channel ${this.index}; it has none`);
+      return (this.payload = new Uint8Array(0));
+    }
     if (type === FrameType.roundEnd || type === FrameType.cancel || (CHANNEL_0_ONLY.has(type) && this.index === 0)) {
       return (this.payload = new Uint8Array(length));
     }
@@ -108,6 +112,7 @@ export class ChannelReader implements FrameSink {
       return true;
     }
     if (type === FrameType.roundEnd) return this.roundEnd(decodeRoundEnd(this.payload));
+    if (type === FrameType.keepalive) return true;
     return this.owner.control(this.index, type, this.payload);
   }
 

@@ -36,22 +36,33 @@ export class ReturnPath {
     void this.read();
   }
 
-  /** The completion has gone: a done is valid from now on if it answers it under `key`. */
+  /** When the destination last sent a frame: while it verifies, its keepalives say it is alive. */
+  private lastHeard = performance.now();
+
+  /**
+   * The completion has gone: a done is valid from now on if it answers it under `key`. The
+   * destination must send it, or at least keepalives, within the timeout.
+   */
   expectDone(key: Uint8Array, completeMac: Uint8Array): void {
     this.awaitedDone = { key, completeMac };
-    const timer = setTimeout(() => {
-      this.latch.fail(new WireError("connection", `the destination ${this.conn.peer} did not confirm the digest within ${this.timeoutMs / 1000} s of the completion; the guest runs on here`));
-    }, this.timeoutMs);
+    this.lastHeard = performance.now();
+    const timer = setInterval(() => {
+      if (performance.now() - this.lastHeard < this.timeoutMs) return;
+      this.latch.fail(new WireError("connection", `the destination ${this.conn.peer} did not confirm the digest, nor send anything, within ${this.timeoutMs / 1000} s of the completion; the guest runs on here`));
+    }, Math.max(10, Math.min(1000, this.timeoutMs / 4)));
     timer.unref();
-    this.done.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    this.done.then(() => clearInterval(timer), () => clearInterval(timer));
   }
 
   private async read(): Promise<void> {
     try {
       for (;;) {
         const { type, payload } = await this.conn.nextFrame(0);
+        this.lastHeard = performance.now();
         const handlers = this.handlers();
-        if (type === FrameType.ack) {
+        if (type === FrameType.keepalive) {
+          if (payload.length !== 0) throw new WireError("badFrame", `the destination sent a keepalive frame of ${payload.length} bytes; it has none`);
+        } else if (type === FrameType.ack) {
           handlers.ack(decodeAck(payload).round);
         } else if (type === FrameType.pageRequest && handlers.pageRequest) {
           handlers.pageRequest(decodePageRequest(payload));

@@ -16,6 +16,9 @@ import { PostcopyDestination } from "./postcopy-destination.js";
 import { asError } from "./failure.js";
 import type { DestinationHooks, SessionResult, SessionProgress } from "./listener-types.js";
 
+/** While verifying, channel 0 sends a keepalive after this long without a write. */
+const VERIFY_KEEPALIVE_MS = 1000;
+
 export class Session implements ChannelOwner {
   private readonly cores: Core[];
   private readonly channels: Connection[] = [];
@@ -307,6 +310,8 @@ export class Session implements ChannelOwner {
       const deviceState = this.deviceState.bytes;
       if (digests.length !== this.regions.length) throw new WireError("badFrame", `completion carries ${digests.length} digests for ${this.regions.length} regions`);
       const verifyStart = performance.now();
+      // The digest of a large memory takes seconds: the source hears keepalives meanwhile.
+      this.channels[0].keepAlive(VERIFY_KEEPALIVE_MS);
       const postcopy = this.postcopy.active;
       if (postcopy) this.postcopy.checkAllArrived();
       await this.guestStarted;

@@ -62,6 +62,11 @@ export interface SourceOptions {
   reconnect?: number;
   /** Pause before the n-th reconnection: n times this, ms. Default 250. */
   reconnectDelayMs?: number;
+  /**
+   * Send a keepalive on channel 0 after this long without a write, ms, so that a destination's
+   * idle timeout does not end a migration whose source is busy in a hook. Default 1,000.
+   */
+  keepaliveMs?: number;
 }
 
 export interface Progress {

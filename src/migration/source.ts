@@ -226,6 +226,8 @@ export class Source extends EventEmitter<SourceEvents> {
     const refused = others.find((other) => other.status === "rejected");
     if (refused) throw (refused as PromiseRejectedResult).reason;
     latch.check();
+    // Keepalives cover the phases where the source sends nothing: the embedder's pause and device-state hooks, the digest.
+    first.keepAlive(o.keepaliveMs ?? 1000);
     this.returnPath = new ReturnPath(first, latch, () => ({
       ack: (round) => {
         if (this.switchedOver && this.switchoverAcked === 0) this.switchoverAcked = performance.now();

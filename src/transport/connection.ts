@@ -4,7 +4,7 @@ import { Socket, type OnReadOpts } from "node:net";
 import { adopt, type AcceptedSocket } from "./adopt.js";
 import { FrameReader, type FrameSink, frame, writeFrameHeader } from "../wire/frame.js";
 import { ControlQueue, type ControlFrame } from "./control-queue.js";
-import { FRAME_HEADER_BYTES, FRAME_NAMES, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
+import { FRAME_HEADER_BYTES, FRAME_NAMES, FrameType, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import { checkPreamble, encodeFailure } from "../wire/messages.js";
 import type { TokenBucket } from "./token-bucket.js";
@@ -264,6 +264,22 @@ export class Connection {
         else resolve();
       });
     });
+  }
+
+  /**
+   * From now on sends a keepalive frame whenever nothing was written for `intervalMs`, until the
+   * connection ends: a phase in which this side legitimately sends nothing (a slow hook, a digest
+   * of a large memory) is not mistaken by the peer for a stall.
+   */
+  keepAlive(intervalMs: number): void {
+    let last = this.sent;
+    const timer = setInterval(() => {
+      if (this.failure) return clearInterval(timer);
+      // A failed send fails the connection, which its owners hear of.
+      if (this.sent === last && this.socket.writableLength === 0) this.send(FrameType.keepalive).catch(() => undefined);
+      last = this.sent;
+    }, intervalMs);
+    timer.unref();
   }
 
   /** Writes raw bytes (the preamble, or a prebuilt frame). */
