@@ -21,24 +21,40 @@ if (unknown.length) {
   process.exit(2);
 }
 let crashes = 0;
+
+/** Keeps a crashing input where the test suite replays it, and says so. */
+function keep(name: string, error: FuzzCrash, input: Uint8Array): void {
+  crashes++;
+  const bytes = error.input ?? input;
+  const dir = new URL(`../../test/fuzz-corpus/${name}/`, import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  const file = new URL(`crash-${createHash("sha256").update(bytes).digest("hex").slice(0, 12)}.bin`, dir);
+  writeFileSync(file, bytes);
+  process.stderr.write(`${name}: ${error.message.split("\n")[0]}; kept as ${file.pathname}\n`);
+}
+
 for (const name of chosen) {
   const target = TARGETS[name];
+  const missing = target.unavailable?.();
+  if (missing) {
+    process.stderr.write(`${name}: skipped: ${missing}\n`);
+    continue;
+  }
   const seeds = target.seeds();
   const mutate = mutator(seed);
   const start = performance.now();
   let input = seeds[0];
-  for (let i = 0; i < runs; i++) {
-    input = mutate(seeds[i % seeds.length], seeds);
+  for (let i = 0; i <= runs; i++) {
     try {
+      if (i === runs) {
+        target.finish?.();
+        break;
+      }
+      input = mutate(seeds[i % seeds.length], seeds);
       target.run(input);
     } catch (error) {
       if (!(error instanceof FuzzCrash)) throw error;
-      crashes++;
-      const dir = new URL(`../../test/fuzz-corpus/${name}/`, import.meta.url);
-      mkdirSync(dir, { recursive: true });
-      const file = new URL(`crash-${createHash("sha256").update(input).digest("hex").slice(0, 12)}.bin`, dir);
-      writeFileSync(file, input);
-      process.stderr.write(`${name}: ${error.message.split("\n")[0]}; kept as ${file.pathname}\n`);
+      keep(name, error, input);
     }
     if (i % 100_000 === 99_999) process.stderr.write(`${name}: ${i + 1} inputs, ${((i + 1) / ((performance.now() - start) / 1000)).toFixed(0)}/s\n`);
   }

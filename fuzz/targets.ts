@@ -1,6 +1,9 @@
 // Fuzz targets: every decoder that reads bytes from the wire, fed mutated and random input. A
 // target throws FuzzCrash when the decoder misbehaves: an exception that is not its own refusal,
 // a status outside its contract, or a write outside the bytes it was given.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Region } from "../src/memory/region.js";
 import { Core, DecodeError } from "../src/core/core.js";
 import { instantiate } from "../src/runtime/module.js";
@@ -12,12 +15,24 @@ import { readPagesPrefix, readRawRunPrefix, decodeSwitchover, encodeSwitchover }
 import { JsonObjects } from "../src/cli/qmp.js";
 import { fillPage, PAGE_CLASSES } from "../src/memory/content.js";
 
-export class FuzzCrash extends Error {}
+export class FuzzCrash extends Error {
+  /** The input that crashed, when it is not the one being run (a target that compares in batches). */
+  constructor(
+    message: string,
+    readonly input?: Uint8Array,
+  ) {
+    super(message);
+  }
+}
 
 export interface Target {
   /** Valid inputs that mutations start from. */
   seeds(): Uint8Array[];
   run(input: Uint8Array): void;
+  /** Checks what run() left pending (a target that compares in batches). */
+  finish?(): void;
+  /** Why the target cannot run on this machine, if it cannot. */
+  unavailable?(): string | undefined;
 }
 
 const GUARD = 0xa5;
@@ -64,18 +79,97 @@ function pages(): Uint8Array[] {
   });
 }
 
+/** Our LZ4 blocks of every kind of page: the seeds of both LZ4 targets. */
+function lz4Blocks(): Uint8Array[] {
+  const { core, region } = scratch();
+  return pages().map((page) => {
+    region.bytes.set(page, region.layout.guest);
+    const n = core.compressBlock(region.layout.guest, PAGE, region.layout.ioBuffers[1], PAGE + 64);
+    return region.bytes.slice(region.layout.ioBuffers[1], region.layout.ioBuffers[1] + n);
+  });
+}
+
+// Beside this file in the repository; two levels up from its build in dist/fuzz/.
+const ORACLE = [new URL("./liblz4-oracle.py", import.meta.url), new URL("../../fuzz/liblz4-oracle.py", import.meta.url)].map((u) => fileURLToPath(u)).find((path) => existsSync(path)) ?? "fuzz/liblz4-oracle.py";
+const ORACLE_BATCH = 1000;
+
+/** Whether a block's sequences, read as far as they go, include a match at offset 0. */
+function usesOffsetZero(block: Uint8Array): boolean {
+  const length = (at: number, base: number): [number, number] => {
+    let n = base;
+    if (base === 15) for (let byte = 255; byte === 255 && at < block.length; n += byte) byte = block[at++];
+    return [at, n];
+  };
+  let ip = 0;
+  while (ip < block.length) {
+    const token = block[ip++];
+    let literals: number;
+    [ip, literals] = length(ip, token >> 4);
+    ip += literals;
+    if (ip + 2 > block.length) return false;
+    if ((block[ip] | (block[ip + 1] << 8)) === 0) return true;
+    [ip] = length(ip + 2, token & 15);
+  }
+  return false;
+}
+
+/**
+ * Our decoder against liblz4's LZ4_decompress_safe, block by block, with the same output capacity
+ * (a page). liblz4 runs in a Python process (ctypes) once per batch of blocks. Where they may
+ * differ, by design: liblz4 copies a match at offset 0 (from bytes not yet written: the output
+ * is whatever the buffer held) where we refuse it; and liblz4 judges the end-of-block rules
+ * against the capacity, not the block's real end, so a block shorter than a page that breaks them
+ * may pass there (a page record must decode to a whole page, so we refuse those anyway). Anything
+ * liblz4 refuses, we must refuse; anything both decode must be the same bytes; a whole page that
+ * liblz4 decodes, we must decode the same.
+ */
+function differentialLz4(): Target {
+  const s = scratch();
+  const pending: Array<{ input: Uint8Array; status: number; output: Uint8Array }> = [];
+  const compare = () => {
+    if (pending.length === 0) return;
+    const stdin = Buffer.concat(pending.flatMap(({ input }) => [Buffer.from(Uint32Array.of(input.length).buffer), Buffer.from(input)]));
+    const result = spawnSync("python3", [ORACLE, String(PAGE)], { input: stdin, maxBuffer: 1 << 28 });
+    if (result.status !== 0) throw new Error(`the liblz4 oracle failed: ${result.stderr}`);
+    const out = result.stdout;
+    let at = 0;
+    for (const { input, status, output } of pending.splice(0)) {
+      const theirs = out.readInt32LE(at);
+      at += 4;
+      const decoded = theirs > 0 ? out.subarray(at, at + theirs) : Buffer.alloc(0);
+      at += decoded.length;
+      const same = status === theirs && Buffer.from(output).equals(decoded);
+      const problem =
+        theirs < 0 && status >= 0 ? `liblz4 refuses (${theirs}) a block we decode to ${status} bytes`
+        : theirs >= 0 && status >= 0 && !same ? `liblz4 and we decode a block to different bytes (${theirs} and ${status})`
+        : theirs === PAGE && !same && !usesOffsetZero(input) ? `liblz4 decodes a whole page that we refuse (${status})`
+        : undefined;
+      if (problem) throw new FuzzCrash(`${problem}, ${input.length} bytes in`, input);
+    }
+  };
+  return {
+    seeds: lz4Blocks,
+    unavailable() {
+      const probe = spawnSync("python3", ["-c", "import ctypes; ctypes.CDLL('liblz4.so.1')"]);
+      return probe.status === 0 ? undefined : "needs python3 and liblz4 (liblz4.so.1): apt-get install liblz4-1 python3";
+    },
+    run(input) {
+      const bytes = input.subarray(0, PAGE * 2);
+      s.region.bytes.set(bytes, s.input);
+      const status = s.core.decompressBlock(s.input, bytes.length, s.target, PAGE);
+      pending.push({ input: bytes.slice(), status, output: status > 0 ? s.region.bytes.slice(s.target, s.target + status) : new Uint8Array(0) });
+      if (pending.length >= ORACLE_BATCH) compare();
+    },
+    finish: compare,
+  };
+}
+
 export const TARGETS: Record<string, Target> = {
   lz4: {
-    seeds() {
-      const { core, region } = scratch();
-      return pages().map((page) => {
-        region.bytes.set(page, region.layout.guest);
-        const n = core.compressBlock(region.layout.guest, PAGE, region.layout.ioBuffers[1], PAGE + 64);
-        return region.bytes.slice(region.layout.ioBuffers[1], region.layout.ioBuffers[1] + n);
-      });
-    },
+    seeds: lz4Blocks,
     run: guardedKernel((s, length) => s.core.decompressBlock(s.input, length, s.target, PAGE), (status) => status >= -3 && status <= PAGE),
   },
+  "lz4-liblz4": differentialLz4(),
   delta: {
     seeds: () => [Uint8Array.of(5, 3, 1, 2, 3), Uint8Array.of(0, 1, 9, 200, 31, 4, 1, 2, 3, 4)],
     run: guardedKernel((s, length) => s.wasm.deltaDecode(s.input, length, s.target, PAGE), (status) => status >= -3 && status <= 0),
