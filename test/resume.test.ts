@@ -10,6 +10,9 @@ import { precopy } from "../src/policy/precopy.js";
 import { DirtyWriter } from "../src/workload/dirty-writer.js";
 import { Region } from "../src/memory/region.js";
 import { fillPage } from "../src/memory/content.js";
+import { Core } from "../src/core/core.js";
+import { postcopy } from "../src/policy/postcopy.js";
+import { Workload } from "../src/workload/workload.js";
 import { cuttingProxy, guest, sha256 } from "./peers.js";
 
 const SECRET = "resume";
@@ -151,6 +154,47 @@ describe("resumption after a broken connection", () => {
     } finally {
       await second.close();
       proxy.server.close();
+    }
+  });
+
+  it("post-copy cut twice after the switch-over: the guest waits on missing pages, the source reconnects and pushes only those; the workload ends bit for bit", async () => {
+    const stopAt = 300;
+    const alone = Region.create({ pageCount: 4096 });
+    const unmoved = Workload.start(alone, "stencil", { stopAt, seed: 5 });
+    await unmoved.done;
+    let onDestination!: (w: Workload) => void;
+    const continued = new Promise<Workload>((resolve) => (onDestination = resolve));
+    const listener = new Listener({ secret: SECRET, hooks: { resume: (state, regions) => onDestination(Workload.resumeFrom(regions[0], state, { stopAt }).workload) } });
+    const port = await listener.listen(0);
+    const proxy = await cuttingProxy(port, []);
+    const region = Region.create({ pageCount: 4096 });
+    const guest = Workload.start(region, "stencil", { stopAt, seed: 5 });
+    try {
+      await guest.until(2);
+      const source = new Source([region], {
+        host: "127.0.0.1", port: proxy.port, secret: SECRET, policy: postcopy(), bandwidth: 24e6, reconnect: 3, reconnectDelayMs: 20,
+        hooks: { pause: () => guest.pause(), resume: () => guest.resume(), deviceState: () => guest.deviceState() },
+      });
+      const reconnections: Array<{ round: number; requeuedPages: number }> = [];
+      source.on("switchover", () => setTimeout(() => proxy.cutNow(), 150));
+      source.on("reconnected", (e) => {
+        reconnections.push(e);
+        if (reconnections.length === 1) setTimeout(() => proxy.cutNow(), 150);
+      });
+      const received = listener.next();
+      const stats = await source.migrate();
+      expect(stats.status).toBe("completed");
+      expect(reconnections).toHaveLength(2);
+      // What each reconnection pushes is what the destination still lacked: less every time.
+      expect(reconnections[1].requeuedPages).toBeLessThan(reconnections[0].requeuedPages);
+      const workload = await continued;
+      await workload.done;
+      expect(workload.iterations).toBe(stopAt);
+      expect(new Core((await received).regions[0]).digest()).toBe(new Core(alone).digest());
+    } finally {
+      await guest.stop();
+      proxy.server.close();
+      await listener.close();
     }
   });
 });

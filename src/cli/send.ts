@@ -27,8 +27,8 @@ export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; ove
                         PAGEWIRE_SECRET environment variable, which other users cannot read in ps
   --timeout S           cancel the migration if it has not completed within S seconds
   --reconnect N         when a connection breaks before the completion, reconnect up to N times
-                        and continue from what the destination holds (default 0; not after a
-                        post-copy switch-over)
+                        and continue from what the destination holds (default 0; post-copy too,
+                        once the guest runs on the destination)
   --sha256              print a SHA-256 of the guest's memory at the pause, to compare with
                         the destination's (pagewire listen --sha256)
   --progress MODE       line (the default: lines on stderr, one kept live on a terminal), json

@@ -45,6 +45,8 @@ export class ChannelReader implements FrameSink {
   private readonly run: RawRunPrefix = { region: 0, round: 0, first: 0, count: 0 };
   private payload: Uint8Array = new Uint8Array(0);
   private length = 0;
+  /** A raw run is being read into guest memory (begun, not ended). */
+  private runOpen = false;
 
   /** Set on a channel opened after a reconnection: its first round is the one its first frame names. */
   private adopting: boolean;
@@ -55,6 +57,11 @@ export class ChannelReader implements FrameSink {
     resumed = false,
   ) {
     this.adopting = resumed;
+  }
+
+  /** The raw run the connection broke in the middle of, if it did: its pages are in guest memory only in part. */
+  get cutRun(): RawRunPrefix | undefined {
+    return this.runOpen ? this.run : undefined;
   }
 
   /** The round a frame names; on a reconnected channel, its first frame sets the round. */
@@ -78,7 +85,9 @@ export class ChannelReader implements FrameSink {
       if (length - prefix.length !== run.count * region.pageSize) {
         throw new WireError("badFrame", `raw-run frame of ${run.count} pages carries ${length - prefix.length} bytes, not ${run.count * region.pageSize}`);
       }
-      return this.owner.runTarget(run);
+      const target = this.owner.runTarget(run);
+      this.runOpen = true;
+      return target;
     }
     if (type === FrameType.keepalive) {
       if (length !== 0) throw new WireError("badFrame", `a keepalive frame of ${length} bytes on channel ${this.index}; it has none`);
@@ -107,6 +116,7 @@ export class ChannelReader implements FrameSink {
       return true;
     }
     if (type === FrameType.rawRun) {
+      this.runOpen = false;
       this.owner.runArrived(this.run);
       this.pagesThisRound += this.run.count;
       return true;

@@ -117,7 +117,10 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private onConnection(socket: Socket): void {
     // A TLS socket decrypts into buffers of its own: it cannot read in place.
     const conn = this.options.tls ? new Connection(socket, { expectPreamble: true }) : Connection.accept(socket, { expectPreamble: true });
-    acceptChannel(conn, this.options.secret ?? "", (a) => this.admit(conn, a), this.options.timeoutMs).catch((error: Error) => {
+    acceptChannel(conn, this.options.secret ?? "", (a) => this.admit(conn, a), this.options.timeoutMs).then((a) => {
+      // Sent after the accept: a reconnected source reads its handshake's answer first.
+      if (a.hello.channelIndex === 0 && ((a.offer?.flags ?? 0) & OfferFlags.resuming) !== 0) this.sessions.get(hex(a.hello.migrationId))?.announceResume();
+    }, (error: Error) => {
       if (!error.message.includes(conn.peer)) error.message += ` (from ${conn.peer})`;
       this.emit("refused", error);
     });

@@ -92,6 +92,20 @@ export class PostcopyDestination {
     await resume();
   }
 
+  /** A raw run cut short by a broken connection: its pages are expected again (none of them counts as arrived). */
+  runCut(run: RawRunPrefix): void {
+    const core = this.cores[run.region];
+    core.markRange(core.region.layout.syncBitmap, run.first, run.count);
+  }
+
+  /** Per region, the bitmap of pages still expected (what a reconnected source must send), and the requests the guest is blocked on. */
+  stillMissing(): Array<{ bitmap: Uint8Array; pending?: { first: number; count: number } }> {
+    return this.cores.map((core, i) => {
+      const { syncBitmap, bitmapBytes } = core.region.layout;
+      return { bitmap: core.region.bytes.subarray(syncBitmap, syncBitmap + bitmapBytes), pending: this.presences?.[i].pendingRequest() };
+    });
+  }
+
   /** Post-copy ends with every expected page in: refuses if one still expected was never sent. */
   checkAllArrived(): void {
     this.cores.forEach((core, i) => {

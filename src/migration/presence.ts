@@ -76,6 +76,13 @@ export class Presence {
     }
   }
 
+  /** The request the guest is blocked on, if it is (to ask again after a reconnection). */
+  pendingRequest(): { first: number; count: number } | undefined {
+    if (!this.watching || Atomics.load(this.words, Word.state) !== FAULT_WAITING) return undefined;
+    const first = Atomics.load(this.words, Word.first);
+    return this.isPresent(first) ? undefined : { first, count: Math.min(Atomics.load(this.words, Word.count), this.region.layout.batchPages) };
+  }
+
   /** Marks pages arrived (call after they are written): the first n of the core's list, or a run. */
   arrivedListed(n: number): void {
     this.core.markListed(n, this.region.layout.presentBitmap);

@@ -5,12 +5,15 @@ import type { Connection } from "../transport/connection.js";
 import { FrameType, FRAME_NAMES } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
 import { decodeAck, decodeDone, decodeFailure, decodePageRequest, type PageRequest } from "../wire/messages.js";
+import { decodeSwitchover, type Switchover } from "../wire/pages.js";
 import { type FailureLatch, asError } from "./failure.js";
 
 export interface ReturnPathHandlers {
   ack(round: number): void;
   /** A page request; undefined while post-copy has not begun (a request then is a protocol error). */
   pageRequest: ((request: PageRequest) => void) | undefined;
+  /** A region's bitmap of pages the destination still lacks; undefined unless a post-copy reconnection waits for them. */
+  stillMissing: ((bitmap: Switchover) => void) | undefined;
 }
 
 export class ReturnPath {
@@ -66,6 +69,8 @@ export class ReturnPath {
           handlers.ack(decodeAck(payload).round);
         } else if (type === FrameType.pageRequest && handlers.pageRequest) {
           handlers.pageRequest(decodePageRequest(payload));
+        } else if (type === FrameType.stillMissing && handlers.stillMissing) {
+          handlers.stillMissing(decodeSwitchover(payload));
         } else if (type === FrameType.done) {
           if (!this.awaitedDone) throw new WireError("unexpectedFrame", "the destination sent done before the source sent its completion");
           this.resolveDone(decodeDone(payload, this.awaitedDone.key, this.awaitedDone.completeMac).verifyMs);

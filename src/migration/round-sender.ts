@@ -136,11 +136,16 @@ export class RoundSender {
       for (const log of sentBitmaps) {
         pages += core.countBitmap(log);
         core.addBitmap(log, dirtyBitmap);
-        core.clearBitmap(log);
       }
     }
-    this.acknowledged = this.round;
+    this.forgetUnacknowledged();
     return pages;
+  }
+
+  /** The rounds not acknowledged count as settled, their log emptied (post-copy: the destination says what it lacks). */
+  forgetUnacknowledged(): void {
+    for (const core of this.cores) for (const log of core.region.layout.sentBitmaps) core.clearBitmap(log);
+    this.acknowledged = this.round;
   }
 
   /** Bytes the channels have sent. */

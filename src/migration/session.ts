@@ -9,7 +9,7 @@ import type { Connection } from "../transport/connection.js";
 import { FrameType, OfferFlags, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES, DEVICE_STATE_PIECE, MAX_CONTROL_PAYLOAD, SWITCHOVER_PREFIX_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import { type Offer, decodeDeviceStatePiece, decodeComplete, decodeFailure, encodeAck, encodeDone, DEVICE_STATE_HEADER_BYTES, encodePageRequest } from "../wire/messages.js";
-import { decodeSwitchover, type RawRunPrefix } from "../wire/pages.js";
+import { decodeSwitchover, encodeSwitchover, type RawRunPrefix } from "../wire/pages.js";
 import { ChannelReader, type ChannelOwner } from "./channel-reader.js";
 import { DeviceStateAssembler } from "./device-state.js";
 import { PostcopyDestination } from "./postcopy-destination.js";
@@ -87,14 +87,19 @@ export class Session implements ChannelOwner {
    */
   private channelFailed(error: WireError): void {
     const breakage = error.reason === "connection" || error.reason === "truncated";
-    if (!this.resumable || !breakage || this.completing || this.done || this.postcopy.active || this.failure) return this.fail(error);
+    // Post-copy resumes once the guest runs here (it waits on missing pages meanwhile); between
+    // the switch-over and the device state, the source still holds the guest and takes it back.
+    const postcopyBeforeGuest = this.postcopy.active && !this.guestRan;
+    if (!this.resumable || !breakage || this.completing || this.done || postcopyBeforeGuest || this.failure) return this.fail(error);
     if (this.suspension) return;
     this.receivedBefore = this.received;
+    if (this.postcopy.active) for (const reader of this.readers) if (reader?.cutRun) this.postcopy.runCut(reader.cutRun);
     for (const c of this.channels) c?.fail(error);
     this.channels.length = 0;
     this.readers.length = 0;
     this.waitingAtBarrier = 0;
-    this.deviceState = new DeviceStateAssembler();
+    // Pre-copy sends its device state again after the final round it sends again; post-copy's is in use by the guest.
+    if (!this.postcopy.active) this.deviceState = new DeviceStateAssembler();
     const timer = setTimeout(() => {
       this.suspension = undefined;
       this.fail(new WireError("connection", `${error.message}, and the source did not reconnect within ${this.idleTimeoutMs / 1000} s; the migration is dropped`));
@@ -120,6 +125,19 @@ export class Session implements ChannelOwner {
     this.resumedRound = undefined;
     this.key = key;
     this.reconnections++;
+  }
+
+  /**
+   * The reconnected channel 0 was accepted. Under post-copy the source learns which pages are
+   * still missing here (the guest has written the others, which must not be sent again), and the
+   * page the guest is blocked on, if any, is asked for again.
+   */
+  announceResume(): void {
+    if (!this.postcopy.active || this.failure) return;
+    const conn = this.channels[0];
+    const regions = this.postcopy.stillMissing();
+    regions.forEach(({ bitmap }, region) => conn.send(FrameType.stillMissing, encodeSwitchover({ region, bitmap })).catch((error: Error) => this.fail(error)));
+    regions.forEach(({ pending }, region) => pending && this.requestPages(region, pending.first, pending.count));
   }
 
   resumedAt(channel: number, round: number): void {
@@ -289,6 +307,8 @@ export class Session implements ChannelOwner {
   }
 
   private requestPages(region: number, page: number, count: number): void {
+    // While the source reconnects the request waits; announceResume() asks again.
+    if (!this.channels[0]) return;
     this.postcopyRequests++;
     this.channels[0].send(FrameType.pageRequest, encodePageRequest({ region, page, count })).catch((error: Error) => this.fail(error));
   }

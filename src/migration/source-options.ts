@@ -55,9 +55,10 @@ export interface SourceOptions {
    */
   tls?: TlsOptions;
   /**
-   * Reconnect this many times when a connection breaks before the completion (pre-copy and
-   * stop-and-copy; not after a post-copy switch-over): the migration continues from what the
-   * destination holds, resending only the pages of the rounds it had not acknowledged. Default 0.
+   * Reconnect this many times when a connection breaks before the completion: the migration
+   * continues from what the destination holds, resending only the pages of the rounds it had not
+   * acknowledged (post-copy, once the guest runs at the destination: only the pages it still
+   * lacks). Default 0.
    */
   reconnect?: number;
   /** Pause before the n-th reconnection: n times this, ms. Default 250. */

@@ -11,10 +11,11 @@ import { Connection } from "../transport/connection.js";
 import { connectChannel } from "../transport/handshake.js";
 import { FrameChannel } from "../transport/page-channel.js";
 import { TokenBucket } from "../transport/token-bucket.js";
-import { FrameType, Encoding, MAX_CHANNELS, MAC_BYTES, OfferFlags } from "../wire/constants.js";
+import { FrameType, Encoding, MAX_CHANNELS, MAC_BYTES, MAX_CONTROL_PAYLOAD, OfferFlags, SWITCHOVER_PREFIX_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import { newMigrationId } from "../wire/auth.js";
 import { encodeComplete, type Offer } from "../wire/messages.js";
+import type { Switchover } from "../wire/pages.js";
 import { type Policy, type RoundStats, type Decision, expectedDowntimeMs } from "../policy/policy.js";
 import { precopy } from "../policy/precopy.js";
 import { PagewireError } from "../errors.js";
@@ -85,8 +86,17 @@ export class Source extends EventEmitter<SourceEvents> {
   }
 
   private fail(error: Error): void {
-    // After the switch-over the guest has run on the destination: whatever went wrong, it is lost.
-    this.latch.fail(this.switchedOver && !(error instanceof PagewireError && error.code === "EPOSTCOPY") ? postcopyLost(error) : error);
+    this.latch.fail(error);
+  }
+
+  /** The error a failed migration ends with: after the switch-over the guest has run on the destination, so whatever went wrong, it is lost. */
+  private finalError(error: Error): Error {
+    if (this.switchedOver && !(error instanceof PagewireError && error.code === "EPOSTCOPY")) return postcopyLost(error);
+    // Between complete and done nobody can tell whether the destination resumed the guest.
+    if (this.completeSent && error instanceof WireError && (error.reason === "connection" || error.reason === "truncated") && !error.message.includes("completion had gone out")) {
+      error.message += "; the completion had gone out, so the destination may have verified the memory and resumed the guest: check it before running this copy on";
+    }
+    return error;
   }
 
   /** Runs the migration to the end. Resolves with statistics once the destination confirmed the digest. */
@@ -176,7 +186,7 @@ export class Source extends EventEmitter<SourceEvents> {
       this.setThrottle(0);
       if (this.paused && !this.switchedOver && this.options.hooks?.resume) await this.options.hooks.resume();
       this.paused = false;
-      throw this.latch.error;
+      throw this.finalError(this.latch.error!);
     } finally {
       this.options.signal?.removeEventListener("abort", onAbort);
     }
@@ -220,7 +230,7 @@ export class Source extends EventEmitter<SourceEvents> {
         // Once the completion went, only channel 0 has anything left to carry (done): the
         // destination closing the others as it finishes may overtake done on the wire.
         if (index > 0 && this.completeSent && error.reason === "connection") return;
-        latch.fail(this.switchedOver && !(error instanceof PagewireError && error.code === "EPOSTCOPY") ? postcopyLost(error) : error);
+        latch.fail(error);
       }),
     );
     const refused = others.find((other) => other.status === "rejected");
@@ -228,6 +238,9 @@ export class Source extends EventEmitter<SourceEvents> {
     latch.check();
     // Keepalives cover the phases where the source sends nothing: the embedder's pause and device-state hooks, the digest.
     first.keepAlive(o.keepaliveMs ?? 1000);
+    // After a post-copy reconnection the destination sends a bitmap per region, larger than other control frames.
+    const stillMissingBytes = SWITCHOVER_PREFIX_BYTES + Math.max(...this.regions.map((r) => r.layout.bitmapBytes));
+    first.maxPayload = (type) => (type === FrameType.stillMissing ? stillMissingBytes : MAX_CONTROL_PAYLOAD);
     this.returnPath = new ReturnPath(first, latch, () => ({
       ack: (round) => {
         if (this.switchedOver && this.switchoverAcked === 0) this.switchoverAcked = performance.now();
@@ -235,6 +248,7 @@ export class Source extends EventEmitter<SourceEvents> {
         this.emit("ack", round);
       },
       pageRequest: this.switchedOver ? (request) => this.postcopy!.request(request) : undefined,
+      stillMissing: this.stillMissing ? (m) => this.stillMissing!(m) : undefined,
     }), o.timeoutMs ?? 30_000);
     return this.channels.map((c) => new FrameChannel(c));
   }
@@ -253,23 +267,34 @@ export class Source extends EventEmitter<SourceEvents> {
    * (the step is cut short: the caller syncs and carries on). Nothing is resumed after the
    * completion went out, nor after a post-copy switch-over.
    */
-  private async resumable<T>(step: () => Promise<T>): Promise<T | undefined> {
+  private async resumable<T>(step: () => Promise<T>, resume = () => this.requeue()): Promise<T | undefined> {
     try {
       return await step();
     } catch (error) {
       if (!this.mayReconnect(error)) throw error;
-      await this.reconnect(error as Error);
+      await this.reconnect(error as Error, resume);
       return undefined;
     }
   }
 
+  /** Pre-copy's way on after a reconnection: the pages of unacknowledged rounds go again, whole. */
+  private async requeue(): Promise<number> {
+    const requeued = this.sender!.requeueUnacknowledged();
+    // A requeued page's delta base may never have arrived: each goes whole once more.
+    if (this.options.delta) for (const core of this.cores) core.forgetDeltaBases();
+    return requeued;
+  }
+
   private mayReconnect(error: unknown): boolean {
-    if (this.reconnects >= this.maxReconnects || this.completeSent || this.switchedOver || this.options.signal?.aborted) return false;
+    if (this.reconnects >= this.maxReconnects || this.completeSent || this.options.signal?.aborted) return false;
     return error instanceof WireError && (error.reason === "connection" || error.reason === "truncated");
   }
 
-  /** Reconnects after `cause`, as often as allowed, each after a pause that grows; requeues what was not acknowledged. */
-  private async reconnect(cause: Error): Promise<void> {
+  /**
+   * Reconnects after `cause`, as often as allowed, each after a pause that grows; `resume`, started
+   * as the channels open, settles what the destination lacks (resolves with how many pages go again).
+   */
+  private async reconnect(cause: Error, resume: () => Promise<number>): Promise<void> {
     let last: unknown = cause;
     while (this.mayReconnect(last)) {
       this.reconnects++;
@@ -278,13 +303,15 @@ export class Source extends EventEmitter<SourceEvents> {
       for (const c of this.channels) c.fail(asWireError(cause));
       this.latch = new FailureLatch();
       this.arm(this.latch);
+      // Before the return path reads: a page request may be its first frame.
+      this.postcopy = new PostcopySource(this.sender!, this.latch, this.counters);
       try {
+        // Started before the channels open: post-copy's answer may be the first frame back.
+        const settled = resume();
+        settled.catch(() => undefined); // awaited below, unless opening fails first
         const channels = await this.openChannels(true);
         this.sender!.rebind(channels, this.latch);
-        this.postcopy = new PostcopySource(this.sender!, this.latch, this.counters);
-        const requeued = this.sender!.requeueUnacknowledged();
-        // A requeued page's delta base may never have arrived: each goes whole once more.
-        if (this.options.delta) for (const core of this.cores) core.forgetDeltaBases();
+        const requeued = await settled;
         this.emit("reconnected", { attempt: this.reconnects, round: this.sender!.round, cause: cause.message, requeuedPages: requeued });
         return;
       } catch (error) {
@@ -336,9 +363,45 @@ export class Source extends EventEmitter<SourceEvents> {
     });
     const switchover = this.reported(report);
     for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, freePageHints: this.options.freePageHints, rawRuns: true });
-    const pushed = this.reported(await postcopy.push(missing));
+    let toPush = missing;
+    let pushed: RoundReport | undefined;
+    while (!pushed) {
+      pushed = await this.resumable(
+        () => this.postcopy!.push(toPush),
+        () => {
+          this.sender!.forgetUnacknowledged();
+          return this.receiveStillMissing().then((n) => (toPush = n));
+        },
+      );
+    }
     await this.complete(sums);
-    return [switchover, pushed];
+    return [switchover, this.reported(pushed)];
+  }
+
+  /** Set while a post-copy reconnection waits for the destination's bitmaps of the pages it still lacks. */
+  private stillMissing: ((m: Switchover) => void) | undefined;
+
+  /**
+   * After a post-copy reconnection the destination says, region by region, which pages it still
+   * lacks (its guest has written the others since): they become the pages to push, and only they.
+   */
+  private receiveStillMissing(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let next = 0;
+      let missing = 0;
+      this.latch.onFail(reject);
+      this.stillMissing = ({ region, bitmap }) => {
+        const core = this.cores[region];
+        if (region !== next || !core || bitmap.length !== core.region.layout.bitmapBytes) {
+          throw new WireError("badFrame", `the destination's still-missing bitmap names region ${region} with ${bitmap.length} bytes; region ${next} was next`);
+        }
+        core.region.bytes.set(bitmap, core.region.layout.auxBitmap);
+        missing += core.countBitmap(core.region.layout.auxBitmap);
+        if (++next < this.cores.length) return;
+        this.stillMissing = undefined;
+        resolve(missing);
+      };
+    });
   }
 
   /**

@@ -43,6 +43,8 @@ export const FrameType = {
   done: 0x31,
   error: 0x32,
   pageRequest: 0x33,
+  /** After a post-copy reconnection: a region's bitmap of pages still missing (the switchover's layout). */
+  stillMissing: 0x34,
   // Either way, after the handshake: no payload; it only shows the sender is alive in a quiet phase.
   keepalive: 0x40,
 } as const;
