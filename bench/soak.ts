@@ -173,7 +173,7 @@ export async function runSoak(o: SoakOptions): Promise<Row[]> {
     let atPause = "";
     let onDone: ((r: { regions: Region[] }) => void) | undefined;
     const received = destination
-      ? message(destination, "completed").then((m) => String(m?.sha256))
+      ? message(destination, "completed").then((m) => (m ? String(m.sha256) : Promise.reject(new Error("the destination exited without completing"))))
       : new Promise<string>((resolve) => {
           onDone = (r) => resolve(sha256(r.regions));
           listener.on("completed", onDone);
@@ -200,6 +200,7 @@ export async function runSoak(o: SoakOptions): Promise<Row[]> {
       const at = rand() * o.bytes;
       source.on("progress", (p) => p.transferred > at && (destination ? destination.kill("SIGKILL") : cancel.abort()));
     }
+    received.catch(() => undefined); // raced below
     const outcome = await source.migrate().then(() => "completed", (e: Error) => e.message);
     if (outcome === "completed") {
       if ((await received) === atPause) counts.completed++;

@@ -213,13 +213,16 @@ export class Source extends EventEmitter<SourceEvents> {
   /** Reconnections so far, and whether the completion went (no resumption after it: done may be on its way). */
   private reconnects = 0;
   private completeSent = false;
+  /** The destination has accepted channel 0 once: from then on it holds the migration, and a reconnection resumes it. */
+  private admitted = false;
 
   /** Opens channel 0 with the offer (resuming: as a reconnection), then the others; starts reading the return path. */
   private async openChannels(resuming: boolean): Promise<FrameChannel[]> {
     const o = this.options;
     const count = o.channels ?? 1;
     const target = { host: o.host, port: o.port, secret: o.secret ?? "", migrationId: this.migrationId, channelCount: count, bucket: this.bucket, timeoutMs: o.timeoutMs, tls: o.tls };
-    const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer(resuming) });
+    const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer(resuming && this.admitted) });
+    this.admitted = true;
     this.key = key;
     this.channels = [first];
     const others = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => connectChannel({ ...target, channelIndex: i + 1 })));
@@ -254,7 +257,9 @@ export class Source extends EventEmitter<SourceEvents> {
   }
 
   private async connect(): Promise<RoundSender> {
-    const channels = await this.openChannels(false);
+    // A break during the first handshakes is a reconnection too (nothing to requeue yet).
+    const opened = await this.resumable(() => this.openChannels(false), async () => 0);
+    const channels = opened ?? this.channels.map((c) => new FrameChannel(c));
     const o = this.options;
     this.sender = new RoundSender(this.cores, channels, this.latch, this.counters, { bandwidth: o.bandwidth, resumable: this.maxReconnects > 0, onBatch: () => this.emitProgress(false) });
     this.postcopy = new PostcopySource(this.sender, this.latch, this.counters);
@@ -304,15 +309,15 @@ export class Source extends EventEmitter<SourceEvents> {
       this.latch = new FailureLatch();
       this.arm(this.latch);
       // Before the return path reads: a page request may be its first frame.
-      this.postcopy = new PostcopySource(this.sender!, this.latch, this.counters);
+      if (this.sender) this.postcopy = new PostcopySource(this.sender, this.latch, this.counters);
       try {
         // Started before the channels open: post-copy's answer may be the first frame back.
         const settled = resume();
         settled.catch(() => undefined); // awaited below, unless opening fails first
         const channels = await this.openChannels(true);
-        this.sender!.rebind(channels, this.latch);
+        this.sender?.rebind(channels, this.latch);
         const requeued = await settled;
-        this.emit("reconnected", { attempt: this.reconnects, round: this.sender!.round, cause: cause.message, requeuedPages: requeued });
+        this.emit("reconnected", { attempt: this.reconnects, round: this.sender?.round ?? 0, cause: cause.message, requeuedPages: requeued });
         return;
       } catch (error) {
         last = error;
