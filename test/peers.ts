@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { Region } from "../src/memory/region.js";
 import { fillPage, mixedClass } from "../src/memory/content.js";
 import type { LayoutOptions } from "../src/memory/layout.js";
+import { Listener, type ListenerOptions } from "../src/migration/listener.js";
 
 const CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
 
@@ -98,4 +99,15 @@ export async function cuttingProxy(port: number, limits: number | number[]): Pro
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { port: (server.address() as { port: number }).port, server, cut, cuts: () => cuts, cutNow };
+}
+
+/** Runs `run` against a listener on a free loopback port, closed afterwards. */
+export async function withListener(options: ListenerOptions, run: (listener: Listener, port: number) => Promise<void>): Promise<void> {
+  const listener = new Listener(options);
+  const port = await listener.listen(0);
+  try {
+    await run(listener, port);
+  } finally {
+    await listener.close();
+  }
 }

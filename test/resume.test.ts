@@ -13,7 +13,7 @@ import { fillPage } from "../src/memory/content.js";
 import { Core } from "../src/core/core.js";
 import { postcopy } from "../src/policy/postcopy.js";
 import { Workload } from "../src/workload/workload.js";
-import { cuttingProxy, guest, sha256 } from "./peers.js";
+import { cuttingProxy, guest, sha256, withListener } from "./peers.js";
 
 const SECRET = "resume";
 
@@ -23,19 +23,11 @@ function randomGuest(pageCount: number, options: { deltaCacheBytes?: number } = 
   return region;
 }
 
-async function withListener(run: (listener: Listener, port: number) => Promise<void>, idleTimeoutMs = 5000): Promise<void> {
-  const listener = new Listener({ secret: SECRET, idleTimeoutMs });
-  const port = await listener.listen(0);
-  try {
-    await run(listener, port);
-  } finally {
-    await listener.close();
-  }
-}
+const withResumable = (run: (listener: Listener, port: number) => Promise<void>, idleTimeoutMs = 5000) => withListener({ secret: SECRET, idleTimeoutMs }, run);
 
 describe("resumption after a broken connection", () => {
   it("stop-and-copy cut twice: reconnects, sends again only what was not acknowledged, and completes with the source's memory", async () => {
-    await withListener(async (listener, port) => {
+    await withResumable(async (listener, port) => {
       const region = randomGuest(4096); // 16 MiB
       const proxy = await cuttingProxy(port, [3 << 20, 9 << 20]);
       try {
@@ -57,7 +49,7 @@ describe("resumption after a broken connection", () => {
   });
 
   it("pre-copy with a live writer on two channels, cut three times: the destination holds the memory at the pause", async () => {
-    await withListener(async (listener, port) => {
+    await withResumable(async (listener, port) => {
       const region = guest(8192, 31); // 32 MiB mixed
       const writer = new DirtyWriter(region, 20_000, 7);
       let atPause = "";
@@ -84,7 +76,7 @@ describe("resumption after a broken connection", () => {
   });
 
   it("with delta and LZ4, cut in the third round or later: requeued pages go whole, the digest agrees", async () => {
-    await withListener(async (listener, port) => {
+    await withResumable(async (listener, port) => {
       const region = guest(4096, 32, { deltaCacheBytes: 16 << 20 });
       const writer = new DirtyWriter(region, 30_000, 9);
       let atPause = "";
@@ -114,7 +106,7 @@ describe("resumption after a broken connection", () => {
   });
 
   it("gives up after its reconnections, says how many, and the guest runs on; the destination drops the migration when the source does not come back", async () => {
-    await withListener(async (listener, port) => {
+    await withResumable(async (listener, port) => {
       const region = guest(4096, 33);
       const writer = new DirtyWriter(region, 10_000, 3);
       try {

@@ -8,26 +8,18 @@ import { Source } from "../src/migration/source.js";
 import { stopCopy } from "../src/policy/stop-copy.js";
 import { precopy } from "../src/policy/precopy.js";
 import type { TlsOptions } from "../src/transport/tls.js";
-import { guest, sha256 } from "./peers.js";
+import { guest, sha256, withListener } from "./peers.js";
 
 const pem = (name: string) => readFileSync(new URL(`./fixtures/tls/${name}.pem`, import.meta.url));
 const server: TlsOptions = { cert: pem("server-cert"), key: pem("server-key") };
 const mutualServer: TlsOptions = { ...server, ca: pem("ca-cert") };
 const client: TlsOptions = { ca: pem("ca-cert"), cert: pem("client-cert"), key: pem("client-key") };
 
-async function withListener(tls: TlsOptions, run: (listener: Listener, port: number) => Promise<void>): Promise<void> {
-  const listener = new Listener({ secret: "s", tls, timeoutMs: 2000 });
-  const port = await listener.listen(0);
-  try {
-    await run(listener, port);
-  } finally {
-    await listener.close();
-  }
-}
+const withTls = (tls: TlsOptions, run: (listener: Listener, port: number) => Promise<void>) => withListener({ secret: "s", tls, timeoutMs: 2000 }, run);
 
 describe("TLS", () => {
   it("migrates over TLS on two channels, the destination's certificate verified against the CA", async () => {
-    await withListener(server, async (listener, port) => {
+    await withTls(server, async (listener, port) => {
       const region = guest(2048, 3);
       const received = listener.next();
       const stats = await new Source([region], { host: "127.0.0.1", port, secret: "s", channels: 2, policy: precopy(), tls: { ca: pem("ca-cert") } }).migrate();
@@ -37,7 +29,7 @@ describe("TLS", () => {
   });
 
   it("checks the name: localhost is in the certificate, so is ::1", async () => {
-    await withListener(server, async (listener, port) => {
+    await withTls(server, async (listener, port) => {
       const region = guest(256, 4);
       const received = listener.next();
       await new Source([region], { host: "localhost", port, secret: "s", policy: stopCopy(), tls: { ca: pem("ca-cert") } }).migrate();
@@ -46,14 +38,14 @@ describe("TLS", () => {
   });
 
   it("refuses a destination whose certificate does not chain to the source's CA, and says to give --tls-ca", async () => {
-    await withListener(server, async (_listener, port) => {
+    await withTls(server, async (_listener, port) => {
       const source = new Source([guest(256, 5)], { host: "127.0.0.1", port, secret: "s", policy: stopCopy(), tls: { ca: pem("other-ca-cert") } });
       await expect(source.migrate()).rejects.toMatchObject({ reason: "connection", message: expect.stringMatching(/over TLS \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\).*--tls-ca/) });
     });
   });
 
   it("with mutual TLS, takes a source whose certificate the CA signed and refuses one without a certificate or with a stranger's", async () => {
-    await withListener(mutualServer, async (listener, port) => {
+    await withTls(mutualServer, async (listener, port) => {
       const region = guest(512, 6);
       const received = listener.next();
       await new Source([region], { host: "127.0.0.1", port, secret: "s", policy: stopCopy(), tls: client }).migrate();
@@ -69,7 +61,7 @@ describe("TLS", () => {
   });
 
   it("a plain TCP source at a TLS destination is refused during the TLS handshake, not read as frames", async () => {
-    await withListener(server, async (listener, port) => {
+    await withTls(server, async (listener, port) => {
       const refused = new Promise<Error>((resolve) => listener.once("refused", resolve));
       const source = new Source([guest(64, 8)], { host: "127.0.0.1", port, secret: "s", policy: stopCopy(), timeoutMs: 2000 });
       await expect(source.migrate()).rejects.toMatchObject({ reason: "connection" });

@@ -153,9 +153,11 @@ export class Source extends EventEmitter<SourceEvents> {
         const deviceState = await this.deviceState();
         let owedAtPause = last.owed;
         for (;;) {
+          // A break up to the moment the completion goes is resumed: the final round again.
           const final = await this.resumable(async () => {
             const report = await sender.sendRound(sender.round + 1, {}, true, owedAtPause);
             await sendDeviceState(this.channels[0], deviceState);
+            await this.complete(proof);
             return report;
           });
           if (final) {
@@ -164,7 +166,6 @@ export class Source extends EventEmitter<SourceEvents> {
           }
           owedAtPause = this.sync().owed; // the pages requeued after the break
         }
-        await this.complete(proof);
         verifyTime = await this.returnPath!.done;
       }
       const endAt = performance.now();
@@ -372,14 +373,17 @@ export class Source extends EventEmitter<SourceEvents> {
     let pushed: RoundReport | undefined;
     while (!pushed) {
       pushed = await this.resumable(
-        () => this.postcopy!.push(toPush),
+        async () => {
+          const report = await this.postcopy!.push(toPush);
+          await this.complete(sums);
+          return report;
+        },
         () => {
           this.sender!.forgetUnacknowledged();
           return this.receiveStillMissing().then((n) => (toPush = n));
         },
       );
     }
-    await this.complete(sums);
     return [switchover, this.reported(pushed)];
   }
 

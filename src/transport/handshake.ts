@@ -2,9 +2,10 @@
 //   source → preamble, hello          destination → challenge (server nonce)
 //   source → auth (MAC [+ offer])     destination → accept (MAC) or refuse (reason)
 import { connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { Connection } from "./connection.js";
 import type { TokenBucket } from "./token-bucket.js";
-import { dialTls, type TlsOptions } from "./tls.js";
+import { tlsConnectOptions, type TlsOptions } from "./tls.js";
 import { FrameType, MAC_BYTES, NONCE_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import {
@@ -38,21 +39,26 @@ export interface ChannelTarget {
   tls?: TlsOptions;
 }
 
-function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
+/** A TCP connection to host:port, or a TLS one once the destination's certificate checked out. */
+function openSocket(host: string, port: number, timeoutMs: number, tls: TlsOptions | undefined): Promise<Socket> {
+  const over = tls ? " over TLS" : "";
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host, port });
+    const socket = tls ? tlsConnect(tlsConnectOptions(host, port, tls)) : netConnect({ host, port });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new WireError("connection", `no connection to ${host}:${port} within ${timeoutMs / 1000} s`));
+      reject(new WireError("connection", `no connection${over} to ${host}:${port} within ${timeoutMs / 1000} s`));
     }, timeoutMs);
-    socket.once("connect", () => {
+    socket.once(tls ? "secureConnect" : "connect", () => {
       clearTimeout(timer);
       resolve(socket);
     });
     socket.once("error", (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const hint = error.code === "ECONNREFUSED" ? ": is a destination (pagewire listen) running there?" : "";
-      reject(new WireError("connection", `cannot connect to ${host}:${port} (${error.code ?? error.message})${hint}`));
+      const hint =
+        error.code === "ECONNREFUSED" ? ": is a destination (pagewire listen) running there?"
+        : tls && /certificate|self.signed|verify/i.test(error.message) ? ": give the CA that signed the destination's certificate (--tls-ca)"
+        : "";
+      reject(new WireError("connection", `cannot connect to ${host}:${port}${over} (${error.code ?? error.message})${hint}`));
     });
   });
 }
@@ -66,8 +72,7 @@ export interface Handshaken {
 /** Source side: connects one channel and authenticates both ways. */
 export async function connectChannel(t: ChannelTarget): Promise<Handshaken> {
   const timeoutMs = t.timeoutMs ?? 30_000;
-  const socket = t.tls ? await dialTls(t.host, t.port, t.tls, timeoutMs) : await openSocket(t.host, t.port, timeoutMs);
-  const conn = new Connection(socket, { bucket: t.bucket, stallTimeoutMs: timeoutMs });
+  const conn = new Connection(await openSocket(t.host, t.port, timeoutMs, t.tls), { bucket: t.bucket, stallTimeoutMs: timeoutMs });
   conn.failureFrame = FrameType.cancel;
   try {
     const clientNonce = nonce();

@@ -1,9 +1,7 @@
 // TLS on a migration's channels (node:tls): what each side gives, and the two openings, each with
 // the same timeout as the rest of a handshake. TLS runs under the pagewire handshake, which still
 // authenticates both sides with the shared secret when one is set.
-import { connect as tlsConnect, createServer, type Server as TlsServer, type TLSSocket } from "node:tls";
-import type { Socket } from "node:net";
-import { WireError } from "../wire/errors.js";
+import { createServer, type ConnectionOptions, type Server as TlsServer, type TLSSocket } from "node:tls";
 import { PagewireError } from "../errors.js";
 
 /** PEM text (or its bytes) of the certificates and key a side uses. */
@@ -32,22 +30,7 @@ export function createTlsServer(o: TlsOptions, timeoutMs: number, onSecure: (soc
   return createServer({ cert: o.cert, key: o.key, ca: o.ca, requestCert: mutual, rejectUnauthorized: mutual, handshakeTimeout: timeoutMs }, onSecure);
 }
 
-/** Source side: a TLS connection to host:port, once the destination's certificate is verified. */
-export function dialTls(host: string, port: number, o: TlsOptions, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host, port, cert: o.cert, key: o.key, ca: o.ca, servername: /^[\d.]+$|:/.test(host) ? undefined : host });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new WireError("connection", `${host}:${port}: no TLS handshake within ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    socket.once("secureConnect", () => {
-      clearTimeout(timer);
-      resolve(socket);
-    });
-    socket.once("error", (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const hint = error.code === "ECONNREFUSED" ? ": is a destination (pagewire listen) running there?" : /certificate|self.signed|verify/i.test(error.message) ? ": give the CA that signed the destination's certificate (--tls-ca)" : "";
-      reject(new WireError("connection", `cannot connect to ${host}:${port} over TLS (${error.code ?? error.message})${hint}`));
-    });
-  });
+/** Source side: how to open a TLS connection to `host` with these certificates (the name checked is the host's, unless it is an address). */
+export function tlsConnectOptions(host: string, port: number, o: TlsOptions): ConnectionOptions {
+  return { host, port, cert: o.cert, key: o.key, ca: o.ca, servername: /^[\d.]+$|:/.test(host) ? undefined : host };
 }
