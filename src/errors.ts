@@ -47,6 +47,7 @@ export const ERRORS = {
   EDESTINATION: { number: 26, meaning: "the destination process that pagewire migrate started failed or exited; its message says why", where: "pagewire migrate" },
   ELISTEN: { number: 27, meaning: "the destination cannot listen where it was told: the port is in use, or the address is not this host's", where: "Listener.listen, pagewire listen" },
   ETIMEOUT: { number: 28, meaning: "the migration did not complete within the time allowed (--timeout) and was cancelled; the guest runs on at the source", where: "pagewire send, migrate" },
+  ECHECKPOINT: { number: 29, meaning: "a checkpoint file is not one pagewire wrote, is cut short or corrupt (a page does not match its digest), or a layer is restored without its base or out of order: the message says which, and nothing half-restored was resumed", where: "Checkpoint, restore, pagewire checkpoint, restore, send --from" },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorCode = keyof typeof ERRORS;

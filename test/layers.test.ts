@@ -19,6 +19,7 @@ const LAYERS: Array<{ name: string; paths: string[] }> = [
   { name: "channels", paths: ["src/transport/"] },
   { name: "policy", paths: ["src/policy/"] },
   { name: "migration", paths: ["src/migration/"] },
+  { name: "checkpoint", paths: ["src/checkpoint/"] },
   { name: "face", paths: ["src/cli/", "src/index.ts"] },
 ];
 

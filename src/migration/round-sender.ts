@@ -64,6 +64,11 @@ export interface RoundSenderOptions {
    * for the acknowledgement of the round two before it.
    */
   resumable?: boolean;
+  /**
+   * Every page is at the destination already, as it was at the last sync (a checkpoint layer
+   * over its base): none is sent as never sent, and the first sync keeps the dirty marks.
+   */
+  startSent?: boolean;
   /** Called after each batch is queued (progress reports). */
   onBatch?: () => void;
 }
@@ -94,7 +99,7 @@ export class RoundSender {
     private readonly options: RoundSenderOptions = {},
   ) {
     this.pools = cores.map((c) => new BufferPool(c.region.layout.ioBuffers.length));
-    this.fresh = cores.map(() => 0);
+    this.fresh = cores.map((c) => (options.startSent ? c.region.pageCount : 0));
     this.channelPages = channels.map(() => 0);
     this.lookahead = options.bandwidth ? Math.max(1 << 20, (options.bandwidth * LOOKAHEAD_MS) / 1000) : Infinity;
     this.watch(latch);

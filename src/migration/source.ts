@@ -16,7 +16,7 @@ import { WireError, asWireError } from "../wire/errors.js";
 import { newMigrationId } from "../wire/auth.js";
 import { encodeComplete, type Offer } from "../wire/messages.js";
 import type { Switchover } from "../wire/pages.js";
-import { type Policy, type RoundStats, type Decision, expectedDowntimeMs } from "../policy/policy.js";
+import { type Policy, type RoundStats, expectedDowntimeMs } from "../policy/policy.js";
 import { precopy } from "../policy/precopy.js";
 import { PagewireError } from "../errors.js";
 import { FailureLatch, asError } from "./failure.js";
@@ -25,6 +25,7 @@ import { PostcopySource, postcopyLost } from "./postcopy-source.js";
 import { sendDeviceState } from "./device-state.js";
 import { estimatePauseOverhead } from "./pause-overhead.js";
 import { ReturnPath } from "./return-path.js";
+import { runLiveRounds } from "./live-rounds.js";
 import { SourceCounters, migrationStats, addEncodeStats, type MigrationStats, type RoundReport } from "./stats.js";
 import type { SourceOptions, Progress, SourceEvents } from "./source-options.js";
 
@@ -116,29 +117,20 @@ export class Source extends EventEmitter<SourceEvents> {
       this.lastProgress = { at: dataAt, bytes: 0 };
       for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true });
       sender.sync(); // starts dirty logging: marks from before are dropped, every page is sent at least once
-      const rounds: RoundReport[] = [];
-      let lastSync = performance.now();
-      let dirtyRate = 0;
-      let stats = this.roundStats({ dirtyPages: 0, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 });
-      let decision: Decision = this.policy.decide(stats);
-      let owed = 0;
-      while (decision.action === "continue") {
-        this.setThrottle(decision.plan.throttle ?? 0);
-        const plan = decision.plan;
-        const report = await this.resumable(() => sender.sendRound(sender.round + 1, plan, false, owed));
-        if (report) rounds.push(this.reported(report));
-        const dirty = this.sync();
-        owed = dirty.owed;
-        const now = performance.now();
-        dirtyRate = (dirty.taken * 1000) / Math.max(1, now - lastSync);
-        lastSync = now;
-        stats = this.roundStats({ dirtyPages: owed, dirtiedPages: dirty.taken, dirtyRate, lastRoundBytes: report?.bytes ?? 0 });
-        decision = this.policy.decide(stats);
-        this.emitProgress(true, owed + stats.unsentPages);
-      }
+      const live = await runLiveRounds({
+        policy: this.policy,
+        sync: () => this.sync(),
+        sendRound: async (plan, owed) => {
+          const report = await this.resumable(() => sender.sendRound(sender.round + 1, plan, false, owed));
+          return report && this.reported(report);
+        },
+        stats: (s) => this.roundStats(s),
+        throttle: (fraction) => this.setThrottle(fraction),
+        synced: (remaining) => this.emitProgress(true, remaining),
+      });
+      const { rounds, decision, dirtyRate } = live;
       const precopyEndBytes = this.transferred;
-      const expectedDowntime = expectedDowntimeMs(stats);
-      this.setThrottle(0);
+      const expectedDowntime = expectedDowntimeMs(live.stats);
       const postcopy = decision.action === "postcopy";
       const { pauseAt, proof } = await this.pause(postcopy);
       const last = this.sync();
