@@ -4,7 +4,7 @@
 import { describe, it, expect, afterAll } from "vitest";
 import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:net";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,6 +41,9 @@ describe("bad usage", () => {
     [["send", "--to", "127.0.0.1:9", "--tls-cert", "test/fixtures/tls/client-cert.pem"], /--tls-cert and --tls-key: give both/],
     [["send", "--to", "127.0.0.1:9", "--tls-ca", "no/such.pem"], /--tls-ca "no\/such.pem": cannot read it \(ENOENT\)/],
     [["send", "--to", "127.0.0.1:9", "--reconnect=-1"], /--reconnect "-1": write an integer from 0 to 100/],
+    [["checkpoint", "--size", "16m"], /--to FILE: where the checkpoint goes/],
+    [["checkpoint", "--to", "x.ckpt", "--policy", "postcopy"], /a checkpoint cannot use post-copy/],
+    [["restore"], /name the checkpoint/],
     [["listen", "--tls-ca", "test/fixtures/tls/ca-cert.pem"], /the destination also needs its own: give --tls-cert and --tls-key/],
   ];
   for (const [args, message] of cases) {
@@ -139,6 +142,30 @@ describe("scripting", () => {
     } finally {
       proxy.server.close();
     }
+  });
+
+  it("checkpoint a live workload, a layer over it, restore the chain, and send it to a destination where it continues", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pagewire-cli-checkpoint-"));
+    const base = join(dir, "base.ckpt");
+    const layer = join(dir, "layer.ckpt");
+    const full = await pagewire(["checkpoint", "--to", base, "--size", "16m", "--workload", "cg", "--warmup-seconds", "0.2", "--json", "--sha256"]);
+    expect(full.code).toBe(0);
+    expect(JSON.parse(full.stdout)).toMatchObject({ command: "checkpoint", status: "completed", checkpoint: { layer: false } });
+    const over = await pagewire(["checkpoint", "--to", layer, "--base", base, "--run-seconds", "0.2", "--json"]);
+    expect(JSON.parse(over.stdout)).toMatchObject({ status: "completed", checkpoint: { layer: true } });
+    const restored = await pagewire(["restore", base, layer, "--json", "--run-seconds", "0.2"]);
+    expect(restored.code).toBe(0);
+    expect(JSON.parse(restored.stdout)).toMatchObject({ command: "restore", workload: { kernel: "cg" } });
+    const alone = await pagewire(["restore", layer, "--json"]);
+    expect(alone.code).toBe(1);
+    expect(JSON.parse(alone.stdout)).toMatchObject({ status: "failed", error: { code: "ECHECKPOINT", number: 29, message: expect.stringMatching(/restore its base first/) } });
+    const destination = await startDestination("--run-seconds", "0.2");
+    destinations.push(destination);
+    const continued = destination.next("workload");
+    const sent = await pagewire(["send", "--to", `127.0.0.1:${destination.port}`, "--from", base, layer, "--json"]);
+    expect(sent.code).toBe(0);
+    expect((await continued).kernel).toBe("cg");
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("migrate --json has the same shape, with the destination's side; --progress json streams JSON lines", async () => {

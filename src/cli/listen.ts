@@ -76,15 +76,6 @@ function options(argv: string[]) {
   }).values;
 }
 
-function isWorkloadState(state: Uint8Array): boolean {
-  try {
-    Workload.parse(state);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function listenCommand(argv: string[]): Promise<number> {
   const o = options(argv);
   if (o.help) {
@@ -131,10 +122,10 @@ export async function listenCommand(argv: string[]): Promise<number> {
     hooks: {
       // A workload's state is checked field by field before done: a bad one leaves the source running.
       checkDeviceState: (state, received) => {
-        if (isWorkloadState(state)) Workload.check(received[0], state);
+        if (Workload.isState(state)) Workload.check(received[0], state);
       },
       resume: (state, received) => {
-        if (!isWorkloadState(state)) {
+        if (!Workload.isState(state)) {
           if (text) ctx.line.log(`guest resumed here with ${formatBytes(state.length)} of device state`);
           return;
         }
@@ -199,7 +190,7 @@ export async function listenCommand(argv: string[]): Promise<number> {
       // Nothing runs on plain guest memory here: the next migration may reuse it. A workload's
       // memory is the listener's again once the workload has stopped (until then offers for a
       // fixed memory are refused as busy).
-      if (!isWorkloadState(received.deviceState)) received.release();
+      if (!Workload.isState(received.deviceState)) received.release();
       else {
         continued.then(
           () => received.release(),

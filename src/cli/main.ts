@@ -3,6 +3,8 @@
 import { listenCommand, LISTEN_HELP } from "./listen.js";
 import { sendCommand, SEND_HELP } from "./send.js";
 import { migrateCommand, MIGRATE_HELP } from "./migrate.js";
+import { checkpointCommand, CHECKPOINT_HELP } from "./checkpoint.js";
+import { restoreCommand, RESTORE_HELP } from "./restore.js";
 import { PagewireError } from "../errors.js";
 import { POLICIES } from "../policy/index.js";
 import { VERSION } from "./version.js";
@@ -25,6 +27,8 @@ const HELP = `pagewire ${VERSION}: live migration of memory
 ${MIGRATE_HELP.split("\n")[0]}
 ${LISTEN_HELP.split("\n")[0]}
 ${SEND_HELP.split("\n")[0]}
+${CHECKPOINT_HELP.split("\n")[0]}
+${RESTORE_HELP.split("\n")[0]}
 pagewire policies             list the migration policies and their parameters
 pagewire bench SUITE...       benchmarks: core, e2e, workloads, policies, listener (--help)
 pagewire --version            the version
@@ -36,6 +40,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   listen: listenCommand,
   send: sendCommand,
   migrate: migrateCommand,
+  checkpoint: checkpointCommand,
+  restore: restoreCommand,
   policies: policiesCommand,
   bench: benchCommand,
 };

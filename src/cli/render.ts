@@ -63,7 +63,7 @@ function downtimeVerdict(s: MigrationStats): string {
   return limit === undefined ? "" : `: the downtime limit of ${formatMs(limit)} was BROKEN`;
 }
 
-function table(rows: Array<[string, string]>): string {
+export function table(rows: Array<[string, string]>): string {
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join("\n");
 }

@@ -4,6 +4,7 @@ import { runSource } from "./source-run.js";
 import { sourceOptionSpec, sourceSettings, parseAddress, readTls, tlsOptionSpec } from "./settings.js";
 import { printSourceResult, withJsonErrors } from "./source-output.js";
 import { sendWithQmp } from "./send-qmp.js";
+import { PagewireError } from "../errors.js";
 
 export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; over 2g it spans several regions)
   --page-size SIZE      page size (default 4096)
@@ -43,6 +44,8 @@ export const SEND_HELP = `pagewire send --to HOST:PORT [options]     migrate a s
   --to HOST:PORT        the destination (pagewire listen); IPv6 as [::1]:7420
   --qmp unix:PATH       a QMP control socket (also tcp:HOST:PORT): set parameters, then migrate
                         uri=tcp:HOST:PORT (without --to), query-migrate, migrate_cancel, quit
+  --from FILE...        migrate a checkpoint (a full one, then its layers in order) instead of a
+                        synthetic guest; a workload in it continues at the destination
   --tls-ca FILE         every channel over TLS: the destination's certificate must chain to this
                         PEM (without it: the system's CAs)
   --tls-cert FILE       with --tls-key FILE: this source's certificate, for a destination that
@@ -50,13 +53,16 @@ export const SEND_HELP = `pagewire send --to HOST:PORT [options]     migrate a s
 ${GUEST_HELP}`;
 
 export async function sendCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...sourceOptionSpec, ...tlsOptionSpec, to: { type: "string" }, qmp: { type: "string" } } });
+  const { values, positionals } = parseArgs({ args: argv, options: { ...sourceOptionSpec, ...tlsOptionSpec, to: { type: "string" }, qmp: { type: "string" }, from: { type: "string", multiple: true } }, allowPositionals: true });
   if (values.help) {
     process.stdout.write(SEND_HELP + "\n");
     return 0;
   }
   const to = values.qmp && values.to === undefined ? undefined : parseAddress("to", values.to);
-  const settings = { ...sourceSettings(values), tls: readTls(values, "source") };
+  // --from takes its layers after it too: --from base.ckpt layer1.ckpt
+  const from = values.from ? [...values.from, ...positionals] : undefined;
+  if (!from && positionals.length) throw new PagewireError("EOPTION", `unexpected argument "${positionals[0]}": options start with --`);
+  const settings = { ...sourceSettings(values), tls: readTls(values, "source"), from };
   if (values.qmp) return sendWithQmp(values.qmp, settings, to);
   const { host, port } = to!;
   return withJsonErrors("send", settings.json, async () => {

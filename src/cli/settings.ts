@@ -58,6 +58,8 @@ export interface SourceSettings {
   secret: string;
   /** send only: its channels over TLS. */
   tls?: TlsOptions;
+  /** send only: the guest is restored from this checkpoint chain. */
+  from?: string[];
   seed: number;
   json: boolean;
   progress: ProgressMode;

@@ -5,12 +5,9 @@ import { createHash } from "node:crypto";
 import { Source } from "../migration/source.js";
 import { PagewireError } from "../errors.js";
 import type { MigrationStats } from "../migration/stats.js";
-import type { SourceHooks } from "../migration/source.js";
-import { Region } from "../memory/region.js";
-import { Workload } from "../workload/workload.js";
-import { KERNELS } from "../workload/kernels.js";
-import { createGuest, startWriters, regionPages } from "./guest.js";
+import type { Region } from "../memory/region.js";
 import { formatBytes } from "./units.js";
+import { startCheckpointGuest, startSyntheticGuest, startWorkloadGuest, type RunningGuest } from "./running-guest.js";
 import { ProgressLine, progressText, type WorkloadReport } from "./render.js";
 import type { SourceSettings } from "./settings.js";
 
@@ -60,9 +57,11 @@ export interface RunControl {
 export async function runSource(host: string, port: number, s: SourceSettings, control: RunControl = {}): Promise<SourceResult> {
   const out = new ProgressReport(s.progress);
   const prepareStart = performance.now();
-  const guest = s.workload
-    ? await startWorkloadGuest(s)
-    : startSyntheticGuest(s, (f) => out.show(`preparing a ${formatBytes(s.size)} guest of mixed pages: ${(f * 100).toFixed(0)}%`));
+  const guest = s.from
+    ? await startCheckpointGuest(s.from)
+    : s.workload
+      ? await startWorkloadGuest(s)
+      : startSyntheticGuest(s, (f) => out.show(`preparing a ${formatBytes(s.size)} guest of mixed pages: ${(f * 100).toFixed(0)}%`));
   try {
     out.log(`guest: ${formatBytes(s.size)} in ${guest.regions.length} region(s), prepared in ${((performance.now() - prepareStart) / 1000).toFixed(1)} s; ${guest.describe}`);
     const before = await guest.rate(s.warmupMs, (r) => out.show(`${guest.describe}: ${r.toFixed(1)} ${guest.unit}/s before the migration`));
@@ -141,7 +140,7 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
     const during = live && ((live.steps - startedAt.steps) * 1000) / Math.max(1, live.at - startedAt.at);
     const workload = guest.workload && s.workload ? { kernel: s.workload.kernel, before, during, lastStepAt: guest.workload.lastStepAt, pausedAt: guest.workload.iterations } : undefined;
     // The guest stays paused after a completed migration: its memory is as it was at the pause.
-    return { stats, guestBytes: s.size, workload, sha256: s.sha256 ? sha256(guest.regions) : undefined };
+    return { stats, guestBytes: guest.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0), workload, sha256: s.sha256 ? sha256(guest.regions) : undefined };
   } catch (error) {
     out.done();
     const timeout = s.timeoutMs !== undefined && signal.aborted && !cancel.signal.aborted && !control.signal?.aborted;
@@ -153,71 +152,4 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
 
 function timedOut(ms: number, cause: Error): Error {
   return new PagewireError("ETIMEOUT", `the migration did not complete within --timeout ${ms / 1000} s and was cancelled (${cause.message}); the guest runs on here`);
-}
-
-interface RunningGuest {
-  regions: Region[];
-  describe: string;
-  /** What progress counts: steps of a kernel, or pages written. */
-  unit: string;
-  hooks: SourceHooks;
-  workload?: Workload;
-  /** Iterations (or pages written) and steps so far, and when. */
-  progress(): { iterations: number; steps: number; at: number };
-  /** Measures the rate over `ms`, showing it as it goes. */
-  rate(ms: number, show: (perSecond: number) => void): Promise<number>;
-  stop(): Promise<void>;
-}
-
-async function measure(progress: () => { iterations: number; steps: number; at: number }, ms: number, show: (perSecond: number) => void): Promise<number> {
-  const start = progress();
-  let last = start;
-  while (last.at - start.at < ms) {
-    await new Promise((resolve) => setTimeout(resolve, Math.min(250, ms)));
-    last = progress();
-    show(((last.steps - start.steps) * 1000) / Math.max(1, last.at - start.at));
-  }
-  return ((last.steps - start.steps) * 1000) / Math.max(1, last.at - start.at);
-}
-
-function startSyntheticGuest(s: SourceSettings, onProgress: (f: number) => void): RunningGuest {
-  const regions = createGuest({ size: s.size, pageSize: s.pageSize, deltaCacheBytes: s.deltaCacheBytes, seed: s.seed }, onProgress);
-  const writers = startWriters(regions, s.dirtyRate, s.seed);
-  const progress = () => {
-    const written = writers.reduce((sum, w) => sum + w.written, 0);
-    return { iterations: written, steps: written, at: performance.now() };
-  };
-  return {
-    regions,
-    describe: writers.length ? `writer threads dirty ${s.dirtyRate.toLocaleString("en-US")} pages/s` : "no writers",
-    unit: "pages",
-    hooks: {
-      pause: () => Promise.all(writers.map((w) => w.pause())).then(() => undefined),
-      resume: () => writers.forEach((w) => w.resume()),
-      deviceState: () => new TextEncoder().encode(JSON.stringify({ writer: "dirty-writer", seed: s.seed, written: writers.map((w) => w.written) })),
-    },
-    progress,
-    rate: (ms, show) => (writers.length ? measure(progress, ms, show) : Promise.resolve(0)),
-    stop: () => Promise.all(writers.map((w) => w.stop())).then(() => undefined),
-  };
-}
-
-async function startWorkloadGuest(s: SourceSettings): Promise<RunningGuest> {
-  const { kernel, freeMode } = s.workload!;
-  const region = Region.create({ pageSize: s.pageSize, pageCount: regionPages(s.size, s.pageSize)[0], deltaCacheBytes: s.deltaCacheBytes });
-  // Map the memory now (as a VM started with -mem-prealloc), so first touches do not depress the rate measured before.
-  region.prefault();
-  const workload = Workload.start(region, kernel, { seed: s.seed, freeMode });
-  await workload.ready;
-  const progress = () => ({ iterations: workload.iterations, steps: workload.steps, at: performance.now() });
-  return {
-    regions: [region],
-    workload,
-    describe: `workload ${kernel}: ${KERNELS[kernel].describe}`,
-    unit: "steps",
-    hooks: { pause: () => workload.pause(), resume: () => workload.resume(), deviceState: () => workload.deviceState(), throttle: (f) => workload.throttle(f) },
-    progress,
-    rate: (ms, show) => measure(progress, ms, show),
-    stop: () => workload.stop(),
-  };
 }

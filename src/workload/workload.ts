@@ -114,6 +114,16 @@ export class Workload {
     return header;
   }
 
+  /** Whether a device state is a workload's (its header parses), as opposed to an embedder's own bytes. */
+  static isState(deviceState: Uint8Array): boolean {
+    try {
+      Workload.parse(deviceState);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Reads the header of a device state written by deviceState(); throws if it is not one. */
   static parse(deviceState: Uint8Array): WorkloadStateHeader {
     const view = new DataView(deviceState.buffer, deviceState.byteOffset, deviceState.byteLength);
