@@ -125,6 +125,8 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
         synced: () => undefined,
       });
       if (live.decision.action === "postcopy") throw new PagewireError("EOPTION", `a checkpoint cannot use post-copy (policy ${policy.name})`);
+      // What the live rounds wrote goes to disk while the guest still runs: the pause syncs only the last round.
+      await handle.datasync();
       const pauseAt = performance.now();
       await o.hooks?.pause?.();
       paused = true;

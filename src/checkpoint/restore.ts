@@ -6,8 +6,9 @@ import { Region } from "../memory/region.js";
 import { PagewireError } from "../errors.js";
 import { CheckpointFlags, HEADER_PROBE_BYTES, decodeHeader, headerBytes, type CheckpointHeader } from "./format.js";
 
-/** Bytes a restore reads at once. */
-const READ_BYTES = 16 << 20;
+/** Bytes a restore reads in one request, and requests at once. */
+const READ_BYTES = 8 << 20;
+const READS_IN_FLIGHT = 4;
 
 const bad = (message: string) => new PagewireError("ECHECKPOINT", message);
 const hex = (id: Uint8Array) => Buffer.from(id).toString("hex").slice(0, 12);
@@ -18,6 +19,18 @@ async function readAt(handle: FileHandle, target: Uint8Array, position: number, 
     if (bytesRead === 0) throw bad(`${path} ends at byte ${position + done}, inside its pages: it was cut short`);
     done += bytesRead;
   }
+}
+
+/** Reads into `target` from `position` in pieces, READS_IN_FLIGHT at once (the disk queues them; the thread pool runs them). */
+async function readParallel(handle: FileHandle, target: Uint8Array, position: number, path: string): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let at = next; at < target.length; at = next) {
+      next += READ_BYTES;
+      await readAt(handle, target.subarray(at, Math.min(target.length, at + READ_BYTES)), position + at, path);
+    }
+  };
+  await Promise.all(Array.from({ length: READS_IN_FLIGHT }, worker));
 }
 
 /** Reads and checks a checkpoint file's header: what it holds, and that it is whole. */
@@ -82,7 +95,7 @@ export async function restore(paths: string[], regions?: Region[]): Promise<Rest
       for (const [i, r] of header.regions.entries()) {
         const region = into[i];
         if (!layer) {
-          await readAt(handles[f], region.pages(0, r.pageCount), r.dataOffset, paths[f]);
+          await readParallel(handles[f], region.pages(0, r.pageCount), r.dataOffset, paths[f]);
           continue;
         }
         const bitmap = new Uint8Array(Math.ceil(r.pageCount / 8));

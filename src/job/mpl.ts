@@ -1,0 +1,146 @@
+// A small message-passing layer for the ranks of a job (the job's MPI, part of the workload, not
+// of the product): every rank listens on a port and holds one TCP connection to every other rank;
+// a message is a (tag, bytes) frame, received by peer and tag in the order sent. It offers the two
+// hooks the papers need: detach(), at a point where no message is in flight (SymVirt's quiesce
+// before the stop), and attach() to the peers' addresses again after a resume, wherever they are.
+import { connect, createServer, type Server, type Socket } from "node:net";
+
+const HEADER_BYTES = 8; // u32 length, u32 tag
+
+interface Peer {
+  socket: Socket;
+  /** Messages that arrived before anyone asked, by tag. */
+  arrived: Map<number, Uint8Array[]>;
+  /** Who waits for a tag. */
+  waiting: Map<number, (payload: Uint8Array) => void>;
+  pending: Buffer;
+}
+
+export class MessageLayer {
+  private server: Server | undefined;
+  private readonly peers = new Map<number, Peer>();
+  private accepted: ((rank: number, socket: Socket) => void) | undefined;
+  private failure: Error | undefined;
+  private readonly failureListeners: Array<(error: Error) => void> = [];
+
+  constructor(
+    readonly rank: number,
+    readonly ranks: number,
+  ) {}
+
+  /** Starts listening for the higher ranks' connections; resolves with HOST:PORT. */
+  listen(host = "127.0.0.1"): Promise<string> {
+    this.server = createServer((socket) => {
+      socket.once("data", (hello: Buffer) => {
+        const from = hello.readUInt32LE(0);
+        const rest = hello.subarray(4);
+        this.accepted?.(from, socket);
+        if (rest.length) socket.emit("data", rest);
+      });
+    });
+    return new Promise((resolve) => this.server!.listen(0, host, () => resolve(`${host}:${(this.server!.address() as { port: number }).port}`)));
+  }
+
+  /** Connects to every rank: to the lower ones at their addresses, waiting for the higher ones to connect here. */
+  attach(addresses: string[]): Promise<void> {
+    this.failure = undefined;
+    return new Promise((resolve, reject) => {
+      const done = () => this.peers.size === this.ranks - 1 && resolve();
+      this.accepted = (from, socket) => {
+        this.adopt(from, socket);
+        done();
+      };
+      for (let r = 0; r < this.rank; r++) {
+        const [host, port] = addresses[r].split(/:(?=\d+$)/);
+        const socket = connect(Number(port), host, () => {
+          socket.write(Buffer.from(Uint32Array.of(this.rank).buffer));
+          this.adopt(r, socket);
+          done();
+        });
+        socket.once("error", reject);
+      }
+      done();
+    });
+  }
+
+  private adopt(rank: number, socket: Socket): void {
+    socket.setNoDelay(true);
+    const peer: Peer = { socket, arrived: new Map(), waiting: new Map(), pending: Buffer.alloc(0) };
+    this.peers.set(rank, peer);
+    socket.on("data", (chunk: Buffer) => this.onData(peer, chunk));
+    socket.on("error", (error) => this.fail(new Error(`rank ${this.rank}: the connection to rank ${rank} failed: ${error.message}`)));
+    socket.on("close", () => {
+      if (this.peers.get(rank) === peer) this.fail(new Error(`rank ${this.rank}: rank ${rank} closed its connection`));
+    });
+  }
+
+  private onData(peer: Peer, chunk: Buffer): void {
+    peer.pending = peer.pending.length ? Buffer.concat([peer.pending, chunk]) : chunk;
+    while (peer.pending.length >= HEADER_BYTES) {
+      const length = peer.pending.readUInt32LE(0);
+      if (peer.pending.length < HEADER_BYTES + length) return;
+      const tag = peer.pending.readUInt32LE(4);
+      const payload = new Uint8Array(peer.pending.subarray(HEADER_BYTES, HEADER_BYTES + length));
+      peer.pending = peer.pending.subarray(HEADER_BYTES + length);
+      const waiter = peer.waiting.get(tag);
+      if (waiter) {
+        peer.waiting.delete(tag);
+        waiter(payload);
+      } else {
+        const queue = peer.arrived.get(tag) ?? [];
+        queue.push(payload);
+        peer.arrived.set(tag, queue);
+      }
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = error;
+    for (const listener of this.failureListeners.splice(0)) listener(error);
+  }
+
+  /** Calls `listener` once if a connection to a peer fails. */
+  onFailure(listener: (error: Error) => void): void {
+    if (this.failure) listener(this.failure);
+    else this.failureListeners.push(listener);
+  }
+
+  send(to: number, tag: number, payload: Uint8Array): void {
+    const peer = this.peers.get(to);
+    if (!peer) throw new Error(`rank ${this.rank} is not attached to rank ${to}`);
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.writeUInt32LE(payload.length, 0);
+    header.writeUInt32LE(tag, 4);
+    peer.socket.write(Buffer.concat([header, payload]));
+  }
+
+  recv(from: number, tag: number): Promise<Uint8Array> {
+    const peer = this.peers.get(from);
+    if (!peer) return Promise.reject(new Error(`rank ${this.rank} is not attached to rank ${from}`));
+    const queue = peer.arrived.get(tag);
+    if (queue?.length) {
+      const payload = queue.shift()!;
+      if (queue.length === 0) peer.arrived.delete(tag);
+      return Promise.resolve(payload);
+    }
+    return new Promise((resolve, reject) => {
+      peer.waiting.set(tag, resolve);
+      this.onFailure(reject);
+    });
+  }
+
+  /**
+   * Closes every connection and the listener. Call it where no message is in flight (every rank
+   * at the same iteration boundary); a message that arrived unread then is an error.
+   */
+  async detach(): Promise<void> {
+    const unread = [...this.peers.entries()].filter(([, p]) => p.arrived.size > 0 || p.pending.length > 0).map(([r]) => r);
+    const peers = [...this.peers.values()];
+    this.peers.clear();
+    for (const p of peers) p.socket.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server = undefined;
+    if (unread.length) throw new Error(`rank ${this.rank} detached with messages from rank ${unread.join(", ")} unread: a message was in flight`);
+  }
+}
