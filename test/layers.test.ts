@@ -20,6 +20,7 @@ const LAYERS: Array<{ name: string; paths: string[] }> = [
   { name: "policy", paths: ["src/policy/"] },
   { name: "migration", paths: ["src/migration/"] },
   { name: "checkpoint", paths: ["src/checkpoint/"] },
+  { name: "job", paths: ["src/job/"] },
   { name: "face", paths: ["src/cli/", "src/index.ts"] },
 ];
 

@@ -5,6 +5,7 @@ import { sendCommand, SEND_HELP } from "./send.js";
 import { migrateCommand, MIGRATE_HELP } from "./migrate.js";
 import { checkpointCommand, CHECKPOINT_HELP } from "./checkpoint.js";
 import { restoreCommand, RESTORE_HELP } from "./restore.js";
+import { jobCommand, JOB_HELP } from "./job.js";
 import { PagewireError } from "../errors.js";
 import { POLICIES } from "../policy/index.js";
 import { VERSION } from "./version.js";
@@ -29,6 +30,7 @@ ${LISTEN_HELP.split("\n")[0]}
 ${SEND_HELP.split("\n")[0]}
 ${CHECKPOINT_HELP.split("\n")[0]}
 ${RESTORE_HELP.split("\n")[0]}
+${JOB_HELP.split("\n")[0]}
 pagewire policies             list the migration policies and their parameters
 pagewire bench SUITE...       benchmarks: core, e2e, workloads, policies, listener (--help)
 pagewire --version            the version
@@ -42,6 +44,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   migrate: migrateCommand,
   checkpoint: checkpointCommand,
   restore: restoreCommand,
+  job: jobCommand,
   policies: policiesCommand,
   bench: benchCommand,
 };

@@ -203,7 +203,11 @@ export class RoundSender {
    * Sends one round: the `dirtyPages` of the sync bitmaps, interleaved batch by batch with the
    * plan's share of pages never sent (all of them when paused), then a round-end on every channel.
    */
-  sendRound(round: number, plan: RoundPlan, paused: boolean, dirtyPages: number): Promise<RoundReport> {
+  async sendRound(round: number, plan: RoundPlan, paused: boolean, dirtyPages: number): Promise<RoundReport> {
+    if (plan.holdMs && !paused) {
+      await new Promise((resolve) => setTimeout(resolve, plan.holdMs));
+      this.latch.check();
+    }
     const freshBudget = paused ? this.unsentPages : Math.min(plan.freshPages ?? Infinity, this.unsentPages);
     const dirty = { region: 0, from: 0 };
     const skipRedirtied = !paused && plan.skipRedirtied === true;

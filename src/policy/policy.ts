@@ -43,6 +43,11 @@ export interface RoundPlan {
   skipRedirtied?: boolean;
   /** Fraction of the time the guest's threads sleep during the round (auto-converge), 0 to 0.99. */
   throttle?: number;
+  /**
+   * Wait this long, ms, before the round: a guest held for a coordinated pause sends what was
+   * dirtied every so often instead of round after empty round.
+   */
+  holdMs?: number;
 }
 
 export type Decision =

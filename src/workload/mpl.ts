@@ -138,7 +138,20 @@ export class MessageLayer {
     const unread = [...this.peers.entries()].filter(([, p]) => p.arrived.size > 0 || p.pending.length > 0).map(([r]) => r);
     const peers = [...this.peers.values()];
     this.peers.clear();
-    for (const p of peers) p.socket.destroy();
+    // Ended, not destroyed: what was sent last (a neighbour may still need it to reach the same
+    // boundary) goes out before the connection closes.
+    await Promise.all(peers.map((p) => new Promise<void>((resolve) => {
+      if (p.socket.closed) return resolve();
+      const timer = setTimeout(() => {
+        p.socket.destroy();
+        resolve();
+      }, 5000);
+      p.socket.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      p.socket.end();
+    })));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server = undefined;
     if (unread.length) throw new Error(`rank ${this.rank} detached with messages from rank ${unread.join(", ")} unread: a message was in flight`);
