@@ -101,4 +101,26 @@ describe("a job of three ranks", () => {
     const totals = (await restarted.finishAt(FINISH)).map((s) => Number(s.total));
     expect(totals).toEqual(expected);
   });
+
+  it("from the command line: a plan file, job start, job migrate --json, job status", async () => {
+    const { execFile } = await import("node:child_process");
+    const { writeFileSync } = await import("node:fs");
+    const run = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [CLI, ...args], (error, stdout, stderr) => resolve({ code: error ? (error as { code?: number }).code ?? 1 : 0, stdout, stderr }));
+    });
+    const sources = await hosts(2);
+    const targets = await hosts(2);
+    const planFile = join(dir, "plan.json");
+    writeFileSync(planFile, JSON.stringify({ ranks: sources.map((s, i) => ({ host: s.address, to: targets[i].address })) }));
+    expect((await run(["job", "start", "--plan", planFile, "--size", "4m"])).code).toBe(0);
+    const migrated = await run(["job", "migrate", "--plan", planFile, "--json"]);
+    expect(migrated.code).toBe(0);
+    expect(JSON.parse(migrated.stdout)).toMatchObject({ command: "job migrate", status: "completed", outcome: "committed" });
+    writeFileSync(planFile, JSON.stringify({ ranks: targets.map((t) => ({ host: t.address })) }));
+    const status = JSON.parse((await run(["job", "status", "--plan", planFile, "--json"])).stdout);
+    expect(status.ranks.map((r: { rank: number }) => r.rank)).toEqual([0, 1]);
+    const bad = await run(["job", "migrate", "--plan", join(dir, "missing.json")]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--plan ".*missing\.json": cannot read it as JSON/);
+  });
 });

@@ -20,7 +20,8 @@ export const JOB_HELP = `pagewire job COMMAND --plan FILE [options]     a job of
   restart                         the ranks from their checkpoint files, on the plan's hosts
   status                          every rank's iteration and the job's total at it
   --plan FILE     JSON: {"ranks": [{"host": "HOST:PORT", "to": "HOST:PORT", "checkpoint": "FILE"}, ...]}
-  --margin N      iterations ahead at which every rank parks (default 50)
+  --margin N      iterations ahead at which every rank parks (default: what the job does in
+                  100 ms, measured, plus 3)
   --ready-timeout S   longest wait for every rank's policy to agree before pausing anyway (default 30)
   --json          print one JSON document
 Exit status: 0 done (migrate, checkpoint: committed), 1 failed or aborted, 2 bad usage.`;
@@ -45,7 +46,7 @@ export async function jobCommand(argv: string[]): Promise<number> {
     args: rest,
     options: {
       plan: { type: "string" }, size: { type: "string" }, port: { type: "string", default: "0" }, host: { type: "string", default: "127.0.0.1" },
-      margin: { type: "string", default: "50" }, "ready-timeout": { type: "string", default: "30" }, json: { type: "boolean", default: false },
+      margin: { type: "string" }, "ready-timeout": { type: "string", default: "30" }, json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -61,7 +62,7 @@ export async function jobCommand(argv: string[]): Promise<number> {
     await new Promise(() => undefined); // until killed, or told to quit
   }
   const plan = readPlan(values.plan);
-  const options = { margin: parseNumber("margin", values.margin, { min: 2, integer: true }), readyTimeoutMs: parseNumber("ready-timeout", values["ready-timeout"], { min: 0 }) * 1000 };
+  const options = { margin: values.margin === undefined ? undefined : parseNumber("margin", values.margin, { min: 2, integer: true }), readyTimeoutMs: parseNumber("ready-timeout", values["ready-timeout"], { min: 0 }) * 1000 };
   const coordinator = new JobCoordinator(plan);
   if (!values.json) coordinator.on("progress", (m) => process.stderr.write(`${m}\n`));
   return withJsonErrors(`job ${command}`, values.json, async () => {

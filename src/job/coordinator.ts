@@ -15,8 +15,15 @@ export interface JobPlan {
   ranks: Array<{ host: string; to?: string; checkpoint?: string }>;
 }
 
+/** The stop-at must reach every rank within this, ms; and the job's pace is sampled over RATE_SAMPLE_MS. */
+const STOP_AT_SLACK_MS = 100;
+const RATE_SAMPLE_MS = 50;
+
 export interface CoordinationOptions {
-  /** Iterations ahead of the furthest rank at which all park: room for the stop-at to reach them. Default 50. */
+  /**
+   * Iterations ahead of the furthest rank at which all park: room for the stop-at to reach them.
+   * Default: what the job does in 100 ms, measured, plus 3.
+   */
   margin?: number;
   /** Longest wait for every rank's policy to agree before the pause comes anyway, ms. Default 30,000. */
   readyTimeoutMs?: number;
@@ -110,11 +117,16 @@ export class JobCoordinator extends EventEmitter<{ progress: [message: string] }
     const firstFailure = Promise.race(settled.map((p) => p.then(() => new Promise<never>(() => undefined), () => ((failed = true), "a rank failed before the pause"))));
     const rule = await Promise.race([everyoneReady, firstFailure]);
     this.emit("progress", `pausing: ${rule}`);
-    const margin = o.margin ?? 50;
+    // Far enough ahead that every rank gets the stop-at before it gets there: the iterations the
+    // job makes in STOP_AT_SLACK_MS, measured now (a rank waits that long at most, paused).
+    const furthest = async () => Math.max(...(await Promise.all(hosts.map((c) => c.request("status")))).map((s) => Number(s.iteration)));
+    const before = { at: performance.now(), iteration: await furthest() };
+    await new Promise((resolve) => setTimeout(resolve, RATE_SAMPLE_MS));
+    const rate = ((await furthest()) - before.iteration) / (performance.now() - before.at);
+    const margin = o.margin ?? Math.ceil(rate * STOP_AT_SLACK_MS) + 3;
     let pausedAt = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const statuses = await Promise.all(hosts.map((c) => c.request("status")));
-      pausedAt = Math.max(pausedAt, ...statuses.map((s) => Number(s.iteration))) + margin;
+      pausedAt = Math.max(pausedAt, await furthest()) + margin;
       const replies = await Promise.all(hosts.map((c) => c.request("stop-at", { iteration: pausedAt })));
       if (replies.every((r) => r.accepted)) break;
     }

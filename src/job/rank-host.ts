@@ -113,7 +113,11 @@ export class RankHost {
   private run(): void {
     const rank = this.rank!;
     this.running = (async () => {
-      while (rank.status().iteration < this.parkAt) await rank.step();
+      while (rank.status().iteration < this.parkAt) {
+        await rank.step();
+        // A rank alone never waits on a message: let the control channel and a migration have the loop.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     })().finally(() => (this.running = undefined));
     this.running.catch((error: Error) => this.event("rank-failed", { message: error.message }));
   }

@@ -9,10 +9,12 @@ const HEADER_BYTES = 8; // u32 length, u32 tag
 
 interface Peer {
   socket: Socket;
+  /** Why the connection ended, once it has: what that peer sent before is still delivered. */
+  failure?: Error;
   /** Messages that arrived before anyone asked, by tag. */
   arrived: Map<number, Uint8Array[]>;
   /** Who waits for a tag. */
-  waiting: Map<number, (payload: Uint8Array) => void>;
+  waiting: Map<number, { resolve: (payload: Uint8Array) => void; reject: (error: Error) => void }>;
   pending: Buffer;
 }
 
@@ -20,8 +22,6 @@ export class MessageLayer {
   private server: Server | undefined;
   private readonly peers = new Map<number, Peer>();
   private accepted: ((rank: number, socket: Socket) => void) | undefined;
-  private failure: Error | undefined;
-  private readonly failureListeners: Array<(error: Error) => void> = [];
 
   constructor(
     readonly rank: number,
@@ -43,7 +43,6 @@ export class MessageLayer {
 
   /** Connects to every rank: to the lower ones at their addresses, waiting for the higher ones to connect here. */
   attach(addresses: string[]): Promise<void> {
-    this.failure = undefined;
     return new Promise((resolve, reject) => {
       const done = () => this.peers.size === this.ranks - 1 && resolve();
       this.accepted = (from, socket) => {
@@ -68,10 +67,14 @@ export class MessageLayer {
     const peer: Peer = { socket, arrived: new Map(), waiting: new Map(), pending: Buffer.alloc(0) };
     this.peers.set(rank, peer);
     socket.on("data", (chunk: Buffer) => this.onData(peer, chunk));
-    socket.on("error", (error) => this.fail(new Error(`rank ${this.rank}: the connection to rank ${rank} failed: ${error.message}`)));
-    socket.on("close", () => {
-      if (this.peers.get(rank) === peer) this.fail(new Error(`rank ${this.rank}: rank ${rank} closed its connection`));
-    });
+    const end = (why: string) => {
+      if (peer.failure) return;
+      peer.failure = new Error(`rank ${this.rank}: ${why}`);
+      for (const w of peer.waiting.values()) w.reject(peer.failure);
+      peer.waiting.clear();
+    };
+    socket.on("error", (error) => end(`the connection to rank ${rank} failed: ${error.message}`));
+    socket.on("close", () => end(`rank ${rank} closed its connection`));
   }
 
   private onData(peer: Peer, chunk: Buffer): void {
@@ -85,25 +88,13 @@ export class MessageLayer {
       const waiter = peer.waiting.get(tag);
       if (waiter) {
         peer.waiting.delete(tag);
-        waiter(payload);
+        waiter.resolve(payload);
       } else {
         const queue = peer.arrived.get(tag) ?? [];
         queue.push(payload);
         peer.arrived.set(tag, queue);
       }
     }
-  }
-
-  private fail(error: Error): void {
-    if (this.failure) return;
-    this.failure = error;
-    for (const listener of this.failureListeners.splice(0)) listener(error);
-  }
-
-  /** Calls `listener` once if a connection to a peer fails. */
-  onFailure(listener: (error: Error) => void): void {
-    if (this.failure) listener(this.failure);
-    else this.failureListeners.push(listener);
   }
 
   send(to: number, tag: number, payload: Uint8Array): void {
@@ -124,10 +115,8 @@ export class MessageLayer {
       if (queue.length === 0) peer.arrived.delete(tag);
       return Promise.resolve(payload);
     }
-    return new Promise((resolve, reject) => {
-      peer.waiting.set(tag, resolve);
-      this.onFailure(reject);
-    });
+    if (peer.failure) return Promise.reject(peer.failure);
+    return new Promise((resolve, reject) => peer.waiting.set(tag, { resolve, reject }));
   }
 
   /**
