@@ -1,9 +1,10 @@
 // `npm run bench -- checkpoint`: live checkpoints and restores of a 1 GiB guest (the mixed image,
 // static and with a writer) and of each kernel while it runs, against the disk's own speed
 // measured in the same run (dd with conv=fdatasync to write; dd from a cold page cache to read).
-// Restores start from a cold page cache too, where the kernel lets this process drop it.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// Restores start from a cold page cache too, where the kernel lets this process drop it. With QEMU
+// 9.0 or later installed, QEMU's mapped-ram saves and loads the same image in the same run.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Checkpoint, type CheckpointStats } from "../src/checkpoint/checkpoint.js";
@@ -18,6 +19,7 @@ import { DirtyWriter } from "../src/workload/dirty-writer.js";
 import { Workload } from "../src/workload/workload.js";
 import { KERNELS } from "../src/workload/kernels.js";
 import { type Row, progress } from "./report.js";
+import { QmpClient } from "./qmp-client.js";
 
 export interface CheckpointBenchOptions {
   bytes: number;
@@ -85,13 +87,73 @@ async function checkpointAndRestore(path: string, regions: Region[], policy: Pol
   return { stats, restoreMs };
 }
 
-function qemuMappedRam(): string {
+/** QEMU's version, if qemu-system-x86_64 is installed. */
+function qemuVersion(): { major: number; minor: number } | undefined {
   try {
-    const version = /version (\d+)\.(\d+)/.exec(execFileSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }));
-    if (version && Number(version[1]) >= 9) return `QEMU ${version[1]}.${version[2]} has mapped-ram, but driving it is not built yet`;
-    return `QEMU ${version?.[1]}.${version?.[2]} has no mapped-ram (9.0 and later): install 10.0 from Debian's bookworm-backports to compare`;
+    const m = /version (\d+)\.(\d+)/.exec(execFileSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }));
+    return m ? { major: Number(m[1]), minor: Number(m[2]) } : undefined;
   } catch {
-    return "no qemu-system-x86_64: install QEMU 10.0 (bookworm-backports) to compare with its mapped-ram";
+    return undefined;
+  }
+}
+
+async function qemu(args: string[], socket: string): Promise<{ process: ChildProcess; qmp: QmpClient }> {
+  rmSync(socket, { force: true });
+  const process = spawn("qemu-system-x86_64", ["-machine", "none,accel=kvm", "-m", "1024", "-nodefaults", "-display", "none", "-qmp", `unix:${socket},server=on,wait=off`, ...args], { stdio: "ignore" });
+  while (!existsSync(socket)) await new Promise((resolve) => setTimeout(resolve, 20));
+  const qmp = await QmpClient.connect(socket);
+  await qmp.execute("qmp_capabilities");
+  return { process, qmp };
+}
+
+async function untilDone(qmp: QmpClient): Promise<Record<string, unknown>> {
+  for (;;) {
+    const info = (await qmp.execute("query-migrate")) as Record<string, unknown>;
+    if (info.status === "completed") return info;
+    if (info.status === "failed") throw new Error(`QEMU's migration failed: ${String(info["error-desc"])}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/**
+ * QEMU saving the same image with `migrate file:` and mapped-ram (pages at fixed offsets, like
+ * ours), one stream or multifd 2, and loading it into a destination started with -incoming defer
+ * and -mem-prealloc, from a cold page cache. The guest: -machine none (no vCPU: static memory), the
+ * image loaded at address 0.
+ */
+async function qemuMappedRam(dir: string, image: Uint8Array, multifd: boolean): Promise<{ save: number; load: number }> {
+  const raw = join(dir, "image.raw");
+  const file = join(dir, "qemu.ckpt");
+  writeFileSync(raw, image);
+  rmSync(file, { force: true });
+  const caps = [{ capability: "mapped-ram", state: true }, ...(multifd ? [{ capability: "multifd", state: true }] : [])];
+  const source = await qemu(["-device", `loader,file=${raw},addr=0,force-raw=on`], join(dir, "qemu-source.sock"));
+  let save: number;
+  try {
+    await source.qmp.execute("migrate-set-capabilities", { capabilities: caps });
+    if (multifd) await source.qmp.execute("migrate-set-parameters", { "multifd-channels": 2 });
+    const start = performance.now();
+    await source.qmp.execute("migrate", { uri: `file:${file}` });
+    await untilDone(source.qmp);
+    save = performance.now() - start;
+  } finally {
+    source.qmp.close();
+    source.process.kill();
+  }
+  dropCaches();
+  const destination = await qemu(["-incoming", "defer", "-mem-prealloc"], join(dir, "qemu-destination.sock"));
+  try {
+    await destination.qmp.execute("migrate-set-capabilities", { capabilities: caps });
+    if (multifd) await destination.qmp.execute("migrate-set-parameters", { "multifd-channels": 2 });
+    const start = performance.now();
+    await destination.qmp.execute("migrate-incoming", { uri: `file:${file}` });
+    await untilDone(destination.qmp);
+    return { save, load: performance.now() - start };
+  } finally {
+    destination.qmp.close();
+    destination.process.kill();
+    rmSync(file, { force: true });
+    rmSync(raw, { force: true });
   }
 }
 
@@ -128,6 +190,29 @@ export async function runCheckpoint(o: CheckpointBenchOptions): Promise<Row[]> {
       note: `median ${median(runs.map((r) => r.restoreMs)).toFixed(0)} ms; holes read as zeros without the disk`,
     });
 
+    const version = qemuVersion();
+    if (o.bytes !== 2 ** 30) progress("the QEMU comparison runs at 1 GiB only (its guest is -m 1024)");
+    else if (!version || version.major < 9) progress(`${version ? `QEMU ${version.major}.${version.minor} has no mapped-ram (9.0 and later)` : "no qemu-system-x86_64"}: install QEMU 10.0 from Debian's bookworm-backports to compare`);
+    else {
+      for (const multifd of [false, true]) {
+        progress(`QEMU ${version.major}.${version.minor} mapped-ram${multifd ? " with multifd 2" : ""}, the same image, ${o.repeats} runs`);
+        const q: Array<{ save: number; load: number }> = [];
+        for (let i = 0; i < o.repeats; i++) q.push(await qemuMappedRam(dir, mixed.pages(0, pages), multifd));
+        const label = `QEMU ${version.major}.${version.minor} mapped-ram${multifd ? ", multifd 2" : ""}`;
+        const ours = (ms: number[]) => median(ms);
+        rows.push({
+          suite: "checkpoint", id: "checkpoint.save-mixed", params: { bytes: o.bytes, guest: "mixed", baseline: multifd ? "qemu-mapped-ram-multifd" : "qemu-mapped-ram" },
+          name: `checkpoint ${gib} GiB mixed (static) vs ${label}: time`, value: ours(runs.map((r) => r.stats["total-time"])), unit: "ms",
+          baseline: { name: label, value: median(q.map((x) => x.save)) }, target: { max: 1, of: "ratio" }, samples: runs.map((r) => r.stats["total-time"]),
+        });
+        rows.push({
+          suite: "checkpoint", id: "checkpoint.restore-mixed", params: { bytes: o.bytes, guest: "mixed", baseline: multifd ? "qemu-mapped-ram-multifd" : "qemu-mapped-ram" },
+          name: `restore ${gib} GiB mixed, cold, vs ${label} loading it (-mem-prealloc): time`, value: ours(runs.map((r) => r.restoreMs)), unit: "ms",
+          baseline: { name: label, value: median(q.map((x) => x.load)) }, target: { max: 1, of: "ratio" }, samples: runs.map((r) => r.restoreMs),
+        });
+      }
+    }
+
     progress(`mixed ${gib} GiB with a writer at 25,000 pages/s, pre-copy into the file`);
     const writer = new DirtyWriter(mixed, 25_000, 3);
     await writer.until(1000);
@@ -155,7 +240,6 @@ export async function runCheckpoint(o: CheckpointBenchOptions): Promise<Row[]> {
         note: `${m.stats.rounds} rounds (${m.stats.policy["stop-reason"]}), downtime ${m.stats.downtime.toFixed(0)} ms, ${mb(m.stats["bytes-written"]).toFixed(0)} MB written, ${mb(m.stats["disk-bytes"]).toFixed(0)} MB on disk; restore ${m.restoreMs.toFixed(0)} ms (${(mb(o.kernelBytes) / (m.restoreMs / 1000)).toFixed(0)} MB/s)`,
       });
     }
-    progress(qemuMappedRam());
     return rows;
   } finally {
     rmSync(dir, { recursive: true, force: true });

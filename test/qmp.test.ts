@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JsonObjects } from "../src/cli/qmp.js";
-import { QmpClient } from "./qmp-client.js";
+import { QmpClient } from "../bench/qmp-client.js";
 
 const CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
 const QEMU = "/usr/bin/qemu-system-x86_64";

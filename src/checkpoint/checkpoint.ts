@@ -87,7 +87,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
     const start = performance.now();
     const layer = o.base !== undefined;
     const pageSize = this.regions[0].pageSize;
-    const plan = planFile(pageSize, this.regions.map((r) => r.pageCount), layer);
+    const plan = planFile(pageSize, this.regions.map((r) => r.pageCount));
     const partial = `${o.path}.partial`;
     const handle = await open(partial, "w");
     let paused = false;
@@ -136,7 +136,11 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       const rounds = [...live.rounds, this.reported(await sender.sendRound(sender.round + 1, {}, true, last.owed))];
       const deviceState = (await o.hooks?.deviceState?.()) ?? new Uint8Array(0);
       await handle.write(deviceState, 0, deviceState.length, plan.deviceStateOffset);
-      for (const [i, r] of fileRegions.entries()) if (r.inLayer) await handle.write(r.inLayer, 0, r.inLayer.length, plan.regions[i].bitmapOffset);
+      // Which pages the file holds: a layer's, or a full checkpoint's pages with data.
+      for (const [i, r] of fileRegions.entries()) {
+        const bitmap = r.inLayer ?? r.holdsData;
+        await handle.write(bitmap, 0, bitmap.length, plan.regions[i].bitmapOffset);
+      }
       const header: CheckpointHeader = {
         flags: CheckpointFlags.complete | (layer ? CheckpointFlags.layer : 0),
         pageSize,

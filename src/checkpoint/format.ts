@@ -7,7 +7,7 @@ import { PagewireError } from "../errors.js";
 
 export const CHECKPOINT_MAGIC = "PGWRCKPT";
 export const CHECKPOINT_VERSION = 1;
-/** The header, the region table and the layer bitmaps take whole multiples of this; so do the pages. */
+/** The header, the region table and the bitmaps take whole multiples of this; so do the pages. */
 export const CHECKPOINT_ALIGN = 65536;
 const FIXED_BYTES = 96;
 const REGION_BYTES = 32;
@@ -24,7 +24,10 @@ export interface CheckpointRegion {
   pageCount: number;
   /** Where page 0 of the region is in the file; page p is at dataOffset + p × pageSize. */
   dataOffset: number;
-  /** A layer's bitmap of the pages it holds (0 in a full checkpoint: it holds every page). */
+  /**
+   * The bitmap of the pages the file holds: a layer's pages (zero or not), or a full checkpoint's
+   * pages with data (the others are zero: holes, which a restore need not read).
+   */
   bitmapOffset: number;
   /** XXH64 of the region's memory at the pause (the digest a migration proves). */
   digest: bigint;
@@ -53,12 +56,12 @@ export function headerBytes(regionCount: number): number {
   return align(FIXED_BYTES + REGION_BYTES * regionCount + SEAL_BYTES);
 }
 
-/** Where everything goes for regions of these sizes: page data (and a layer's bitmaps) after the header, the device state last. */
-export function planFile(pageSize: number, pageCounts: number[], layer: boolean): { regions: Omit<CheckpointRegion, "digest">[]; deviceStateOffset: number } {
+/** Where everything goes for regions of these sizes: each region's bitmap and pages after the header, the device state last. */
+export function planFile(pageSize: number, pageCounts: number[]): { regions: Omit<CheckpointRegion, "digest">[]; deviceStateOffset: number } {
   let at = headerBytes(pageCounts.length);
   const regions = pageCounts.map((pageCount) => {
-    const bitmapOffset = layer ? at : 0;
-    if (layer) at = align(at + Math.ceil(pageCount / 8));
+    const bitmapOffset = at;
+    at = align(at + Math.ceil(pageCount / 8));
     const dataOffset = at;
     at = align(at + pageCount * pageSize);
     return { pageCount, dataOffset, bitmapOffset };
@@ -122,7 +125,7 @@ export function decodeHeader(bytes: Uint8Array, path: string): CheckpointHeader 
 /** The offsets must be the ones planFile gives: nothing in the file overlaps or points outside it. */
 function checkPlan(h: CheckpointHeader, path: string): void {
   const layer = (h.flags & CheckpointFlags.layer) !== 0;
-  const plan = planFile(h.pageSize, h.regions.map((r) => r.pageCount), layer);
+  const plan = planFile(h.pageSize, h.regions.map((r) => r.pageCount));
   const same = plan.deviceStateOffset === h.deviceStateOffset && plan.regions.every((p, i) => p.dataOffset === h.regions[i].dataOffset && p.bitmapOffset === h.regions[i].bitmapOffset);
   if (!same) throw bad(path, "has region or device-state offsets other than its sizes give");
   if (h.fileLength !== h.deviceStateOffset + h.deviceStateLength) throw bad(path, `says it is ${h.fileLength} bytes, but its device state ends at ${h.deviceStateOffset + h.deviceStateLength}`);

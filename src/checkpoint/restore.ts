@@ -6,8 +6,11 @@ import { Region } from "../memory/region.js";
 import { PagewireError } from "../errors.js";
 import { CheckpointFlags, HEADER_PROBE_BYTES, decodeHeader, headerBytes, type CheckpointHeader } from "./format.js";
 
-/** Bytes a restore reads in one request, and requests at once. */
+/** Bytes a restore reads in one request, the pages of one run at most, and requests at once. */
 const READ_BYTES = 8 << 20;
+const RUN_PAGES = 2048;
+/** Holes of a full checkpoint up to this many pages are read through rather than skipped. */
+const HOLE_READ_PAGES = 256;
 const READS_IN_FLIGHT = 4;
 
 const bad = (message: string) => new PagewireError("ECHECKPOINT", message);
@@ -19,18 +22,6 @@ async function readAt(handle: FileHandle, target: Uint8Array, position: number, 
     if (bytesRead === 0) throw bad(`${path} ends at byte ${position + done}, inside its pages: it was cut short`);
     done += bytesRead;
   }
-}
-
-/** Reads into `target` from `position` in pieces, READS_IN_FLIGHT at once (the disk queues them; the thread pool runs them). */
-async function readParallel(handle: FileHandle, target: Uint8Array, position: number, path: string): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    for (let at = next; at < target.length; at = next) {
-      next += READ_BYTES;
-      await readAt(handle, target.subarray(at, Math.min(target.length, at + READ_BYTES)), position + at, path);
-    }
-  };
-  await Promise.all(Array.from({ length: READS_IN_FLIGHT }, worker));
 }
 
 /** Reads and checks a checkpoint file's header: what it holds, and that it is whole. */
@@ -94,22 +85,32 @@ export async function restore(paths: string[], regions?: Region[]): Promise<Rest
       const layer = (header.flags & CheckpointFlags.layer) !== 0;
       for (const [i, r] of header.regions.entries()) {
         const region = into[i];
-        if (!layer) {
-          await readParallel(handles[f], region.pages(0, r.pageCount), r.dataOffset, paths[f]);
-          continue;
-        }
         const bitmap = new Uint8Array(Math.ceil(r.pageCount / 8));
         await readAt(handles[f], bitmap, r.bitmapOffset, paths[f]);
+        // A full checkpoint's pages without data are zero, and a hole reads as zeros: short holes
+        // are read through (one long read beats many short ones), long ones zeroed here. A layer's
+        // pages not in its bitmap are its base's: only its own runs are read.
+        const gap = layer ? 0 : HOLE_READ_PAGES;
+        const has = (p: number) => (bitmap[p >>> 3] & (1 << (p & 7))) !== 0;
+        const reads: Array<Promise<void>> = [];
+        let zeroFrom = 0;
         for (let p = 0; p < r.pageCount; ) {
-          if ((bitmap[p >>> 3] & (1 << (p & 7))) === 0) {
+          if (!has(p)) {
             p++;
             continue;
           }
           let end = p + 1;
-          while (end < r.pageCount && (bitmap[end >>> 3] & (1 << (end & 7))) !== 0) end++;
-          await readAt(handles[f], region.pages(p, end - p), r.dataOffset + p * header.pageSize, paths[f]);
+          for (let next = end; next < r.pageCount && next - p < RUN_PAGES && next - end <= gap; next++) if (has(next)) end = next + 1;
+          if (!layer) region.pages(zeroFrom, p - zeroFrom).fill(0);
+          zeroFrom = end;
+          const read = readAt(handles[f], region.pages(p, end - p), r.dataOffset + p * header.pageSize, paths[f]);
+          read.catch(() => undefined); // awaited below, or with the others
+          reads.push(read);
+          if (reads.length >= READS_IN_FLIGHT) await reads.shift();
           p = end;
         }
+        if (!layer) region.pages(zeroFrom, r.pageCount - zeroFrom).fill(0);
+        await Promise.all(reads);
       }
     }
     const last = headers[headers.length - 1];

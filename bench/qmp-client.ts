@@ -1,7 +1,7 @@
 // A QMP client written from QEMU's specification (docs/interop/qmp-spec.rst): it reads the
 // greeting, negotiates capabilities, sends commands with ids and matches the answers, and keeps
-// the asynchronous events. The tests drive pagewire with it, and QEMU itself when installed, so
-// that what passes against pagewire is what works against QEMU.
+// the asynchronous events. The tests drive pagewire with it, and QEMU itself when installed (so
+// that what passes against pagewire is what works against QEMU); the benchmarks drive QEMU with it.
 import { connect, type Socket } from "node:net";
 
 export interface QmpEvent {
