@@ -3,8 +3,8 @@
 // measured in the same run (dd with conv=fdatasync to write; dd from a cold page cache to read).
 // Restores start from a cold page cache too, where the kernel lets this process drop it. With QEMU
 // 9.0 or later installed, QEMU's mapped-ram saves and loads the same image in the same run.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Checkpoint, type CheckpointStats } from "../src/checkpoint/checkpoint.js";
@@ -19,7 +19,7 @@ import { DirtyWriter } from "../src/workload/dirty-writer.js";
 import { Workload } from "../src/workload/workload.js";
 import { KERNELS } from "../src/workload/kernels.js";
 import { type Row, progress } from "./report.js";
-import { QmpClient } from "./qmp-client.js";
+import { qemuVersion, startQemu, untilMigrated } from "./qemu.js";
 
 export interface CheckpointBenchOptions {
   bytes: number;
@@ -87,34 +87,6 @@ async function checkpointAndRestore(path: string, regions: Region[], policy: Pol
   return { stats, restoreMs };
 }
 
-/** QEMU's version, if qemu-system-x86_64 is installed. */
-function qemuVersion(): { major: number; minor: number } | undefined {
-  try {
-    const m = /version (\d+)\.(\d+)/.exec(execFileSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }));
-    return m ? { major: Number(m[1]), minor: Number(m[2]) } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function qemu(args: string[], socket: string): Promise<{ process: ChildProcess; qmp: QmpClient }> {
-  rmSync(socket, { force: true });
-  const process = spawn("qemu-system-x86_64", ["-machine", "none,accel=kvm", "-m", "1024", "-nodefaults", "-display", "none", "-qmp", `unix:${socket},server=on,wait=off`, ...args], { stdio: "ignore" });
-  while (!existsSync(socket)) await new Promise((resolve) => setTimeout(resolve, 20));
-  const qmp = await QmpClient.connect(socket);
-  await qmp.execute("qmp_capabilities");
-  return { process, qmp };
-}
-
-async function untilDone(qmp: QmpClient): Promise<Record<string, unknown>> {
-  for (;;) {
-    const info = (await qmp.execute("query-migrate")) as Record<string, unknown>;
-    if (info.status === "completed") return info;
-    if (info.status === "failed") throw new Error(`QEMU's migration failed: ${String(info["error-desc"])}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 /**
  * QEMU saving the same image with `migrate file:` and mapped-ram (pages at fixed offsets, like
  * ours), one stream or multifd 2, and loading it into a destination started with -incoming defer
@@ -127,27 +99,27 @@ async function qemuMappedRam(dir: string, image: Uint8Array, multifd: boolean): 
   writeFileSync(raw, image);
   rmSync(file, { force: true });
   const caps = [{ capability: "mapped-ram", state: true }, ...(multifd ? [{ capability: "multifd", state: true }] : [])];
-  const source = await qemu(["-device", `loader,file=${raw},addr=0,force-raw=on`], join(dir, "qemu-source.sock"));
+  const source = await startQemu(["-device", `loader,file=${raw},addr=0,force-raw=on`], join(dir, "qemu-source.sock"));
   let save: number;
   try {
     await source.qmp.execute("migrate-set-capabilities", { capabilities: caps });
     if (multifd) await source.qmp.execute("migrate-set-parameters", { "multifd-channels": 2 });
     const start = performance.now();
     await source.qmp.execute("migrate", { uri: `file:${file}` });
-    await untilDone(source.qmp);
+    await untilMigrated(source.qmp);
     save = performance.now() - start;
   } finally {
     source.qmp.close();
     source.process.kill();
   }
   dropCaches();
-  const destination = await qemu(["-incoming", "defer", "-mem-prealloc"], join(dir, "qemu-destination.sock"));
+  const destination = await startQemu(["-incoming", "defer", "-mem-prealloc"], join(dir, "qemu-destination.sock"));
   try {
     await destination.qmp.execute("migrate-set-capabilities", { capabilities: caps });
     if (multifd) await destination.qmp.execute("migrate-set-parameters", { "multifd-channels": 2 });
     const start = performance.now();
     await destination.qmp.execute("migrate-incoming", { uri: `file:${file}` });
-    await untilDone(destination.qmp);
+    await untilMigrated(destination.qmp);
     return { save, load: performance.now() - start };
   } finally {
     destination.qmp.close();

@@ -91,6 +91,9 @@ interface Migration {
   dirtyRate?: number;
   /** Over TLS with this certificate (the source trusts it as its CA). */
   tls?: Certificate;
+  channels?: number;
+  /** Called with the destination's SHA-256 of the memory it received. */
+  onReceived?: (sha256: string) => void;
 }
 
 interface Certificate {
@@ -117,7 +120,8 @@ function throwawayCertificate(): Certificate | undefined {
 export async function migration(m: Migration): Promise<MigrationStats> {
   const size = `${m.region.pageCount * PAGE}`;
   const tlsArgs = m.tls ? ["--tls-cert", m.tls.certFile, "--tls-key", m.tls.keyFile] : [];
-  const child = fork(CLI, ["listen", "--port", "0", "--once", "--ipc", "--size", size, ...tlsArgs], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const shaArgs = m.onReceived ? ["--sha256"] : [];
+  const child = fork(CLI, ["listen", "--port", "0", "--once", "--ipc", "--size", size, ...tlsArgs, ...shaArgs], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const writer = m.dirtyRate ? new DirtyWriter(m.region, m.dirtyRate, 3) : undefined;
   try {
     const { port } = (await message(child, "listening")) as { port: number };
@@ -130,10 +134,12 @@ export async function migration(m: Migration): Promise<MigrationStats> {
       policy: m.policy,
       compress: m.compress,
       bandwidth: m.bandwidth,
+      channels: m.channels,
       tls: m.tls ? { ca: m.tls.cert } : undefined,
       hooks: writer ? { pause: () => writer.pause(), resume: () => writer.resume() } : undefined,
     }).migrate();
-    await completed;
+    const received = await completed;
+    m.onReceived?.(String(received.sha256));
     return stats;
   } finally {
     await writer?.stop();

@@ -1,0 +1,132 @@
+// `npm run bench -- peers`: pagewire against QEMU migrating the same 1 GiB image between two
+// processes over loopback, interleaved in one run: one stream, and two channels against QEMU's
+// multifd 2. Both destinations hold pre-faulted memory (QEMU's -mem-prealloc; pagewire's listen
+// --size); both destinations' memory is checked independently (SHA-256: QEMU's through pmemsave).
+// QEMU's guest is -machine none (no vCPU: static memory) with the image loaded at address 0. Needs
+// qemu-system-x86_64 (10.0 from Debian 12's bookworm-backports); skipped with that message without.
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Region } from "../src/memory/region.js";
+import { fillPage, mixedClass } from "../src/memory/content.js";
+import { precopy } from "../src/policy/precopy.js";
+import type { MigrationStats } from "../src/migration/stats.js";
+import { migration } from "./e2e.js";
+import { qemuVersion, startQemu, untilMigrated } from "./qemu.js";
+import { type Row, progress } from "./report.js";
+
+export interface PeersOptions {
+  repeats: number;
+}
+
+export const peersDefaults: PeersOptions = { repeats: 3 };
+export const peersQuick: PeersOptions = { repeats: 1 };
+
+const BYTES = 2 ** 30;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+interface QemuRun {
+  total: number;
+  downtime: number;
+  bytes: number;
+  sha256: string;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** One QEMU migration of the image between two QEMU processes; multifd with `channels` > 1. */
+async function qemuMigration(dir: string, image: string, channels: number): Promise<QemuRun> {
+  const port = await freePort();
+  const caps = channels > 1 ? [{ capability: "multifd", state: true }] : [];
+  const destination = await startQemu(["-incoming", "defer", "-mem-prealloc"], join(dir, "dst.sock"));
+  const source = await startQemu(["-device", `loader,file=${image},addr=0,force-raw=on`], join(dir, "src.sock"));
+  try {
+    for (const side of [source, destination]) {
+      if (caps.length) await side.qmp.execute("migrate-set-capabilities", { capabilities: caps });
+      if (channels > 1) await side.qmp.execute("migrate-set-parameters", { "multifd-channels": channels });
+    }
+    // QEMU caps a migration at 128 MiB/s unless told otherwise; pagewire has no cap by default.
+    await source.qmp.execute("migrate-set-parameters", { "max-bandwidth": 1e12 });
+    await destination.qmp.execute("migrate-incoming", { uri: `tcp:127.0.0.1:${port}` });
+    await source.qmp.execute("migrate", { uri: `tcp:127.0.0.1:${port}` });
+    const info = await untilMigrated(source.qmp);
+    await untilMigrated(destination.qmp);
+    const dump = join(dir, "received.raw");
+    await destination.qmp.execute("pmemsave", { val: 0, size: BYTES, filename: dump });
+    const received = sha256(readFileSync(dump));
+    rmSync(dump);
+    const ram = info.ram as Record<string, number>;
+    return { total: Number(info["total-time"]), downtime: Number(info.downtime), bytes: ram.transferred, sha256: received };
+  } finally {
+    for (const side of [source, destination]) {
+      side.qmp.close();
+      side.process.kill();
+    }
+  }
+}
+
+export async function runPeers(o: PeersOptions): Promise<Row[]> {
+  const version = qemuVersion();
+  if (!version) {
+    progress("peers: no qemu-system-x86_64 here; install QEMU 10.0 (add bookworm-backports to apt's sources, then apt-get install -t bookworm-backports qemu-system-x86) to compare");
+    return [];
+  }
+  const qemu = `QEMU ${version.major}.${version.minor}`;
+  const dir = mkdtempSync(join(tmpdir(), "pagewire-peers-"));
+  try {
+    const pages = BYTES / 4096;
+    const region = Region.create({ pageCount: pages });
+    for (let p = 0; p < pages; p++) {
+      const kind = mixedClass(p);
+      if (kind !== "zero") fillPage(region.pages(p), kind, p);
+    }
+    const image = join(dir, "image.raw");
+    writeFileSync(image, region.pages(0, pages));
+    const expected = sha256(region.pages(0, pages));
+    const rows: Row[] = [];
+    for (const channels of [1, 2]) {
+      const label = channels === 1 ? "one stream" : `${channels} channels vs multifd ${channels}`;
+      progress(`static 1 GiB mixed image, ${label}: ${qemu} and pagewire interleaved, ${o.repeats} runs each`);
+      const theirs: QemuRun[] = [];
+      const ours: MigrationStats[] = [];
+      const problems: string[] = [];
+      for (let i = 0; i < o.repeats; i++) {
+        const q = await qemuMigration(dir, image, channels);
+        if (q.sha256 !== expected) problems.push(`${qemu}'s destination memory differs from the image`);
+        theirs.push(q);
+        ours.push(await migration({ region, policy: precopy(), channels, onReceived: (sha) => sha !== expected && problems.push("pagewire's destination memory differs from the image") }));
+      }
+      const total = ours.map((s) => s["total-time"]);
+      const qTotal = median(theirs.map((q) => q.total));
+      const params = { bytes: BYTES, guest: "mixed", live: false, channels, peer: qemu };
+      rows.push({
+        suite: "peers", id: "peers.static.total-time", params, samples: total,
+        name: `static 1 GiB, ${label}: total time`, value: median(total), unit: "ms",
+        baseline: { name: `${qemu}${channels > 1 ? ` multifd ${channels}` : ""}`, value: qTotal }, target: { max: channels === 1 ? 0.8 : 1, of: "ratio" },
+        note: `${qemu} runs ${theirs.map((q) => q.total).join(", ")} ms, downtime ${median(theirs.map((q) => q.downtime))} ms, ${(median(theirs.map((q) => q.bytes)) / 1e6).toFixed(0)} MB; pagewire downtime ${median(ours.map((s) => s.downtime)).toFixed(0)} ms, ${(median(ours.map((s) => s.transferred)) / 1e6).toFixed(0)} MB${problems.length ? `; ${problems.join("; ")}` : "; both destinations' SHA-256 equal the image's"}`,
+      });
+      rows.push({
+        suite: "peers", id: "peers.static.downtime", params, samples: ours.map((s) => s.downtime),
+        name: `static 1 GiB, ${label}: downtime`, value: median(ours.map((s) => s.downtime)), unit: "ms",
+        baseline: { name: qemu, value: median(theirs.map((q) => q.downtime)) },
+      });
+      rows.push({
+        suite: "peers", id: "peers.static.bytes", params,
+        name: `static 1 GiB, ${label}: bytes on the wire`, value: median(ours.map((s) => s.transferred)) / 1e6, unit: "MB",
+        baseline: { name: qemu, value: median(theirs.map((q) => q.bytes)) / 1e6 },
+      });
+    }
+    return rows;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
