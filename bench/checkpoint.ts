@@ -19,7 +19,7 @@ import { DirtyWriter } from "../src/workload/dirty-writer.js";
 import { Workload } from "../src/workload/workload.js";
 import { KERNELS } from "../src/workload/kernels.js";
 import { type Row, progress } from "./report.js";
-import { qemuVersion, startQemu, untilMigrated } from "./qemu.js";
+import { configureMigration, qemuVersion, startQemu, timedMigration } from "./qemu.js";
 
 export interface CheckpointBenchOptions {
   bytes: number;
@@ -98,16 +98,12 @@ async function qemuMappedRam(dir: string, image: Uint8Array, multifd: boolean): 
   const file = join(dir, "qemu.ckpt");
   writeFileSync(raw, image);
   rmSync(file, { force: true });
-  const caps = [{ capability: "mapped-ram", state: true }, ...(multifd ? [{ capability: "multifd", state: true }] : [])];
+  const channels = multifd ? 2 : 1;
   const source = await startQemu(["-device", `loader,file=${raw},addr=0,force-raw=on`], join(dir, "qemu-source.sock"));
   let save: number;
   try {
-    await source.qmp.execute("migrate-set-capabilities", { capabilities: caps });
-    if (multifd) await source.qmp.execute("migrate-set-parameters", { "multifd-channels": 2 });
-    const start = performance.now();
-    await source.qmp.execute("migrate", { uri: `file:${file}` });
-    await untilMigrated(source.qmp);
-    save = performance.now() - start;
+    await configureMigration(source.qmp, ["mapped-ram"], channels);
+    save = (await timedMigration(source.qmp, "migrate", `file:${file}`)).ms;
   } finally {
     source.qmp.close();
     source.process.kill();
@@ -115,12 +111,8 @@ async function qemuMappedRam(dir: string, image: Uint8Array, multifd: boolean): 
   dropCaches();
   const destination = await startQemu(["-incoming", "defer", "-mem-prealloc"], join(dir, "qemu-destination.sock"));
   try {
-    await destination.qmp.execute("migrate-set-capabilities", { capabilities: caps });
-    if (multifd) await destination.qmp.execute("migrate-set-parameters", { "multifd-channels": 2 });
-    const start = performance.now();
-    await destination.qmp.execute("migrate-incoming", { uri: `file:${file}` });
-    await untilMigrated(destination.qmp);
-    return { save, load: performance.now() - start };
+    await configureMigration(destination.qmp, ["mapped-ram"], channels);
+    return { save, load: (await timedMigration(destination.qmp, "migrate-incoming", `file:${file}`)).ms };
   } finally {
     destination.qmp.close();
     destination.process.kill();

@@ -14,7 +14,7 @@ import { fillPage, mixedClass } from "../src/memory/content.js";
 import { precopy } from "../src/policy/precopy.js";
 import type { MigrationStats } from "../src/migration/stats.js";
 import { migration } from "./e2e.js";
-import { qemuVersion, startQemu, untilMigrated } from "./qemu.js";
+import { configureMigration, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
 import { type Row, progress } from "./report.js";
 
 export interface PeersOptions {
@@ -46,14 +46,10 @@ async function freePort(): Promise<number> {
 /** One QEMU migration of the image between two QEMU processes; multifd with `channels` > 1. */
 async function qemuMigration(dir: string, image: string, channels: number): Promise<QemuRun> {
   const port = await freePort();
-  const caps = channels > 1 ? [{ capability: "multifd", state: true }] : [];
   const destination = await startQemu(["-incoming", "defer", "-mem-prealloc"], join(dir, "dst.sock"));
   const source = await startQemu(["-device", `loader,file=${image},addr=0,force-raw=on`], join(dir, "src.sock"));
   try {
-    for (const side of [source, destination]) {
-      if (caps.length) await side.qmp.execute("migrate-set-capabilities", { capabilities: caps });
-      if (channels > 1) await side.qmp.execute("migrate-set-parameters", { "multifd-channels": channels });
-    }
+    for (const side of [source, destination]) await configureMigration(side.qmp, [], channels);
     // QEMU caps a migration at 128 MiB/s unless told otherwise; pagewire has no cap by default.
     await source.qmp.execute("migrate-set-parameters", { "max-bandwidth": 1e12 });
     await destination.qmp.execute("migrate-incoming", { uri: `tcp:127.0.0.1:${port}` });

@@ -36,3 +36,18 @@ export async function untilMigrated(qmp: QmpClient): Promise<Record<string, unkn
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+/** Turns on `capabilities` (and multifd with `channels` > 1) on one side of a migration. */
+export async function configureMigration(qmp: QmpClient, capabilities: string[], channels = 1): Promise<void> {
+  const all = [...capabilities, ...(channels > 1 ? ["multifd"] : [])];
+  if (all.length) await qmp.execute("migrate-set-capabilities", { capabilities: all.map((capability) => ({ capability, state: true })) });
+  if (channels > 1) await qmp.execute("migrate-set-parameters", { "multifd-channels": channels });
+}
+
+/** Runs `command` (migrate or migrate-incoming) to `uri` and follows it to the end; resolves with its ms and QEMU's report. */
+export async function timedMigration(qmp: QmpClient, command: string, uri: string): Promise<{ ms: number; info: Record<string, unknown> }> {
+  const start = performance.now();
+  await qmp.execute(command, { uri });
+  const info = await untilMigrated(qmp);
+  return { ms: performance.now() - start, info };
+}
