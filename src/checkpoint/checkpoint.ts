@@ -13,7 +13,7 @@ import { precopy } from "../policy/precopy.js";
 import { PagewireError } from "../errors.js";
 import { FailureLatch, asError } from "../migration/failure.js";
 import { RoundSender } from "../migration/round-sender.js";
-import { runLiveRounds } from "../migration/live-rounds.js";
+import { roundStats, runLiveRounds } from "../migration/live-rounds.js";
 import { estimatePauseOverhead } from "../migration/pause-overhead.js";
 import { SourceCounters, type RoundReport } from "../migration/stats.js";
 import type { SourceHooks } from "../migration/source-options.js";
@@ -114,13 +114,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
         policy,
         sync,
         sendRound: async (roundPlan, owed) => this.reported(await sender.sendRound(sender.round + 1, roundPlan, false, owed)),
-        stats: (s) => {
-          const elapsed = performance.now() - start;
-          return {
-            ...s, round: sender.round, unsentPages: sender.unsentPages, pageSize, totalPages: sender.totalPages, sentPages: this.counters.pages,
-            sentBytes: sender.transferred, bandwidth: elapsed > 0 ? (sender.transferred * 1000) / elapsed : 0, elapsedMs: elapsed, pauseOverheadMs,
-          };
-        },
+        stats: (s) => roundStats(sender, this.counters, start, pauseOverheadMs, s),
         throttle: (fraction) => o.hooks?.throttle?.(fraction),
         synced: () => undefined,
       });

@@ -4,7 +4,29 @@
 // caller's.
 import type { SyncResult } from "../core/core.js";
 import type { Decision, Policy, RoundPlan, RoundStats } from "../policy/policy.js";
-import type { RoundReport } from "./stats.js";
+import type { RoundReport, SourceCounters } from "./stats.js";
+import type { RoundSender } from "./round-sender.js";
+
+/** The figures of the last round, as the policy decides on them. */
+export type RoundFigures = Pick<RoundStats, "dirtyPages" | "dirtiedPages" | "dirtyRate" | "lastRoundBytes">;
+
+/** A policy's round statistics: the last round's figures, and where the sender stands since `startedAt`. */
+export function roundStats(sender: RoundSender, counters: SourceCounters, startedAt: number, pauseOverheadMs: number, s: RoundFigures): RoundStats {
+  const elapsed = performance.now() - startedAt;
+  const transferred = sender.transferred;
+  return {
+    ...s,
+    round: sender.round,
+    unsentPages: sender.unsentPages,
+    pageSize: sender.cores[0].region.pageSize,
+    totalPages: sender.totalPages,
+    sentPages: counters.pages,
+    sentBytes: transferred,
+    bandwidth: elapsed > 0 ? (transferred * 1000) / elapsed : 0,
+    elapsedMs: elapsed,
+    pauseOverheadMs,
+  };
+}
 
 export interface LiveRoundsContext {
   policy: Policy;
@@ -13,7 +35,7 @@ export interface LiveRoundsContext {
   /** Sends the next round of `plan`; undefined when it was cut short and the caller carried on. */
   sendRound(plan: RoundPlan, owed: number): Promise<RoundReport | undefined>;
   /** The statistics the policy decides on, from the figures of the last round. */
-  stats(s: Pick<RoundStats, "dirtyPages" | "dirtiedPages" | "dirtyRate" | "lastRoundBytes">): RoundStats;
+  stats(s: RoundFigures): RoundStats;
   /** The policy's throttle for the next round (auto-converge), 0 to run freely. */
   throttle(fraction: number): void;
   /** After each round's sync: pages still owed, for progress. */

@@ -4,11 +4,12 @@
 import { FrameType } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
 import { PagewireError } from "../errors.js";
-import { encodeSwitchover } from "../wire/pages.js";
+import { encodeSwitchover, type Switchover } from "../wire/pages.js";
 import type { PageRequest } from "../wire/messages.js";
 import type { Connection } from "../transport/connection.js";
 import { type FailureLatch, Wakeup } from "./failure.js";
 import type { RoundSender } from "./round-sender.js";
+import type { Core } from "../core/core.js";
 import type { RoundReport, SourceCounters } from "./stats.js";
 
 /**
@@ -127,6 +128,32 @@ export class PostcopySource {
     }
     return sent;
   }
+}
+
+/**
+ * After a post-copy reconnection the destination says, region by region in order, which pages it
+ * still lacks (its guest has written the others since, which must not be overwritten): `handle`
+ * takes each bitmap into the region's aux bitmap, the push set; `missing` resolves with their
+ * count once every region's came, or rejects on the migration's failure.
+ */
+export function collectStillMissing(cores: Core[], latch: FailureLatch): { handle: (m: Switchover) => void; missing: Promise<number> } {
+  let next = 0;
+  let count = 0;
+  let done!: (n: number) => void;
+  const missing = new Promise<number>((resolve, reject) => {
+    done = resolve;
+    latch.onFail(reject);
+  });
+  const handle = ({ region, bitmap }: Switchover) => {
+    const core = cores[region];
+    if (region !== next || !core || bitmap.length !== core.region.layout.bitmapBytes) {
+      throw new WireError("badFrame", `the destination's still-missing bitmap names region ${region} with ${bitmap.length} bytes; region ${next} was next`);
+    }
+    core.region.bytes.set(bitmap, core.region.layout.auxBitmap);
+    count += core.countBitmap(core.region.layout.auxBitmap);
+    if (++next === cores.length) done(count);
+  };
+  return { handle, missing };
 }
 
 /** A failure after the switch-over: the guest has run on the destination, so neither side can go on. */

@@ -7,25 +7,23 @@ import { EventEmitter } from "node:events";
 import { Core } from "../core/core.js";
 import { DigestPool } from "../core/digest.js";
 import type { Region } from "../memory/region.js";
-import { Connection } from "../transport/connection.js";
-import { connectChannel } from "../transport/handshake.js";
+import type { Connection } from "../transport/connection.js";
 import { FrameChannel } from "../transport/page-channel.js";
-import { TokenBucket } from "../transport/token-bucket.js";
-import { FrameType, Encoding, MAX_CHANNELS, MAC_BYTES, MAX_CONTROL_PAYLOAD, OfferFlags, SWITCHOVER_PREFIX_BYTES } from "../wire/constants.js";
+import { FrameType, MAX_CHANNELS, MAC_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
-import { newMigrationId } from "../wire/auth.js";
-import { encodeComplete, type Offer } from "../wire/messages.js";
+import { encodeComplete } from "../wire/messages.js";
 import type { Switchover } from "../wire/pages.js";
-import { type Policy, type RoundStats, expectedDowntimeMs } from "../policy/policy.js";
+import { type Policy, expectedDowntimeMs } from "../policy/policy.js";
 import { precopy } from "../policy/precopy.js";
 import { PagewireError } from "../errors.js";
 import { FailureLatch, asError } from "./failure.js";
 import { RoundSender } from "./round-sender.js";
-import { PostcopySource, postcopyLost } from "./postcopy-source.js";
+import { PostcopySource, collectStillMissing, postcopyLost } from "./postcopy-source.js";
 import { sendDeviceState } from "./device-state.js";
 import { estimatePauseOverhead } from "./pause-overhead.js";
-import { ReturnPath } from "./return-path.js";
-import { runLiveRounds } from "./live-rounds.js";
+import type { ReturnPath } from "./return-path.js";
+import { SourceChannels } from "./source-channels.js";
+import { roundStats, runLiveRounds } from "./live-rounds.js";
 import { SourceCounters, migrationStats, addEncodeStats, type MigrationStats, type RoundReport } from "./stats.js";
 import type { SourceOptions, Progress, SourceEvents } from "./source-options.js";
 
@@ -70,7 +68,7 @@ export class Source extends EventEmitter<SourceEvents> {
     if (!Number.isInteger(channels) || channels < 1 || channels > MAX_CHANNELS) throw new PagewireError("EOPTION", `channels must be 1 to ${MAX_CHANNELS}, not ${channels}`);
     this.policy = options.policy ?? precopy();
     this.cores = regions.map((r) => new Core(r));
-    this.bucket = options.bandwidth ? new TokenBucket(options.bandwidth) : undefined;
+    this.links = new SourceChannels(regions, options);
     this.arm(this.latch);
   }
 
@@ -124,7 +122,7 @@ export class Source extends EventEmitter<SourceEvents> {
           const report = await this.resumable(() => sender.sendRound(sender.round + 1, plan, false, owed));
           return report && this.reported(report);
         },
-        stats: (s) => this.roundStats(s),
+        stats: (s) => roundStats(this.sender!, this.counters, this.dataStart, this.pauseOverheadMs, s),
         throttle: (fraction) => this.setThrottle(fraction),
         synced: (remaining) => this.emitProgress(true, remaining),
       });
@@ -185,59 +183,18 @@ export class Source extends EventEmitter<SourceEvents> {
     }
   }
 
-  private offer(resuming: boolean): Offer {
-    const o = this.options;
-    return {
-      pageSize: this.regions[0].pageSize,
-      encodings: (o.compress ? Encoding.lz4 : 0) | (o.delta ? Encoding.delta : 0),
-      batchPages: Math.max(...this.regions.map((r) => r.layout.batchPages)),
-      regions: this.regions.map((r) => r.pageCount),
-      flags: this.maxReconnects > 0 ? OfferFlags.resumable | (resuming ? OfferFlags.resuming : 0) : 0,
-    };
-  }
-
   private get maxReconnects(): number {
     return this.options.reconnect ?? 0;
   }
 
-  private readonly migrationId = newMigrationId();
-  /** The rate limit all channels share, across reconnections too. */
-  private bucket: TokenBucket | undefined;
+  private readonly links: SourceChannels;
   /** Reconnections so far, and whether the completion went (no resumption after it: done may be on its way). */
   private reconnects = 0;
   private completeSent = false;
-  /** The destination has accepted channel 0 once: from then on it holds the migration, and a reconnection resumes it. */
-  private admitted = false;
 
-  /** Opens channel 0 with the offer (resuming: as a reconnection), then the others; starts reading the return path. */
+  /** Opens every channel (resuming: as a reconnection) and starts reading the return path. */
   private async openChannels(resuming: boolean): Promise<FrameChannel[]> {
-    const o = this.options;
-    const count = o.channels ?? 1;
-    const target = { host: o.host, port: o.port, secret: o.secret ?? "", migrationId: this.migrationId, channelCount: count, bucket: this.bucket, timeoutMs: o.timeoutMs, tls: o.tls };
-    const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer(resuming && this.admitted) });
-    this.admitted = true;
-    this.key = key;
-    this.channels = [first];
-    const others = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => connectChannel({ ...target, channelIndex: i + 1 })));
-    for (const other of others) if (other.status === "fulfilled") this.channels.push(other.value.conn);
-    const latch = this.latch;
-    this.channels.forEach((c, index) =>
-      c.onFailure((error) => {
-        // Once the completion went, only channel 0 has anything left to carry (done): the
-        // destination closing the others as it finishes may overtake done on the wire.
-        if (index > 0 && this.completeSent && error.reason === "connection") return;
-        latch.fail(error);
-      }),
-    );
-    const refused = others.find((other) => other.status === "rejected");
-    if (refused) throw (refused as PromiseRejectedResult).reason;
-    latch.check();
-    // Keepalives cover the phases where the source sends nothing: the embedder's pause and device-state hooks, the digest.
-    first.keepAlive(o.keepaliveMs ?? 1000);
-    // After a post-copy reconnection the destination sends a bitmap per region, larger than other control frames.
-    const stillMissingBytes = SWITCHOVER_PREFIX_BYTES + Math.max(...this.regions.map((r) => r.layout.bitmapBytes));
-    first.maxPayload = (type) => (type === FrameType.stillMissing ? stillMissingBytes : MAX_CONTROL_PAYLOAD);
-    this.returnPath = new ReturnPath(first, latch, () => ({
+    const opened = await this.links.open(resuming, this.latch, () => ({
       ack: (round) => {
         if (this.switchedOver && this.switchoverAcked === 0) this.switchoverAcked = performance.now();
         this.sender?.roundAcknowledged(round);
@@ -245,8 +202,11 @@ export class Source extends EventEmitter<SourceEvents> {
       },
       pageRequest: this.switchedOver ? (request) => this.postcopy!.request(request) : undefined,
       stillMissing: this.stillMissing ? (m) => this.stillMissing!(m) : undefined,
-    }), o.timeoutMs ?? 30_000);
-    return this.channels.map((c) => new FrameChannel(c));
+    }), () => this.completeSent);
+    this.channels = opened.connections;
+    this.key = opened.key;
+    this.returnPath = opened.returnPath;
+    return opened.frames;
   }
 
   private async connect(): Promise<RoundSender> {
@@ -382,27 +342,11 @@ export class Source extends EventEmitter<SourceEvents> {
   /** Set while a post-copy reconnection waits for the destination's bitmaps of the pages it still lacks. */
   private stillMissing: ((m: Switchover) => void) | undefined;
 
-  /**
-   * After a post-copy reconnection the destination says, region by region, which pages it still
-   * lacks (its guest has written the others since): they become the pages to push, and only they.
-   */
+  /** After a post-copy reconnection: the pages the destination still lacks become the push set. */
   private receiveStillMissing(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      let next = 0;
-      let missing = 0;
-      this.latch.onFail(reject);
-      this.stillMissing = ({ region, bitmap }) => {
-        const core = this.cores[region];
-        if (region !== next || !core || bitmap.length !== core.region.layout.bitmapBytes) {
-          throw new WireError("badFrame", `the destination's still-missing bitmap names region ${region} with ${bitmap.length} bytes; region ${next} was next`);
-        }
-        core.region.bytes.set(bitmap, core.region.layout.auxBitmap);
-        missing += core.countBitmap(core.region.layout.auxBitmap);
-        if (++next < this.cores.length) return;
-        this.stillMissing = undefined;
-        resolve(missing);
-      };
-    });
+    const { handle, missing } = collectStillMissing(this.cores, this.latch);
+    this.stillMissing = handle;
+    return missing.finally(() => (this.stillMissing = undefined));
   }
 
   /**
@@ -429,24 +373,6 @@ export class Source extends EventEmitter<SourceEvents> {
     this.options.hooks?.throttle?.(fraction);
   }
 
-  private roundStats(s: Pick<RoundStats, "dirtyPages" | "dirtiedPages" | "dirtyRate" | "lastRoundBytes">): RoundStats {
-    const elapsed = performance.now() - this.dataStart;
-    const sender = this.sender!;
-    const transferred = this.transferred;
-    return {
-      ...s,
-      round: sender.round,
-      unsentPages: sender.unsentPages,
-      pageSize: this.regions[0].pageSize,
-      totalPages: sender.totalPages,
-      sentPages: this.counters.pages,
-      sentBytes: transferred,
-      bandwidth: elapsed > 0 ? (transferred * 1000) / elapsed : 0,
-      elapsedMs: elapsed,
-      pauseOverheadMs: this.pauseOverheadMs,
-    };
-  }
-
   private emitProgress(force: boolean, remaining = this.sender!.remainingPages): void {
     const now = performance.now();
     if (!force && now - this.lastProgress.at < PROGRESS_INTERVAL_MS) return;
@@ -460,7 +386,7 @@ export class Source extends EventEmitter<SourceEvents> {
       sentPages: this.counters.pages,
       transferred,
       rate,
-      expectedDowntimeMs: expectedDowntimeMs(this.roundStats({ dirtyPages: remaining, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 }), remaining),
+      expectedDowntimeMs: expectedDowntimeMs(roundStats(this.sender!, this.counters, this.dataStart, this.pauseOverheadMs, { dirtyPages: remaining, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 }), remaining),
     };
     this.emit("progress", progress);
   }
