@@ -1,4 +1,5 @@
 // Batch encoder and decoder: a list of pages to a buffer of page records and back, one call a batch.
+import { xxh64 } from "./hash";
 import { isZeroPage } from "./zero";
 import { lz4Compress } from "./lz4/compress";
 import { lz4Decompress } from "./lz4/decompress";
@@ -8,7 +9,7 @@ import {
   ENC_GUEST, ENC_PAGE_SHIFT, ENC_FLAGS, ENC_LZ4_TABLE, ENC_CACHE_TAGS, ENC_CACHE_DATA,
   ENC_CACHE_SLOTS, ENC_SNAPSHOT, ENC_STATS, STAT_ZERO, STAT_RAW, STAT_LZ4, STAT_DELTA,
   STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_FREE, ENCODE_LZ4, ENCODE_DELTA,
-  ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_RECORDS,
+  ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_RECORDS, ENC_PAGE_HASHES,
   DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET, DEC_EXPECTED, DEC_LIST, DEC_LIST_CAPACITY,
   BATCH_ERR_TRUNCATED_HEADER, BATCH_ERR_PAGE_RANGE, BATCH_ERR_UNKNOWN_TYPE, BATCH_ERR_BAD_LENGTH,
   BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_UNEXPECTED, BATCH_ERR_TOO_MANY, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
@@ -82,14 +83,25 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
   const shift = load<u32>(ctx + ENC_PAGE_SHIFT);
   const size: u32 = 1 << shift;
   const flags = load<u32>(ctx + ENC_FLAGS);
-  const byReference = (flags & ENCODE_RAW_RUNS) != 0 && (flags & ENCODE_DELTA) == 0;
   const free = <usize>load<u32>(ctx + ENC_FREE_BITMAP);
+  const hashes = <usize>load<u32>(ctx + ENC_PAGE_HASHES);
+  // Tracking by hash encodes a private snapshot of each page, so the hash kept is of exactly the
+  // bytes sent (a page changed and changed back meanwhile must not look unchanged): no page goes
+  // by reference then.
+  const byReference = (flags & ENCODE_RAW_RUNS) != 0 && (flags & ENCODE_DELTA) == 0 && hashes == 0;
   store<u32>(ctx + ENC_RUN_COUNT, 0);
   store<u32>(ctx + ENC_RECORDS, 0);
   let op = out;
   for (let i: u32 = 0; i < n; i++) {
     const page = load<u32>(list + (<usize>i << 2));
-    const data = guest + (<usize>page << shift);
+    let data = guest + (<usize>page << shift);
+    // Dirty tracking by hash: what this page was when sent, for later syncs to compare with.
+    if (hashes != 0) {
+      const snapshot = <usize>load<u32>(ctx + ENC_SNAPSHOT);
+      memory.copy(snapshot, data, size);
+      data = snapshot;
+      store<u64>(hashes + (<usize>page << 3), xxh64(data, size, 0));
+    }
     // A page the guest reported free travels as zero, unread (its content does not matter).
     const hinted = free != 0 && ((atomic.load<u32>(free + (<usize>(page >>> 5) << 2)) >>> (page & 31)) & 1) != 0;
     if (hinted) bump(ctx, STAT_FREE);

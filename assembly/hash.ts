@@ -79,3 +79,20 @@ export function pageHashSumRange(base: usize, pageShift: u32, first: u32, count:
   }
   return sum;
 }
+
+/**
+ * Dirty tracking without a write barrier: hashes pages [first, first + count) and marks dirty
+ * (atomically, in `dirty`) each whose XXH64 differs from its hash in `hashes` (one u64 per page,
+ * written by the encoder as it sent the page). The stored hashes stay what was sent: a page stays
+ * changed until it is sent again. Returns how many pages were marked.
+ */
+export function pageHashTrack(base: usize, pageShift: u32, first: u32, count: u32, hashes: usize, dirty: usize): u32 {
+  const size: u32 = 1 << pageShift;
+  let marked: u32 = 0;
+  for (let page = first; page < first + count; page++) {
+    if (xxh64(base + (<usize>page << pageShift), size, 0) == load<u64>(hashes + (<usize>page << 3))) continue;
+    atomic.or<u32>(dirty + (<usize>(page >>> 5) << 2), <u32>1 << (page & 31));
+    marked++;
+  }
+  return marked;
+}

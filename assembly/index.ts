@@ -2,7 +2,7 @@
 // the exports src/core/ uses; assembly/debug.ts adds the ones only tests call.
 export { bitmapSync, bitmapScan, bitmapCount, bitmapFilter, bitmapMarkRange, bitmapTakeRange, bitmapMarkList, bitmapClear } from "./bitmap";
 export { zeroCountRange, zeroFreePages } from "./zero";
-export { xxh64, pageHashSum, pageHashSumRange } from "./hash";
+export { xxh64, pageHashSum, pageHashSumRange, pageHashTrack } from "./hash";
 export { xxh3Chunks } from "./xxh3";
 export { lz4Compress } from "./lz4/compress";
 export { lz4Decompress } from "./lz4/decompress";

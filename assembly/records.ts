@@ -34,6 +34,7 @@ export const ENC_RUNS: usize = 96; // u32: room for one (u32 first page, u32 cou
 export const ENC_RUN_COUNT: usize = 100; // u32, out: runs written by the last call
 export const ENC_FREE_BITMAP: usize = 104; // u32: pages the guest reported free (hints), or 0 for none
 export const ENC_RECORDS: usize = 108; // u32, out: records the last call wrote
+export const ENC_PAGE_HASHES: usize = 112; // u32: one u64 per page, the XXH64 of each page as encoded (dirty tracking by hash), or 0
 export const ENC_CONTEXT_BYTES: usize = 128;
 
 export const ENCODE_LZ4: u32 = 1;

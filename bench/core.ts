@@ -53,7 +53,18 @@ function zeroScan(o: CoreBenchOptions): Row[] {
     for (let r = 0; r < 256; r++) if (core.countZeroPages(0, hot) !== hot) throw new Error("zero scan miscounted");
   });
   const note = "all pages zero, so every byte is read";
+  // Dirty tracking by hash (no write barrier): one pass hashing every page against what was sent.
+  const tracked = Region.create({ pageCount: pages, hashTracking: true });
+  tracked.prefault();
+  const tracker = new Core(tracked);
+  const trackRuns = timings(o.runs, () => void tracker.trackByHash());
+  const track = summarize(trackRuns).median;
   return [
+    {
+      suite: "core", id: "core.hash-tracking-sync", params: { bytes: o.scanBytes, pageSize: PAGE }, name: "dirty sync by hash (XXH64 of every page, compared)", value: track, unit: "ms",
+      samples: trackRuns, baseline: { name: "zero scan of the same bytes (a plain read)", value: ours },
+      note: `${gbps(o.scanBytes, track).toFixed(1)} GB/s hashed: a round costs this much more CPU per ${(o.scanBytes / GIB).toFixed(2)} GiB, which a policy should count as pause overhead at the final sync`,
+    },
     { suite: "core", name: "zero scan, cache-resident 256 KiB", value: gbps(256 * hot * PAGE, cached), unit: "GB/s", note: "the loop's ceiling when memory bandwidth is not the limit" },
     {
       suite: "core", id: "core.zero-scan", params: { bytes: o.scanBytes, pageSize: PAGE }, name: "zero scan, written memory", value: gbps(o.scanBytes, ours), unit: "GB/s",

@@ -31,6 +31,8 @@ export const Enc = {
   freeBitmap: 104,
   /** u32, out: records the last call wrote. */
   records: 108,
+  /** u32: where the encoder stores each page's XXH64 as it sends it (dirty tracking by hash), or 0. */
+  pageHashes: 112,
   bytes: 128,
 } as const;
 
@@ -98,6 +100,7 @@ export interface CoreExports {
   xxh3Chunks(p: number, len: number, chunkBytes: number, first: number, end: number, secret: number, out: number): void;
   pageHashSum(base: number, pageShift: number, list: number, n: number): bigint;
   pageHashSumRange(base: number, pageShift: number, first: number, count: number, skip: number): bigint;
+  pageHashTrack(base: number, pageShift: number, first: number, count: number, hashes: number, dirty: number): number;
   lz4Compress(src: number, srcLen: number, dst: number, dstCap: number, table: number): number;
   lz4Decompress(src: number, srcLen: number, dst: number, dstCap: number): number;
   encodeBatch(ctx: number, list: number, n: number, out: number): number;

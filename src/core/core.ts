@@ -22,6 +22,8 @@ export interface EncodingOptions {
   skipZero?: boolean;
   /** Send the pages set in the region's free bitmap (free-page hints) as zero, without reading them. */
   freePageHints?: boolean;
+  /** Store each page's hash as it is encoded, for trackByHash() (needs hashTracking in the layout). */
+  trackHashes?: boolean;
 }
 
 /** What one dirty sync found: bits taken from the log, and pages owed again in the sync bitmap. */
@@ -90,6 +92,8 @@ export class Core {
       throw new PagewireError("EOPTION", "delta encoding needs a delta cache: lay the region out with deltaCacheBytes > 0");
     }
     this.words[this.lane.encodeContext / 4 + Enc.freeBitmap / 4] = options.freePageHints ? this.region.layout.freeBitmap : 0;
+    if (options.trackHashes && this.region.layout.pageHashes === 0) throw new PagewireError("EOPTION", "dirty tracking by hash needs room for the hashes: lay the region out with hashTracking: true");
+    this.words[this.lane.encodeContext / 4 + Enc.pageHashes / 4] = options.trackHashes ? this.region.layout.pageHashes : 0;
     this.words[this.lane.encodeContext / 4 + Enc.flags / 4] =
       (options.lz4 ? ENCODE_LZ4 : 0) | (options.delta ? ENCODE_DELTA : 0) | (options.rawRuns ? ENCODE_RAW_RUNS : 0) | (options.skipZero ? ENCODE_SKIP_ZERO : 0);
   }
@@ -210,6 +214,18 @@ export class Core {
   /** Clears a bitmap of the region that only this thread writes (sync or aux). */
   clearBitmap(bm: number): void {
     this.wasm.bitmapClear(bm, this.region.layout.bitmapBytes);
+  }
+
+  /**
+   * Dirty tracking without a write barrier: marks dirty every page whose content differs from
+   * what the encoder last sent of it (encoding with trackHashes stores each page's hash as it
+   * sends it). One pass over the region in WASM; returns the pages marked. Pages never sent are
+   * marked too (their stored hash is 0), which a sync leaves to the never-sent cursor.
+   */
+  trackByHash(): number {
+    const { guest, pageShift, pageCount, pageHashes, dirtyBitmap } = this.region.layout;
+    if (pageHashes === 0) throw new PagewireError("EOPTION", "dirty tracking by hash needs room for the hashes: lay the region out with hashTracking: true");
+    return this.wasm.pageHashTrack(guest, pageShift, 0, pageCount, pageHashes, dirtyBitmap);
   }
 
   /** Sets in bitmap `into` every bit set in `from` (atomically: `into` may be the guest's dirty log). */

@@ -33,6 +33,11 @@ export interface LayoutOptions {
   ioBuffers?: number;
   /** Bytes of XBZRLE cache for delta encoding; 0 turns delta encoding off. Default 0. */
   deltaCacheBytes?: number;
+  /**
+   * Room for one hash per page (8 bytes a page), for dirty tracking without a write barrier
+   * (Core.trackByHash, SourceOptions.trackByHash). Default false.
+   */
+  hashTracking?: boolean;
 }
 
 /** The scratch of one thread. */
@@ -89,6 +94,8 @@ export interface Layout {
   /** The workload kernels' context (32 bytes) and state struct (256 bytes; it travels as device state). */
   workloadContext: number;
   workloadState: number;
+  /** One u64 per page: its XXH64 as last sent (hash tracking), or 0 when the layout has none. */
+  pageHashes: number;
   cacheSlots: number;
   cacheTags: number;
   cacheData: number;
@@ -152,6 +159,7 @@ export function planLayout(options: LayoutOptions): Layout {
   const presence = take(32);
   const workloadContext = take(32);
   const workloadState = take(WORKLOAD_STATE_BYTES);
+  const pageHashes = options.hashTracking ? take(pageCount * 8) : 0;
   const cacheSlots = Math.floor(deltaCacheBytes / pageSize);
   const cacheTags = take(cacheSlots * 4);
   const cacheData = take(cacheSlots * pageSize, pageSize);
@@ -167,7 +175,7 @@ export function planLayout(options: LayoutOptions): Layout {
   return {
     hashSecret, digestChunks, digestChunkCount, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
-    bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, presentBitmap, sentBitmaps, presence, workloadContext, workloadState,
+    bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, presentBitmap, sentBitmaps, presence, workloadContext, workloadState, pageHashes,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,
     memoryPages: totalBytes / WASM_PAGE,
   };

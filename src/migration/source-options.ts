@@ -38,6 +38,12 @@ export interface SourceOptions {
    * unread, and are zeroed here at the pause (the guest said their content does not matter).
    */
   freePageHints?: boolean;
+  /**
+   * Find changed pages by hash as well as by the dirty log: for memory written by code that never
+   * marks pages dirty (a program compiled by someone else). Each sync hashes every page and
+   * compares it with what was sent; the regions need hashTracking in their layout.
+   */
+  trackByHash?: boolean;
   /** Cap on the rate, in bytes per second, over all channels (emulates a slower link). */
   bandwidth?: number;
   hooks?: SourceHooks;

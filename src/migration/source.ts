@@ -113,7 +113,7 @@ export class Source extends EventEmitter<SourceEvents> {
       const setupBytes = this.transferred;
       this.dataStart = dataAt;
       this.lastProgress = { at: dataAt, bytes: 0 };
-      for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true });
+      for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true, trackHashes: this.options.trackByHash });
       sender.sync(); // starts dirty logging: marks from before are dropped, every page is sent at least once
       const live = await runLiveRounds({
         policy: this.policy,
@@ -289,6 +289,8 @@ export class Source extends EventEmitter<SourceEvents> {
 
   private sync() {
     this.options.hooks?.beforeSync?.();
+    // Pages changed by writers that mark nothing: found by comparing each with what was sent.
+    if (this.options.trackByHash) for (const core of this.cores) core.trackByHash();
     return this.sender!.sync();
   }
 
@@ -320,7 +322,7 @@ export class Source extends EventEmitter<SourceEvents> {
       this.emit("switchover");
     });
     const switchover = this.reported(report);
-    for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, freePageHints: this.options.freePageHints, rawRuns: true });
+    for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, freePageHints: this.options.freePageHints, rawRuns: true, trackHashes: this.options.trackByHash });
     let toPush = missing;
     let pushed: RoundReport | undefined;
     while (!pushed) {
