@@ -108,7 +108,7 @@ export class Source extends EventEmitter<SourceEvents> {
       this.latch.check();
       this.digests.warm();
       const sender = await this.connect();
-      this.pauseOverheadMs = estimatePauseOverhead(this.regions, this.digests.threads);
+      this.pauseOverheadMs = estimatePauseOverhead(this.regions, this.digests.threads, this.options.trackByHash ? this.cores : undefined);
       const dataAt = performance.now();
       const setupBytes = this.transferred;
       this.dataStart = dataAt;
