@@ -101,7 +101,9 @@ if (args[0] === "destination") {
       await new Promise((resolve) => setImmediate(resolve));
     }
   })();
+  const warmStart = performance.now();
   while (slices < steps / 4) await new Promise((resolve) => setTimeout(resolve, 1));
+  const rateBefore = (slices * 1000) / (performance.now() - warmStart);
   copyIn();
   const before = slices;
   const startedAt = performance.now();
@@ -122,9 +124,10 @@ if (args[0] === "destination") {
   const report = {
     program: "Lua 5.4 (wasmoon)", steps, expected, moved: end.result, equal: end.result === expected,
     "paused-at-step": end.resumedAtStep, "downtime-ms": stats.downtime, "total-ms": stats["total-time"], "bytes": stats.transferred, rounds: stats.rounds.length,
-    "steps-per-second-during": during,
+    "steps-per-second-before": rateBefore, "steps-per-second-during": during,
+    "steps-per-second-after": ((steps - end.resumedAtStep) * 1000) / Math.max(1, end.ms),
   };
   if (args.includes("--json")) process.stdout.write(JSON.stringify(report) + "\n");
-  else process.stdout.write(`${report.program}: moved at step ${report["paused-at-step"]} of ${steps}, downtime ${report["downtime-ms"].toFixed(0)} ms, ${(report.bytes / 1e6).toFixed(1)} MB in ${report.rounds} rounds; result ${report.moved} ${report.equal ? "equals" : "DIFFERS FROM"} the unmoved run's ${expected}\n`);
+  else process.stdout.write(`${report.program}: moved at step ${report["paused-at-step"]} of ${steps}, downtime ${report["downtime-ms"].toFixed(0)} ms, ${(report.bytes / 1e6).toFixed(1)} MB in ${report.rounds} rounds; ${report["steps-per-second-before"].toFixed(0)} steps/s before, ${report["steps-per-second-during"].toFixed(0)} during, ${report["steps-per-second-after"].toFixed(0)} after; result ${report.moved} ${report.equal ? "equals" : "DIFFERS FROM"} the unmoved run's ${expected}\n`);
   process.exitCode = report.equal ? 0 : 1;
 }
