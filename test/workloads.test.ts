@@ -182,7 +182,10 @@ describe("post-copy that breaks", () => {
 
 describe("pre-copy that cannot converge", () => {
   it("hits max-rounds with a tiny downtime limit against a write-heavy kernel, and still completes exactly", async () => {
-    const c: Moved = { kernel: "stencil", stopAt: 300, policy: "precopy", parameters: { "downtime-limit": 0, "max-rounds": 4 } };
+    // A capped link makes each round last long enough for the kernel to dirty pages in it however
+    // the threads are scheduled (on a loaded 2-core machine an uncapped round can pass with
+    // nothing dirtied, and pre-copy rightly stops early then).
+    const c: Moved = { kernel: "stencil", stopAt: 600, policy: "precopy", parameters: { "downtime-limit": 0, "max-rounds": 4 }, bandwidth: 100e6 };
     const unmoved = await digestAfter(c.kernel, c.stopAt, "dirty");
     const moved = await digestMovedMidway(c);
     expect(moved.stats["dirty-sync-count"]).toBe(4);
