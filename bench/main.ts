@@ -15,6 +15,7 @@ import { runListener, listenerDefaults, listenerQuick } from "./listener.js";
 import { runCheckpoint, checkpointDefaults, checkpointQuick } from "./checkpoint.js";
 import { runJob, jobDefaults, jobQuick } from "./job.js";
 import { runPeers, peersDefaults, peersQuick } from "./peers.js";
+import { runEmbed, embedDefaults, embedQuick } from "./embed.js";
 import { pathToFileURL } from "node:url";
 import { parseSize } from "../src/cli/units.js";
 
@@ -37,7 +38,8 @@ const HELP = `pagewire bench SUITE... [options]     benchmarks, each against a b
           into one destination), soak (1,000 migrations with faults injected), image (the codec
           and migrations on --image FILE), checkpoint (checkpoints and restores against dd), job
           (N ranks migrated with one coordinated pause, N = 1, 2, 4), peers (QEMU
-          migrating the same 1 GiB image in the same run, when installed)
+          migrating the same 1 GiB image in the same run, when installed), embed (Lua and
+          QuickJS from npm migrated live: what it costs them)
   --image FILE   a memory image or page corpus of your own (up to 1 GiB), read as 4 KiB pages;
                  compared with lz4 -b1 -B4096 when the lz4 command exists
   --runs N       runs per figure, after a warm-up run (core, image; policies: runs per cell)
@@ -68,6 +70,7 @@ const SUITES: Record<string, (o: BenchOptions) => Row[] | Promise<Row[]>> = {
     return runImage({ file: o.image, runs: o.runs ?? (o.quick ? 1 : 3) });
   },
   checkpoint: (o) => runCheckpoint({ ...(o.quick ? checkpointQuick : checkpointDefaults), ...(o.size ? { bytes: o.size } : {}), ...(o.runs ? { repeats: o.runs } : {}) }),
+  embed: (o) => runEmbed({ ...(o.quick ? embedQuick : embedDefaults), ...(o.runs ? { repeats: o.runs } : {}) }),
   peers: (o) => runPeers({ ...(o.quick ? peersQuick : peersDefaults), ...(o.runs ? { repeats: o.runs } : {}) }),
   job: (o) => runJob({ ...(o.quick ? jobQuick : jobDefaults), ...(o.size ? { bytes: o.size } : {}) }),
   soak: (o) => runSoak({ ...(o.quick ? soakQuick : soakDefaults), ...(o.runs ? { migrations: o.runs } : {}), ...(o.size ? { bytes: o.size } : {}) }),

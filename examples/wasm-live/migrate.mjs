@@ -4,7 +4,7 @@
 // checked against a run that never moved. Two programs: a Lua 5.4 VM (wasmoon) and the QuickJS
 // JavaScript engine (quickjs-emscripten), each running the same numeric program in slices.
 //
-//   node examples/wasm-live/migrate.mjs [--program lua|quickjs] [--steps N] [--json]
+//   node examples/wasm-live/migrate.mjs [--program lua|quickjs] [--policy NAME] [--steps N] [--json]
 //
 // Neither marks a page dirty: the source copies the module's memory into a pagewire region at each
 // dirty sync and finds what changed by hash (trackByHash). What else the destination needs: the
@@ -15,7 +15,7 @@ import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { LuaFactory } from "wasmoon";
 import { newQuickJSWASMModule } from "quickjs-emscripten";
-import { Region, Source, Listener, precopy } from "pagewire";
+import { Region, Source, Listener, policyByName } from "pagewire";
 
 const SLICE = 20000;
 
@@ -78,6 +78,7 @@ const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const steps = Number(option("--steps", "300"));
 const programName = option("--program", "lua");
+const policyName = option("--policy", "precopy");
 const program = PROGRAMS[programName];
 if (!program) throw new Error(`--program ${programName}: choose ${Object.keys(PROGRAMS).join(" or ")}`);
 const step = (p, state) => p.run(state, "step()");
@@ -135,7 +136,7 @@ if (args[0] === "destination") {
   const before = slices;
   const startedAt = performance.now();
   const stats = await new Source([region], {
-    host: "127.0.0.1", port, policy: precopy(), trackByHash: true,
+    host: "127.0.0.1", port, policy: policyByName(policyName), trackByHash: true,
     hooks: {
       beforeSync: copyIn,
       pause: async () => {
@@ -149,7 +150,7 @@ if (args[0] === "destination") {
   const end = await finished;
   destination.kill();
   const report = {
-    program: program.name, steps, expected, moved: end.result, equal: end.result === expected,
+    program: program.name, policy: policyName, steps, expected, moved: end.result, equal: end.result === expected,
     "paused-at-step": end.resumedAtStep, "downtime-ms": stats.downtime, "total-ms": stats["total-time"], bytes: stats.transferred, rounds: stats.rounds.length,
     "steps-per-second-before": rateBefore, "steps-per-second-during": during, "steps-per-second-after": ((steps - end.resumedAtStep) * 1000) / Math.max(1, end.ms),
   };
