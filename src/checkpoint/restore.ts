@@ -24,14 +24,13 @@ async function readAt(handle: FileHandle, target: Uint8Array, position: number, 
   }
 }
 
+function openCheckpoint(path: string): Promise<FileHandle> {
+  return open(path, "r").catch((error: NodeJS.ErrnoException) => Promise.reject(bad(`cannot open ${path} (${error.code ?? error.message})`)));
+}
+
 /** Reads and checks a checkpoint file's header: what it holds, and that it is whole. */
 export async function readCheckpoint(path: string): Promise<CheckpointHeader> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, "r");
-  } catch (error) {
-    throw bad(`cannot open ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
+  const handle = await openCheckpoint(path);
   try {
     return await headerOf(handle, path);
   } finally {
@@ -71,7 +70,7 @@ export async function restore(paths: string[], regions?: Region[]): Promise<Rest
   try {
     const headers: CheckpointHeader[] = [];
     for (const path of paths) {
-      const handle = await open(path, "r").catch((error: NodeJS.ErrnoException) => Promise.reject(bad(`cannot open ${path} (${error.code ?? error.message})`)));
+      const handle = await openCheckpoint(path);
       handles.push(handle);
       headers.push(await headerOf(handle, path));
     }

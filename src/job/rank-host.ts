@@ -102,9 +102,10 @@ export class RankHost {
   /** Takes a rank's memory (started, received or restored) and opens its message layer; resolves with its address. */
   private async adopt(region: Region): Promise<Reply> {
     this.region = region;
-    const status = new StencilRank(region, new MessageLayer(0, 1)).status();
+    this.rank = new StencilRank(region);
+    const status = this.rank.status();
     this.mpl = new MessageLayer(status.rank, status.ranks);
-    this.rank = new StencilRank(region, this.mpl);
+    this.rank.useLayer(this.mpl);
     this.parkAt = Infinity;
     return { mpl: await this.mpl.listen(), ...status };
   }

@@ -33,10 +33,10 @@ export class StencilRank {
   private readonly cells: number;
   private readonly gridPages: number;
 
-  constructor(
-    readonly region: Region,
-    private mpl: MessageLayer,
-  ) {
+  /** The rank's connections to the others; given once they are known (useLayer), before step(). */
+  private mpl: MessageLayer | undefined;
+
+  constructor(readonly region: Region) {
     const { pageSize } = region;
     this.header = new Float64Array(region.memory.buffer, region.layout.guest, 8);
     if (this.header[H_MAGIC] !== MAGIC) throw new Error("the guest memory holds no job rank (initialise it with StencilRank.init)");
@@ -65,6 +65,11 @@ export class StencilRank {
     region.markDirty(0, region.pageCount);
   }
 
+  private get layer(): MessageLayer {
+    if (!this.mpl) throw new Error("the rank has no message layer yet (useLayer)");
+    return this.mpl;
+  }
+
   /** The message layer to use from now on (after a migration or a restore, attached anew). */
   useLayer(mpl: MessageLayer): void {
     this.mpl = mpl;
@@ -83,10 +88,11 @@ export class StencilRank {
     const dst = this.grids[(iteration + 1) % 2];
     const n = this.cells;
     const tag = iteration * 4;
-    if (rank > 0) this.mpl.send(rank - 1, tag + TO_LEFT, new Uint8Array(Float64Array.of(src[1]).buffer));
-    if (rank < ranks - 1) this.mpl.send(rank + 1, tag + TO_RIGHT, new Uint8Array(Float64Array.of(src[n]).buffer));
-    src[0] = rank > 0 ? new Float64Array((await this.mpl.recv(rank - 1, tag + TO_RIGHT)).slice().buffer)[0] : 0;
-    src[n + 1] = rank < ranks - 1 ? new Float64Array((await this.mpl.recv(rank + 1, tag + TO_LEFT)).slice().buffer)[0] : 0;
+    const mpl = this.layer;
+    if (rank > 0) mpl.send(rank - 1, tag + TO_LEFT, new Uint8Array(Float64Array.of(src[1]).buffer));
+    if (rank < ranks - 1) mpl.send(rank + 1, tag + TO_RIGHT, new Uint8Array(Float64Array.of(src[n]).buffer));
+    src[0] = rank > 0 ? new Float64Array((await mpl.recv(rank - 1, tag + TO_RIGHT)).slice().buffer)[0] : 0;
+    src[n + 1] = rank < ranks - 1 ? new Float64Array((await mpl.recv(rank + 1, tag + TO_LEFT)).slice().buffer)[0] : 0;
     let local = 0;
     for (let i = 1; i <= n; i++) {
       const v = src[i] + 0.25 * (src[i - 1] - 2 * src[i] + src[i + 1]);
@@ -103,15 +109,16 @@ export class StencilRank {
 
   /** The sum over every rank, in rank order (so every run adds the same way): gathered by rank 0, sent back. */
   private async allreduce(value: number, tag: number): Promise<number> {
+    const mpl = this.layer;
     const rank = this.header[H_RANK];
     const ranks = this.header[H_RANKS];
     if (rank !== 0) {
-      this.mpl.send(0, tag + REDUCE_UP, new Uint8Array(Float64Array.of(value).buffer));
-      return new Float64Array((await this.mpl.recv(0, tag + REDUCE_DOWN)).slice().buffer)[0];
+      mpl.send(0, tag + REDUCE_UP, new Uint8Array(Float64Array.of(value).buffer));
+      return new Float64Array((await mpl.recv(0, tag + REDUCE_DOWN)).slice().buffer)[0];
     }
     let sum = value;
-    for (let r = 1; r < ranks; r++) sum += new Float64Array((await this.mpl.recv(r, tag + REDUCE_UP)).slice().buffer)[0];
-    for (let r = 1; r < ranks; r++) this.mpl.send(r, tag + REDUCE_DOWN, new Uint8Array(Float64Array.of(sum).buffer));
+    for (let r = 1; r < ranks; r++) sum += new Float64Array((await mpl.recv(r, tag + REDUCE_UP)).slice().buffer)[0];
+    for (let r = 1; r < ranks; r++) mpl.send(r, tag + REDUCE_DOWN, new Uint8Array(Float64Array.of(sum).buffer));
     return sum;
   }
 }
