@@ -10,7 +10,7 @@ import {
   ENC_CACHE_SLOTS, ENC_SNAPSHOT, ENC_STATS, STAT_ZERO, STAT_RAW, STAT_LZ4, STAT_DELTA,
   STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_FREE, ENCODE_LZ4, ENCODE_DELTA,
   ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_RECORDS, ENC_PAGE_HASHES,
-  DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET, DEC_EXPECTED, DEC_LIST, DEC_LIST_CAPACITY,
+  DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET, DEC_EXPECTED, DEC_LIST, DEC_LIST_CAPACITY, DEC_STALE, DEC_CHUNK_SHIFT,
   BATCH_ERR_TRUNCATED_HEADER, BATCH_ERR_PAGE_RANGE, BATCH_ERR_UNKNOWN_TYPE, BATCH_ERR_BAD_LENGTH,
   BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_UNEXPECTED, BATCH_ERR_TOO_MANY, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
 } from "./records";
@@ -203,6 +203,8 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
   const expected = <usize>load<u32>(ctx + DEC_EXPECTED);
   const list = <usize>load<u32>(ctx + DEC_LIST);
   const listCapacity = load<u32>(ctx + DEC_LIST_CAPACITY);
+  const stale = <usize>load<u32>(ctx + DEC_STALE);
+  const chunkShift = load<u32>(ctx + DEC_CHUNK_SHIFT);
   const end = input + length;
   let ip = input;
   let applied: i32 = 0;
@@ -244,6 +246,7 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
     if (received != 0) atomic.or<u32>(received + (<usize>(page >>> 5) << 2), bit);
     if (expected != 0) atomic.and<u32>(expected + (<usize>(page >>> 5) << 2), ~bit);
     if (list != 0) store<u32>(list + (<usize>applied << 2), page);
+    if (stale != 0) store<u8>(stale + (<usize>page >>> chunkShift), 1);
     ip += len;
     applied++;
   }

@@ -3,13 +3,38 @@
 // to 64 bytes (see src/memory/layout.ts) so the wide loops below never need a tail case for
 // whole blocks; bits past the last page are kept clear.
 
-@inline function takeWord(liveWord: usize, intoWord: usize): u32 {
+@inline function takeWord(liveWord: usize, intoWord: usize, w: u32, stale: usize, chunkShift: u32): u32 {
   if (load<u32>(liveWord) == 0) return 0;
   // Swap-and-clear: a writer's atomic.or either lands before the swap (taken now) or after
   // it (left for the next sync). No bit is lost.
   const bits = atomic.xchg<u32>(liveWord, 0);
   store<u32>(intoWord, load<u32>(intoWord) | bits);
+  if (stale != 0) markChunks(stale, bits, w, chunkShift);
   return popcnt(bits);
+}
+
+/**
+ * Marks stale (byte 1) the digest chunk of every set bit of word w: a chunk is 2^chunkShift
+ * pages, at least 16 (1 MiB of 64 KiB pages), so a word spans one chunk or two halves.
+ */
+@inline function markChunks(stale: usize, bits: u32, w: u32, chunkShift: u32): void {
+  if (chunkShift >= 5) {
+    store<u8>(stale + (<usize>(w << 5) >>> chunkShift), 1);
+  } else {
+    if ((bits & 0xffff) != 0) store<u8>(stale + (<usize>w << 1), 1);
+    if ((bits >>> 16) != 0) store<u8>(stale + (<usize>w << 1) + 1, 1);
+  }
+}
+
+/**
+ * Marks stale the digest chunk of every page set in bitmap `bm` (reads it only): what a guest
+ * frozen since its last sync has changed since, or the pages a pass is about to zero.
+ */
+export function bitmapMarkChunks(bm: usize, words: u32, stale: usize, chunkShift: u32): void {
+  for (let i: u32 = 0; i < words; i++) {
+    const bits = load<u32>(bm + (<usize>i << 2));
+    if (bits != 0) markChunks(stale, bits, i, chunkShift);
+  }
 }
 
 /** The bits of 32-bit word w that stand for pages below `keepBelow`. */
@@ -25,9 +50,10 @@
  * from `into` the pages at or past `keepBelow` (never sent yet: they go, current, when their turn
  * comes). Returns how many bits were taken from `live`; writes to `owedOut` (a u32) how many bits
  * `into` holds afterwards, the pages owed again. `words` is a multiple of 4 (bitmaps are padded
- * to 64 bytes).
+ * to 64 bytes). With `stale` (0: none), marks the digest chunk of every bit taken (see
+ * markChunks), pages never sent included: the digest must hash them again.
  */
-export function bitmapSync(live: usize, into: usize, words: u32, keepBelow: u32, owedOut: usize): u32 {
+export function bitmapSync(live: usize, into: usize, words: u32, keepBelow: u32, owedOut: usize, stale: usize, chunkShift: u32): u32 {
   let taken: u32 = 0;
   let owed: u32 = 0;
   // Words from here on may need masking; below it `into` only gains bits.
@@ -37,7 +63,7 @@ export function bitmapSync(live: usize, into: usize, words: u32, keepBelow: u32,
     const q = into + (<usize>i << 2);
     // A plain 16-byte read finds empty stretches without a locked instruction per word.
     if (v128.any_true(v128.load(p))) {
-      taken += takeWord(p, q) + takeWord(p + 4, q + 4) + takeWord(p + 8, q + 8) + takeWord(p + 12, q + 12);
+      taken += takeWord(p, q, i, stale, chunkShift) + takeWord(p + 4, q + 4, i + 1, stale, chunkShift) + takeWord(p + 8, q + 8, i + 2, stale, chunkShift) + takeWord(p + 12, q + 12, i + 3, stale, chunkShift);
     }
     if (i + 4 > maskFrom) {
       for (let k: u32 = 0; k < 4; k++) {

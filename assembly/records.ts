@@ -57,7 +57,11 @@ export const DEC_ERROR_OFFSET: usize = 16; // u32, out: offset of the record tha
 export const DEC_EXPECTED: usize = 20;
 export const DEC_LIST: usize = 24; // u32: where to write the index of each page applied, or 0
 export const DEC_LIST_CAPACITY: usize = 28; // u32: most records one call applies (the list's size, when there is one); 0: no limit
-export const DEC_CONTEXT_BYTES: usize = 32;
+// u32: one byte per digest chunk, set to 1 when a record writes a page of it (the digest hashes
+// that chunk again), or 0 for none; DEC_CHUNK_SHIFT: pages per chunk, as a power of two.
+export const DEC_STALE: usize = 32;
+export const DEC_CHUNK_SHIFT: usize = 36;
+export const DEC_CONTEXT_BYTES: usize = 48;
 
 // decodeBatch errors (negative; a non-negative result is the number of records applied).
 export const BATCH_ERR_TRUNCATED_HEADER: i32 = -10;

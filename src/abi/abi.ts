@@ -49,7 +49,9 @@ export const Dec = {
   expected: 20,
   list: 24,
   listCapacity: 28,
-  bytes: 32,
+  stale: 32,
+  chunkShift: 36,
+  bytes: 48,
 } as const;
 
 /** Scratch the LZ4 compressor needs per thread (assembly/lz4/compress.ts LZ4_TABLE_BYTES). */
@@ -86,7 +88,8 @@ export const BATCH_ERRORS: Record<number, string> = {
 
 /** The functions the release core exports (assembly/index.ts); pointers are byte addresses. */
 export interface CoreExports {
-  bitmapSync(live: number, into: number, words: number, keepBelow: number, owedOut: number): number;
+  bitmapSync(live: number, into: number, words: number, keepBelow: number, owedOut: number, stale: number, chunkShift: number): number;
+  bitmapMarkChunks(bm: number, words: number, stale: number, chunkShift: number): void;
   bitmapScan(bm: number, fromBit: number, toBit: number, out: number, maxOut: number, nextOut: number, take: number): number;
   bitmapCount(bm: number, bytes: number): number;
   bitmapFilter(list: number, n: number, bm: number, keepSet: number): number;

@@ -7,6 +7,7 @@ import { open, rename, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { Core } from "../core/core.js";
 import { DigestPool } from "../core/digest.js";
+import { DigestTracker } from "../core/digest-tracker.js";
 import type { Region } from "../memory/region.js";
 import type { Policy } from "../policy/policy.js";
 import { precopy } from "../policy/precopy.js";
@@ -14,7 +15,7 @@ import { PagewireError } from "../errors.js";
 import { FailureLatch, asError } from "../migration/failure.js";
 import { RoundSender } from "../migration/round-sender.js";
 import { roundStats, runLiveRounds } from "../migration/live-rounds.js";
-import { estimatePauseOverhead } from "../migration/pause-overhead.js";
+import { PauseCost } from "../migration/pause-overhead.js";
 import { SourceCounters, type RoundReport } from "../migration/stats.js";
 import type { SourceHooks } from "../migration/source-options.js";
 import { CheckpointFile, FileChannel, type FileRegion } from "./file-channel.js";
@@ -103,18 +104,22 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       const channels = Array.from({ length: o.channels ?? 2 }, () => new FileChannel(file));
       const sender = new RoundSender(this.cores, channels, this.latch, this.counters, { startSent: layer });
       for (const core of this.cores) core.setEncoding({ rawRuns: true });
-      const pauseOverheadMs = estimatePauseOverhead(this.regions, this.digests.threads);
+      const pauseCost = new PauseCost(this.regions, this.digests.threads);
+      // The digest's chunk hashes kept current while the guest runs: the pause hashes what changed.
+      const tracker = new DigestTracker(this.regions, this.digests, "quiet");
       const policy = o.policy ?? precopy();
       const sync = () => {
         o.hooks?.beforeSync?.();
-        return sender.sync();
+        const result = sender.sync();
+        if (!paused) tracker.tick();
+        return result;
       };
       sync(); // a full checkpoint: every page goes at least once; a layer: the marks since its base are kept
       const live = await runLiveRounds({
         policy,
         sync,
         sendRound: async (roundPlan, owed) => this.reported(await sender.sendRound(sender.round + 1, roundPlan, false, owed)),
-        stats: (s) => roundStats(sender, this.counters, start, pauseOverheadMs, s),
+        stats: (s) => roundStats(sender, this.counters, start, pauseCost.ms(tracker.staleBytes()), s),
         throttle: (fraction) => o.hooks?.throttle?.(fraction),
         synced: () => undefined,
       });
@@ -124,9 +129,9 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       const pauseAt = performance.now();
       await o.hooks?.pause?.();
       paused = true;
-      const digests = this.digests.digest(this.regions);
+      const last = sync(); // the embedder's last flush included: only then is memory final
+      const digests = tracker.digests();
       digests.catch(() => undefined); // awaited below
-      const last = sync();
       const rounds = [...live.rounds, this.reported(await sender.sendRound(sender.round + 1, {}, true, last.owed))];
       const deviceState = (await o.hooks?.deviceState?.()) ?? new Uint8Array(0);
       await handle.write(deviceState, 0, deviceState.length, plan.deviceStateOffset);
@@ -146,7 +151,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
         fileLength: plan.deviceStateOffset + deviceState.length,
         regions: plan.regions.map((p) => ({ ...p, digest: 0n })),
       };
-      const values = await digests;
+      const values = (await digests).digests;
       header.regions.forEach((r, i) => (r.digest = values[i]));
       await handle.truncate(header.fileLength);
       await handle.datasync(); // every page and the device state are on disk before the header says so

@@ -81,6 +81,9 @@ export class Core {
     this.words[dec + Dec.pageCount / 4] = layout.pageCount;
     // A batch's worth of records per decode, whatever the frame holds.
     this.words[dec + Dec.listCapacity / 4] = layout.batchPages;
+    // Every page a record writes makes its digest chunk stale (src/core/digest-tracker.ts).
+    this.words[dec + Dec.stale / 4] = layout.digestStale;
+    this.words[dec + Dec.chunkShift / 4] = layout.digestChunkShift;
     this.setEncoding({});
     this.resetEncodeStats();
   }
@@ -160,11 +163,12 @@ export class Core {
 
   /**
    * One dirty sync: moves the dirty log into the sync bitmap (swap-and-clear), drops the pages at
-   * or past `keepBelow` (never sent yet), and counts the pages the sync bitmap then holds.
+   * or past `keepBelow` (never sent yet), and counts the pages the sync bitmap then holds. The
+   * digest chunk of every page taken is marked stale.
    */
   sync(keepBelow: number): SyncResult {
-    const { dirtyBitmap, syncBitmap, bitmapBytes } = this.region.layout;
-    const taken = this.wasm.bitmapSync(dirtyBitmap, syncBitmap, bitmapBytes / 4, keepBelow, this.lane.results);
+    const { dirtyBitmap, syncBitmap, bitmapBytes, digestStale, digestChunkShift } = this.region.layout;
+    const taken = this.wasm.bitmapSync(dirtyBitmap, syncBitmap, bitmapBytes / 4, keepBelow, this.lane.results, digestStale, digestChunkShift);
     return { taken, owed: this.words[this.result] };
   }
 
@@ -204,6 +208,12 @@ export class Core {
   /** If every page of [first, first + count) is set in `bm`, clears them and returns true; else changes nothing. */
   takeRange(bm: number, first: number, count: number): boolean {
     return this.wasm.bitmapTakeRange(bm, first, count) !== 0;
+  }
+
+  /** Marks stale the digest chunk of every page set in bitmap `bm` (which this only reads). */
+  markChunksStale(bm: number): void {
+    const { bitmapBytes, digestStale, digestChunkShift } = this.region.layout;
+    this.wasm.bitmapMarkChunks(bm, bitmapBytes / 4, digestStale, digestChunkShift);
   }
 
   /** Pages set in bitmap `bm`. */

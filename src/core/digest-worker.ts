@@ -13,7 +13,7 @@ import type { DigestAnswer, DigestJob } from "./digest.js";
 // at hand are answered lets it go; this small heap takes well under a millisecond.
 setFlagsFromString("--expose-gc");
 const collect = runInNewContext("gc") as () => void;
-let collecting: NodeJS.Immediate | undefined;
+let collecting: NodeJS.Timeout | undefined;
 
 function run(job: DigestJob): DigestAnswer {
   try {
@@ -24,17 +24,23 @@ function run(job: DigestJob): DigestAnswer {
     }
     const hasher = new Hasher(region);
     if (job.kind === "pages") return { id: job.id, sum: hasher.sumPages(job.first, job.end, job.skip) };
-    hasher.hashChunks(job.first, job.end);
+    if (job.kind === "list") hasher.hashChunkList(job.chunks!);
+    else hasher.hashChunks(job.first, job.end);
     return { id: job.id, sum: 0n };
   } catch (error) {
     return { id: job.id, error: error instanceof Error ? error.message : String(error) };
   }
 }
 
+/** Idle this long after a job, the thread collects: a migration's background hashes come every few ms, and a collection each time cost more than the hashing. */
+const COLLECT_AFTER_MS = 200;
+
 parentPort!.on("message", (job: DigestJob) => {
   parentPort!.postMessage(run(job));
-  collecting ??= setImmediate(() => {
+  if (collecting) clearTimeout(collecting);
+  collecting = setTimeout(() => {
     collecting = undefined;
     collect();
-  });
+  }, COLLECT_AFTER_MS);
+  collecting.unref();
 });

@@ -15,12 +15,15 @@ export interface DigestJob {
   memory: WebAssembly.Memory;
   layout: LayoutOptions;
   /**
-   * "chunks": hash chunks [first, end) into digestChunks; "pages": sum the page hashes of pages
+   * "chunks": hash chunks [first, end) into digestChunks; "list": hash the chunks listed in
+   * `chunks` into digestChunks; "pages": sum the page hashes of pages
    * [first, end); "prefault": touch pages [first, end) so that the OS maps them now.
    */
-  kind: "chunks" | "pages" | "prefault";
+  kind: "chunks" | "list" | "pages" | "prefault";
   first: number;
   end: number;
+  /** For "list": the chunks to hash, ascending (first and end are ignored). */
+  chunks?: Uint32Array;
   /** For "pages": a bitmap of pages to leave out, or 0. */
   skip: number;
 }
@@ -116,6 +119,17 @@ export class DigestPool {
       jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind, first: t * per, end: Math.min(count, (t + 1) * per), skip }));
     }
     return Promise.all(jobs);
+  }
+
+  /** Hashes the listed chunks of a region (ascending) into its digestChunks area, split among the threads. */
+  async hashChunkList(region: Region, chunks: Uint32Array): Promise<void> {
+    const per = Math.ceil(chunks.length / this.threads);
+    const jobs: Promise<bigint>[] = [];
+    for (let t = 0; t < this.threads && t * per < chunks.length; t++) {
+      const part = chunks.slice(t * per, (t + 1) * per);
+      jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind: "list", first: 0, end: 0, chunks: part, skip: 0 }));
+    }
+    await Promise.all(jobs);
   }
 
   /** The digest of each region (see hasher.ts), computed by the pool. */

@@ -19,6 +19,16 @@ export class Hasher {
     this.wasm.xxh3Chunks(guest, pageCount * pageSize, DIGEST_CHUNK_BYTES, first, end, hashSecret, digestChunks);
   }
 
+  /** Hashes the listed chunks (ascending), a run of consecutive ones per call. */
+  hashChunkList(chunks: Uint32Array): void {
+    for (let i = 0; i < chunks.length; ) {
+      let end = i + 1;
+      while (end < chunks.length && chunks[end] === chunks[end - 1] + 1) end++;
+      this.hashChunks(chunks[i], chunks[end - 1] + 1);
+      i = end;
+    }
+  }
+
   /** Combines the chunk hashes into the region's digest, as an unsigned 64-bit value. */
   combineChunks(): bigint {
     const { digestChunks, digestChunkCount } = this.region.layout;

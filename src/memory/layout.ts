@@ -60,6 +60,13 @@ export interface Layout {
   /** One u64 XXH3 per DIGEST_CHUNK_BYTES of guest memory, filled while a digest is computed. */
   digestChunks: number;
   digestChunkCount: number;
+  /**
+   * One byte per digest chunk: whether its hash in digestChunks is stale (see
+   * src/core/digest-tracker.ts). The sync and the decoder set 1 for chunks they touch.
+   */
+  digestStale: number;
+  /** Pages per digest chunk, as a power of two. */
+  digestChunkShift: number;
   pageSize: number;
   pageShift: number;
   pageCount: number;
@@ -136,6 +143,8 @@ export function planLayout(options: LayoutOptions): Layout {
   const hashSecret = take(192);
   const digestChunkCount = Math.ceil((pageCount * pageSize) / DIGEST_CHUNK_BYTES);
   const digestChunks = take(digestChunkCount * 8);
+  const digestStale = take(digestChunkCount);
+  const digestChunkShift = Math.log2(DIGEST_CHUNK_BYTES) - pageShift;
   const laneLayouts: LaneLayout[] = [];
   for (let i = 0; i < lanes; i++) {
     laneLayouts.push({
@@ -173,7 +182,7 @@ export function planLayout(options: LayoutOptions): Layout {
     );
   }
   return {
-    hashSecret, digestChunks, digestChunkCount, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
+    hashSecret, digestChunks, digestChunkCount, digestStale, digestChunkShift, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
     bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, presentBitmap, sentBitmaps, presence, workloadContext, workloadState, pageHashes,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,

@@ -4,17 +4,28 @@ import { Hasher } from "../core/hasher.js";
 import type { Region } from "../memory/region.js";
 import type { Core } from "../core/core.js";
 
-/**
- * Once the last byte is in, the destination checks the digest of all memory, with `threads`
- * threads hashing at about the rate this one does on the first chunks of the guest (its other
- * costs, a few messages, are small). With `tracking` (dirty tracking by hash), the pause's last
- * sync hashes every page too: one pass is timed now (its marks are dropped by the first sync).
- * Returns ms.
- */
-export function estimatePauseOverhead(regions: Region[], threads: number, tracking?: Core[]): number {
-  const rate = new Hasher(regions[0]).measureRate();
-  const bytes = regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
-  const start = performance.now();
-  for (const core of tracking ?? []) core.trackByHash();
-  return bytes / (rate * threads) + (performance.now() - start);
+export class PauseCost {
+  /** Bytes per ms the digest's threads hash together. */
+  private readonly hashRate: number;
+  /** ms of the pause's last pass of dirty tracking by hash, or 0. */
+  private readonly trackingMs: number;
+
+  /**
+   * Once the last byte is in, the destination hashes the digest chunks still stale, with
+   * `threads` threads hashing at about the rate this one does on the first chunks of the guest
+   * (its other costs, a few messages, are small). With `tracking` (dirty tracking by hash), the
+   * pause's last sync hashes every page too: one pass is timed now (its marks are dropped by the
+   * first sync).
+   */
+  constructor(regions: Region[], threads: number, tracking?: Core[]) {
+    this.hashRate = new Hasher(regions[0]).measureRate() * threads;
+    const start = performance.now();
+    for (const core of tracking ?? []) core.trackByHash();
+    this.trackingMs = performance.now() - start;
+  }
+
+  /** The pause's cost in ms beyond sending, when `hashBytes` of memory are left to hash. */
+  ms(hashBytes: number): number {
+    return hashBytes / this.hashRate + this.trackingMs;
+  }
 }

@@ -3,6 +3,7 @@
 // channels, the device state, and the completion: the digest checked before the guest resumes.
 import { Core, DecodeError } from "../core/core.js";
 import type { DigestPool } from "../core/digest.js";
+import { DigestTracker } from "../core/digest-tracker.js";
 import type { Region } from "../memory/region.js";
 import { IO_HEADROOM } from "../memory/layout.js";
 import type { Connection } from "../transport/connection.js";
@@ -18,6 +19,11 @@ import type { DestinationHooks, SessionResult, SessionProgress } from "./listene
 
 /** While verifying, channel 0 sends a keepalive after this long without a write. */
 const VERIFY_KEEPALIVE_MS = 1000;
+/**
+ * The digest tracker's tick while pages arrive: a chunk not written for this long is hashed in
+ * the background, so the completion hashes only what arrived in the last tick or two.
+ */
+const DIGEST_TICK_MS = 20;
 
 export class Session implements ChannelOwner {
   private readonly cores: Core[];
@@ -36,6 +42,8 @@ export class Session implements ChannelOwner {
   private completing = false;
   private done = false;
   private readonly start = performance.now();
+  /** The chunk hashes of the digest, kept current as pages arrive. */
+  private readonly tracker: DigestTracker;
   private settle!: { resolve: (r: SessionResult) => void; reject: (e: Error) => void };
   readonly result: Promise<SessionResult>;
 
@@ -47,7 +55,7 @@ export class Session implements ChannelOwner {
     readonly offer: Offer,
     readonly channelCount: number,
     private readonly hooks: DestinationHooks | undefined,
-    private readonly digests: DigestPool,
+    digests: DigestPool,
     /** Told each time a channel ends a round. */
     private readonly onRoundEnd: (channel: number, round: number) => void = () => undefined,
     private readonly idleTimeoutMs = 60_000,
@@ -60,6 +68,12 @@ export class Session implements ChannelOwner {
     });
     this.postcopy = new PostcopyDestination(this.cores, digests, (region, page, count) => this.requestPages(region, page, count));
     this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.tracker = new DigestTracker(regions, digests, "untouched");
+    // Post-copy proves itself with page-hash sums: the chunk hashes would be wasted there.
+    const ticks = setInterval(() => this.postcopy.active || this.tracker.tick(), DIGEST_TICK_MS);
+    ticks.unref();
+    const stop = () => clearInterval(ticks);
+    this.result.then(stop, stop);
     this.resumable = ((offer.flags ?? 0) & OfferFlags.resumable) !== 0;
     this.watchIdle(idleTimeoutMs);
     // The listener reports the outcome; nobody else need handle a rejection.
@@ -93,7 +107,13 @@ export class Session implements ChannelOwner {
     if (!this.resumable || !breakage || this.completing || this.done || postcopyBeforeGuest || this.failure) return this.fail(error);
     if (this.suspension) return;
     this.receivedBefore = this.received;
-    if (this.postcopy.active) for (const reader of this.readers) if (reader?.cutRun) this.postcopy.runCut(reader.cutRun);
+    for (const reader of this.readers) {
+      const cut = reader?.cutRun;
+      if (!cut) continue;
+      // Part of the run is in guest memory: its chunks' hashes are stale.
+      this.tracker.written(cut.region, cut.first, cut.count);
+      if (this.postcopy.active) this.postcopy.runCut(cut);
+    }
     for (const c of this.channels) c?.fail(error);
     this.channels.length = 0;
     this.readers.length = 0;
@@ -256,6 +276,7 @@ export class Session implements ChannelOwner {
   runArrived(run: RawRunPrefix): void {
     const core = this.cores[run.region];
     core.markRange(core.region.layout.auxBitmap, run.first, run.count);
+    this.tracker.written(run.region, run.first, run.count);
     this.pages += run.count;
     if (this.postcopy.active) this.postcopy.runArrived(run);
   }
@@ -335,7 +356,7 @@ export class Session implements ChannelOwner {
       const postcopy = this.postcopy.active;
       if (postcopy) this.postcopy.checkAllArrived();
       await this.guestStarted;
-      const mine = postcopy ? this.postcopy.pageSums() : await this.digests.digest(this.regions);
+      const mine = postcopy ? this.postcopy.pageSums() : (await this.tracker.digests()).digests;
       mine.forEach((digest, i) => {
         if (digest !== digests[i]) {
           const what = postcopy ? "page-hash sum" : "memory digest";

@@ -4,8 +4,9 @@
 // authoritative until the destination confirms the digest; any failure before that resumes it.
 // The rounds themselves are round-sender.ts; post-copy's half is postcopy-source.ts.
 import { EventEmitter } from "node:events";
-import { Core } from "../core/core.js";
+import { Core, type SyncResult } from "../core/core.js";
 import { DigestPool } from "../core/digest.js";
+import { DigestTracker } from "../core/digest-tracker.js";
 import type { Region } from "../memory/region.js";
 import type { Connection } from "../transport/connection.js";
 import { FrameChannel } from "../transport/page-channel.js";
@@ -20,7 +21,7 @@ import { FailureLatch, asError } from "./failure.js";
 import { RoundSender } from "./round-sender.js";
 import { PostcopySource, collectStillMissing, postcopyLost } from "./postcopy-source.js";
 import { sendDeviceState } from "./device-state.js";
-import { estimatePauseOverhead } from "./pause-overhead.js";
+import { PauseCost } from "./pause-overhead.js";
 import type { ReturnPath } from "./return-path.js";
 import { SourceChannels } from "./source-channels.js";
 import { roundStats, runLiveRounds } from "./live-rounds.js";
@@ -39,6 +40,14 @@ export class Source extends EventEmitter<SourceEvents> {
   private latch = new FailureLatch();
   private readonly counters = new SourceCounters();
   private readonly digests = DigestPool.shared();
+  /**
+   * Keeps the chunk hashes of the digest current through the live rounds, so the pause hashes only
+   * what changed since; none with dirty tracking by hash, where a page written and written back
+   * between two passes leaves no mark (the pause then hashes all memory).
+   */
+  private readonly tracker: DigestTracker | undefined;
+  /** Bytes of memory the pause hashed for the digest (the rest was hashed during the live rounds). */
+  private pauseHashedBytes = 0;
   private channels: Connection[] = [];
   private sender: RoundSender | undefined;
   private postcopy: PostcopySource | undefined;
@@ -53,8 +62,14 @@ export class Source extends EventEmitter<SourceEvents> {
   private switchoverAcked = 0;
   /** The session key from channel 0's handshake: it authenticates complete and done. */
   private key: Uint8Array = new Uint8Array(0);
-  /** The pause's fixed cost in ms, estimated at setup (see estimatePauseOverhead). */
-  private pauseOverheadMs = 0;
+  /** What the pause costs beyond sending, measured at setup (see PauseCost). */
+  private pauseCost: PauseCost | undefined;
+
+  /** The pause's cost in ms beyond sending, were it now: hashing the digest chunks still stale. */
+  private get pauseOverheadMs(): number {
+    const all = () => this.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
+    return this.pauseCost?.ms(this.tracker ? this.tracker.staleBytes() : all()) ?? 0;
+  }
 
   constructor(
     readonly regions: Region[],
@@ -69,6 +84,7 @@ export class Source extends EventEmitter<SourceEvents> {
     this.policy = options.policy ?? precopy();
     this.cores = regions.map((r) => new Core(r));
     this.links = new SourceChannels(regions, options);
+    this.tracker = options.trackByHash ? undefined : new DigestTracker(regions, this.digests, "quiet");
     this.arm(this.latch);
   }
 
@@ -108,13 +124,14 @@ export class Source extends EventEmitter<SourceEvents> {
       this.latch.check();
       this.digests.warm();
       const sender = await this.connect();
-      this.pauseOverheadMs = estimatePauseOverhead(this.regions, this.digests.threads, this.options.trackByHash ? this.cores : undefined);
+      this.pauseCost = new PauseCost(this.regions, this.digests.threads, this.options.trackByHash ? this.cores : undefined);
       const dataAt = performance.now();
       const setupBytes = this.transferred;
       this.dataStart = dataAt;
       this.lastProgress = { at: dataAt, bytes: 0 };
       for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true, trackHashes: this.options.trackByHash });
       sender.sync(); // starts dirty logging: marks from before are dropped, every page is sent at least once
+      this.tracker?.tick(); // hashes all memory in the background now; later ticks what went quiet
       const live = await runLiveRounds({
         policy: this.policy,
         sync: () => this.sync(),
@@ -130,8 +147,7 @@ export class Source extends EventEmitter<SourceEvents> {
       const precopyEndBytes = this.transferred;
       const expectedDowntime = expectedDowntimeMs(live.stats);
       const postcopy = decision.action === "postcopy";
-      const { pauseAt, proof } = await this.pause(postcopy);
-      const last = this.sync();
+      const { pauseAt, proof, last } = await this.pause(postcopy);
       let verifyTime: number;
       let postcopyTime = 0;
       if (postcopy) {
@@ -170,7 +186,7 @@ export class Source extends EventEmitter<SourceEvents> {
         channels: this.channels.length,
         startAt, dataAt, pauseAt, switchoverAckAt: this.switchoverAcked, endAt,
         transferred: this.transferred, setupBytes, precopyEndBytes,
-        postcopy, postcopyTime, dirtyRate, verifyTime, expectedDowntime,
+        postcopy, postcopyTime, dirtyRate, verifyTime, expectedDowntime, pauseHashedBytes: this.pauseHashedBytes,
       });
     } catch (error) {
       this.fail(asError(error));
@@ -291,7 +307,9 @@ export class Source extends EventEmitter<SourceEvents> {
     this.options.hooks?.beforeSync?.();
     // Pages changed by writers that mark nothing: found by comparing each with what was sent.
     if (this.options.trackByHash) for (const core of this.cores) core.trackByHash();
-    return this.sender!.sync();
+    const result = this.sender!.sync();
+    if (!this.paused) this.tracker?.tick();
+    return result;
   }
 
   private async deviceState(): Promise<Uint8Array> {
@@ -352,20 +370,38 @@ export class Source extends EventEmitter<SourceEvents> {
   }
 
   /**
-   * Pauses the guest and starts proving its memory, now frozen, in worker threads: the digest
-   * (post-copy: the sum of page hashes, which the destination can add up as pages arrive) is ready
-   * by the time the last round has been sent instead of after it. With free-page hints, the
-   * hinted pages sent as zero unread are zeroed here first, so the digests agree.
+   * Pauses the guest, syncs (the embedder's last flush into the region included), and starts
+   * proving its memory, now frozen, in worker threads: the digest (post-copy: the sum of page
+   * hashes, which the destination can add up as pages arrive) is ready by the time the last round
+   * has been sent instead of after it; the tracker hashes only the chunks changed since their
+   * hash. With free-page hints, the hinted pages sent as zero unread are zeroed here first, so
+   * the digests agree.
    */
-  private async pause(postcopy: boolean): Promise<{ pauseAt: number; proof: Promise<bigint[]> }> {
+  private async pause(postcopy: boolean): Promise<{ pauseAt: number; proof: Promise<bigint[]>; last: SyncResult }> {
     const pauseAt = performance.now();
     await this.options.hooks?.pause?.();
     this.paused = true;
     this.latch.check();
-    if (this.options.freePageHints) for (const core of this.cores) core.zeroFreePages();
-    const proof = postcopy ? this.digests.pageSums(this.regions) : this.digests.digest(this.regions);
+    const last = this.sync();
+    if (this.options.freePageHints) {
+      for (const core of this.cores) {
+        core.markChunksStale(core.region.layout.freeBitmap);
+        core.zeroFreePages();
+      }
+    }
+    const proof = postcopy ? this.digests.pageSums(this.regions) : this.fullOrTracked();
     proof.catch((error: Error) => this.fail(error));
-    return { pauseAt, proof };
+    return { pauseAt, proof, last };
+  }
+
+  private async fullOrTracked(): Promise<bigint[]> {
+    if (!this.tracker) {
+      this.pauseHashedBytes = this.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
+      return this.digests.digest(this.regions);
+    }
+    const { digests, bytes } = await this.tracker.digests();
+    this.pauseHashedBytes = bytes;
+    return digests;
   }
 
   private setThrottle(fraction: number): void {

@@ -67,6 +67,12 @@ export interface MigrationStats {
   rounds: RoundReport[];
   /** Milliseconds the destination spent checking the digest. */
   "verify-time": number;
+  /**
+   * Bytes of guest memory the source hashed for the digest after the pause: the chunks changed
+   * since their hash (the rest was hashed while the guest ran); all of it with dirty tracking by
+   * hash. Post-copy: 0 (its proof is a sum of page hashes).
+   */
+  "pause-hashed-bytes": number;
 }
 
 /** What the source counts while it runs, updated in place; the encoder's own counters stay in WASM until the end. */
@@ -105,6 +111,7 @@ export interface CompletedRun {
   postcopyTime: number;
   dirtyRate: number;
   verifyTime: number;
+  pauseHashedBytes: number;
   /** The downtime expected when iterating stopped (the policy's estimate, fixed costs included). */
   expectedDowntime: number;
 }
@@ -147,6 +154,7 @@ export function migrationStats(r: CompletedRun): MigrationStats {
     channels: r.channels,
     rounds: r.rounds,
     "verify-time": r.verifyTime,
+    "pause-hashed-bytes": r.pauseHashedBytes,
   };
 }
 

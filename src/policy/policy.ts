@@ -29,8 +29,9 @@ export interface RoundStats {
   /** Milliseconds since the migration started. */
   elapsedMs: number;
   /**
-   * What a pause costs whatever is left to send, in ms, as measured or estimated: the
-   * destination's digest check, the last messages. Part of every expected downtime.
+   * What a pause costs whatever is left to send, in ms, as measured or estimated: hashing the
+   * digest chunks changed since their hash (all memory with dirty tracking by hash), the last
+   * messages. Part of every expected downtime.
    */
   pauseOverheadMs: number;
 }

@@ -1,0 +1,134 @@
+// The digest that proves a migration, kept current while the live rounds run, so that the pause
+// pays only for the chunks the final round changed. A region's digest is XXH64 over the XXH3 of
+// each 1 MiB chunk (hasher.ts); a chunk's hash stays good until a page of it changes. Each chunk
+// has a state byte in the region's memory (layout.digestStale): the dirty sync (source) and the
+// decoder (destination) store DIRTY into it for every page they take or write, after the write;
+// tick() makes DIRTY chunks QUIET and hashes, in the pool's threads, the chunks QUIET since the
+// last tick (nothing wrote them for a whole tick: a hot chunk is not hashed again and again).
+// A chunk is CLEAN from the moment its hash is dispatched; a write during the hash makes it DIRTY
+// again, so its hash is redone. digests() waits for the hashes in flight, hashes every chunk not
+// CLEAN, and combines. One batch is in flight at a time: two hashes of one chunk never race.
+import { DIGEST_CHUNK_BYTES } from "../memory/layout.js";
+import type { Region } from "../memory/region.js";
+import type { DigestPool } from "./digest.js";
+import { Hasher } from "./hasher.js";
+
+const CLEAN = 0;
+/** Written since the last tick (the value the WASM sync and decoder store). */
+const DIRTY = 1;
+const QUIET = 2;
+/** Never written since the tracker began: hashed at the end, not by ticks. */
+const UNTOUCHED = 3;
+
+export interface FinalDigest {
+  digests: bigint[];
+  /** Chunks hashed by digests() itself, after the pause: the part of the digest the pause paid for. */
+  chunks: number;
+  bytes: number;
+}
+
+export class DigestTracker {
+  private readonly states: Uint8Array[];
+  private inFlight: Promise<void> | undefined;
+  private error: Error | undefined;
+  /** Chunks hashed in the background so far. */
+  backgroundChunks = 0;
+
+  /**
+   * `start`: "quiet" when every chunk should be hashed at the first tick (the source: its memory
+   * is what it is), "untouched" when chunks are hashed only once written (the destination:
+   * nothing it holds before the data arrives is worth hashing early).
+   */
+  constructor(
+    readonly regions: Region[],
+    private readonly pool: DigestPool,
+    start: "quiet" | "untouched",
+  ) {
+    this.states = regions.map((r) => r.bytes.subarray(r.layout.digestStale, r.layout.digestStale + r.layout.digestChunkCount));
+    for (const s of this.states) s.fill(start === "quiet" ? QUIET : UNTOUCHED);
+  }
+
+  /** Pages [first, first + count) of region `r` were written (after the write). */
+  written(r: number, first: number, count: number): void {
+    if (count === 0) return;
+    const shift = this.regions[r].layout.digestChunkShift;
+    this.states[r].fill(DIRTY, first >>> shift, ((first + count - 1) >>> shift) + 1);
+  }
+
+  /** Every chunk will be hashed again: memory changed where no mark says (dirty tracking by hash). */
+  invalidate(): void {
+    for (const s of this.states) s.fill(DIRTY);
+  }
+
+  /** Bytes of memory in chunks whose hash is stale: what a pause now would hash. */
+  staleBytes(): number {
+    let bytes = 0;
+    this.regions.forEach((r, i) => {
+      const s = this.states[i];
+      let stale = 0;
+      for (let c = 0; c < s.length; c++) if (s[c] !== CLEAN) stale++;
+      bytes += Math.min(stale * DIGEST_CHUNK_BYTES, r.pageCount * r.pageSize);
+    });
+    return bytes;
+  }
+
+  /** Ages the chunks one tick; hashes in the background those quiet for a whole tick, unless a batch is still out. */
+  tick(): void {
+    const batch: Uint32Array[] = [];
+    let total = 0;
+    for (const s of this.states) {
+      let n = 0;
+      const list = this.inFlight ? undefined : new Uint32Array(s.length);
+      for (let c = 0; c < s.length; c++) {
+        const state = s[c];
+        if (state === DIRTY) s[c] = QUIET;
+        else if (state === QUIET && list) {
+          s[c] = CLEAN;
+          list[n++] = c;
+        }
+      }
+      batch.push(list ? list.subarray(0, n) : new Uint32Array(0));
+      total += n;
+    }
+    if (total === 0) return;
+    this.backgroundChunks += total;
+    const hashed = Promise.all(this.regions.map((r, i) => (batch[i].length ? this.pool.hashChunkList(r, batch[i]) : undefined)));
+    this.inFlight = hashed.then(
+      () => void (this.inFlight = undefined),
+      (error: Error) => {
+        this.error ??= error;
+        this.inFlight = undefined;
+      },
+    );
+  }
+
+  /** Resolves once no background hash is out. */
+  async idle(): Promise<void> {
+    await this.inFlight;
+  }
+
+  /** The digest of each region as its memory is now (frozen: paused, or every page received). */
+  async digests(): Promise<FinalDigest> {
+    await this.inFlight;
+    if (this.error) throw this.error;
+    let chunks = 0;
+    let bytes = 0;
+    await Promise.all(
+      this.regions.map((region, i) => {
+        const s = this.states[i];
+        const list: number[] = [];
+        for (let c = 0; c < s.length; c++) {
+          if (s[c] !== CLEAN) {
+            s[c] = CLEAN;
+            list.push(c);
+          }
+        }
+        chunks += list.length;
+        const { pageCount, pageSize, digestChunkShift } = region.layout;
+        for (const c of list) bytes += Math.min(pageCount - (c << digestChunkShift), 1 << digestChunkShift) * pageSize;
+        return list.length ? this.pool.hashChunkList(region, Uint32Array.from(list)) : undefined;
+      }),
+    );
+    return { digests: this.regions.map((r) => new Hasher(r).combineChunks()), chunks, bytes };
+  }
+}
