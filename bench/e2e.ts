@@ -16,6 +16,7 @@ import type { Policy } from "../src/policy/policy.js";
 import { Region } from "../src/memory/region.js";
 import { fillPage, mixedClass } from "../src/memory/content.js";
 import { DirtyWriter } from "../src/workload/dirty-writer.js";
+import { regionPages } from "../src/cli/guest.js";
 import { type Row, progress } from "./report.js";
 
 const PAGE = 4096;
@@ -30,10 +31,12 @@ export interface E2eOptions {
   slowLink: number;
   /** Runs of each of the raw-TCP comparison's contenders. */
   repeats: number;
+  /** A static guest this large (several regions) for the pause's cost at scale; 0 to skip. */
+  largeBytes: number;
 }
 
-export const e2eDefaults: E2eOptions = { bytes: 2 ** 30, dirtyRates: [0, 25_000, 100_000, 250_000], slowLink: 125e6, repeats: 3 };
-export const e2eQuick: E2eOptions = { bytes: 64 << 20, dirtyRates: [0, 25_000], slowLink: 125e6, repeats: 1 };
+export const e2eDefaults: E2eOptions = { bytes: 2 ** 30, dirtyRates: [0, 25_000, 100_000, 250_000], slowLink: 125e6, repeats: 3, largeBytes: 5 * 2 ** 30 };
+export const e2eQuick: E2eOptions = { bytes: 64 << 20, dirtyRates: [0, 25_000], slowLink: 125e6, repeats: 1, largeBytes: 0 };
 
 function message(child: ChildProcess, type: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
@@ -84,7 +87,8 @@ async function rawTcp(source: Uint8Array, receiver: "discard" | "copy" | "direct
 }
 
 interface Migration {
-  region: Region;
+  /** The guest: one region, or several (as `pagewire listen --size` splits a large one). */
+  region: Region | Region[];
   policy: Policy;
   compress?: boolean;
   bandwidth?: number;
@@ -118,17 +122,18 @@ function throwawayCertificate(): Certificate | undefined {
 
 /** One migration into a fresh destination process holding a pre-faulted guest of the same size. */
 export async function migration(m: Migration): Promise<MigrationStats> {
-  const size = `${m.region.pageCount * PAGE}`;
+  const regions = Array.isArray(m.region) ? m.region : [m.region];
+  const size = `${regions.reduce((sum, r) => sum + r.pageCount, 0) * PAGE}`;
   const tlsArgs = m.tls ? ["--tls-cert", m.tls.certFile, "--tls-key", m.tls.keyFile] : [];
   const shaArgs = m.onReceived ? ["--sha256"] : [];
   const child = fork(CLI, ["listen", "--port", "0", "--once", "--ipc", "--size", size, ...tlsArgs, ...shaArgs], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const writer = m.dirtyRate ? new DirtyWriter(m.region, m.dirtyRate, 3) : undefined;
+  const writer = m.dirtyRate ? new DirtyWriter(regions[0], m.dirtyRate, 3) : undefined;
   try {
     const { port } = (await message(child, "listening")) as { port: number };
     const completed = message(child, "completed");
     completed.catch(() => undefined);
     await writer?.until(1000);
-    const stats = await new Source([m.region], {
+    const stats = await new Source(regions, {
       host: "127.0.0.1",
       port,
       policy: m.policy,
@@ -249,6 +254,7 @@ export async function runE2e(o: E2eOptions): Promise<Row[]> {
   for (const rate of o.dirtyRates) {
     progress(`pre-copy mixed, writer at ${rate} pages/s`);
     const s = await migration({ region: mixed, policy: precopy(), dirtyRate: rate });
+    rows.push(pauseRow(s, `precopy ${gib} GiB mixed, ${rate} dirty pages/s`, { bytes: o.bytes, dirtyRate: rate }));
     rows.push({
       suite: "e2e", id: "e2e.precopy-mixed.total-time", params: { bytes: o.bytes, dirtyRate: rate },
       name: `precopy ${gib} GiB mixed, ${rate} dirty pages/s: total time`, value: s["total-time"], unit: "ms",
@@ -259,5 +265,27 @@ export async function runE2e(o: E2eOptions): Promise<Row[]> {
       note: `expected ${s["expected-downtime"].toFixed(0)} ms (fixed costs included)`,
     });
   }
+  if (o.largeBytes) {
+    const large = regionPages(o.largeBytes, PAGE).map((pageCount) => Region.create({ pageCount }));
+    const label = `${(o.largeBytes / 2 ** 30).toFixed(0)} GiB in ${large.length} regions`;
+    progress(`pre-copy of a static guest of ${label}: the pause with nothing left to send`);
+    for (const r of large) fill(r, (p) => mixedClass(p));
+    rows.push(pauseRow(await migration({ region: large, policy: precopy() }), `precopy ${label} mixed, static`, { bytes: o.largeBytes, regions: large.length }));
+  }
   return rows;
+}
+
+/**
+ * What the pause cost beyond sending the final round at the bandwidth the live rounds measured:
+ * the digest's remaining hashes, the last messages. The target is 10 ms however large the guest.
+ */
+function pauseRow(s: MigrationStats, name: string, params: Row["params"]): Row {
+  const liveMs = s["total-time"] - s["setup-time"] - s.downtime;
+  const bandwidth = s["precopy-bytes"] / Math.max(1, liveMs); // bytes per ms
+  const sending = s["downtime-bytes"] / bandwidth;
+  return {
+    suite: "e2e", id: "e2e.pause-overhead", params, name: `${name}: the pause beyond its final round`, value: s.downtime - sending, unit: "ms",
+    target: { max: 10 },
+    note: `downtime ${s.downtime.toFixed(1)} ms = ${(s["downtime-bytes"] / 1e6).toFixed(1)} MB at the live rounds' ${(bandwidth / 1e3).toFixed(0)} MB/s (${sending.toFixed(1)} ms) + the rest; the source hashed ${(s["pause-hashed-bytes"] / 2 ** 20).toFixed(0)} MiB for the digest after the pause, the destination verified in ${s["verify-time"].toFixed(1)} ms`,
+  };
 }
