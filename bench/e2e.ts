@@ -15,7 +15,7 @@ import { precopy } from "../src/policy/precopy.js";
 import type { Policy } from "../src/policy/policy.js";
 import { Region } from "../src/memory/region.js";
 import { fillPage, mixedClass } from "../src/memory/content.js";
-import { DirtyWriter } from "../src/workload/dirty-writer.js";
+import { DirtyWriter, type HotSet } from "../src/workload/dirty-writer.js";
 import { regionPages } from "../src/cli/guest.js";
 import { type Row, progress } from "./report.js";
 
@@ -96,8 +96,16 @@ interface Migration {
   /** Over TLS with this certificate (the source trusts it as its CA). */
   tls?: Certificate;
   channels?: number;
+  /** XBZRLE-style delta encoding (the regions need a delta cache). */
+  delta?: boolean;
+  /** The writer sweeps this hot set in order instead of writing random pages. */
+  sweep?: HotSet;
+  /** Cancels the migration after this long (it then rejects with EABORTED). */
+  giveUpMs?: number;
   /** Called with the destination's SHA-256 of the memory it received. */
   onReceived?: (sha256: string) => void;
+  /** Called with the pages the writer wrote from the start of the migration to the pause. */
+  onWriter?: (pages: number) => void;
 }
 
 interface Certificate {
@@ -127,12 +135,14 @@ export async function migration(m: Migration): Promise<MigrationStats> {
   const tlsArgs = m.tls ? ["--tls-cert", m.tls.certFile, "--tls-key", m.tls.keyFile] : [];
   const shaArgs = m.onReceived ? ["--sha256"] : [];
   const child = fork(CLI, ["listen", "--port", "0", "--once", "--ipc", "--size", size, ...tlsArgs, ...shaArgs], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const writer = m.dirtyRate ? new DirtyWriter(regions[0], m.dirtyRate, 3) : undefined;
+  const writer = m.dirtyRate ? new DirtyWriter(regions[0], m.dirtyRate, 3, m.sweep) : undefined;
   try {
     const { port } = (await message(child, "listening")) as { port: number };
     const completed = message(child, "completed");
     completed.catch(() => undefined);
     await writer?.until(1000);
+    const written = writer?.written ?? 0;
+    const signal = m.giveUpMs ? AbortSignal.timeout(m.giveUpMs) : undefined;
     const stats = await new Source(regions, {
       host: "127.0.0.1",
       port,
@@ -140,9 +150,12 @@ export async function migration(m: Migration): Promise<MigrationStats> {
       compress: m.compress,
       bandwidth: m.bandwidth,
       channels: m.channels,
+      delta: m.delta,
+      signal,
       tls: m.tls ? { ca: m.tls.cert } : undefined,
       hooks: writer ? { pause: () => writer.pause(), resume: () => writer.resume() } : undefined,
     }).migrate();
+    m.onWriter?.((writer?.written ?? 0) - written);
     const received = await completed;
     m.onReceived?.(String(received.sha256));
     return stats;

@@ -1,6 +1,6 @@
 // `npm run bench -- peers`: pagewire against QEMU migrating the same 1 GiB image between two
 // processes over loopback, interleaved in one run: one stream, and two channels against QEMU's
-// multifd 2. Both destinations hold pre-faulted memory (QEMU's -mem-prealloc; pagewire's listen
+// multifd 2; static here, live (a hot set swept while it migrates) in peers-live.ts. Both destinations hold pre-faulted memory (QEMU's -mem-prealloc; pagewire's listen
 // --size); both destinations' memory is checked independently (SHA-256: QEMU's through pmemsave).
 // QEMU's guest is -machine none (no vCPU: static memory) with the image loaded at address 0. Needs
 // qemu-system-x86_64 (10.0 from Debian 12's bookworm-backports); skipped with that message without.
@@ -12,17 +12,23 @@ import { join } from "node:path";
 import { Region } from "../src/memory/region.js";
 import { fillPage, mixedClass } from "../src/memory/content.js";
 import { precopy } from "../src/policy/precopy.js";
+import { earlyStop } from "../src/policy/early-stop.js";
+import { mplm } from "../src/policy/mplm.js";
 import type { MigrationStats } from "../src/migration/stats.js";
 import { migration } from "./e2e.js";
 import { configureMigration, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
 import { type Row, progress } from "./report.js";
+import { type LivePeersOptions, runLivePeers } from "./peers-live.js";
 
 export interface PeersOptions {
   repeats: number;
+  /** The live cases (bench/peers-live.ts), or none. */
+  live?: LivePeersOptions;
 }
 
-export const peersDefaults: PeersOptions = { repeats: 3 };
-export const peersQuick: PeersOptions = { repeats: 1 };
+const PAGES_PER_MIB = 256;
+export const peersDefaults: PeersOptions = { repeats: 3, live: { repeats: 3, hotPages: [64 * PAGES_PER_MIB, 512 * PAGES_PER_MIB], cappedBandwidth: 125e6, giveUpMs: 30_000 } };
+export const peersQuick: PeersOptions = { repeats: 1, live: { repeats: 1, hotPages: [64 * PAGES_PER_MIB], cappedBandwidth: 0, giveUpMs: 30_000 } };
 
 const BYTES = 2 ** 30;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -120,6 +126,13 @@ export async function runPeers(o: PeersOptions): Promise<Row[]> {
         name: `static 1 GiB, ${label}: bytes on the wire`, value: median(ours.map((s) => s.transferred)) / 1e6, unit: "MB",
         baseline: { name: qemu, value: median(theirs.map((q) => q.bytes)) / 1e6 },
       });
+    }
+    if (o.live) {
+      // Delta encoding keeps a copy of the pages it sent: room for the largest hot set.
+      const deltaRegion = Region.create({ pageCount: pages, deltaCacheBytes: Math.max(...o.live.hotPages) * 4096 * 1.25 });
+      deltaRegion.pages(0, pages).set(region.pages(0, pages));
+      const policies = { precopy: precopy(), "early-stop": earlyStop(), mplm: mplm(), "early-stop+delta+lz4": earlyStop() };
+      rows.push(...(await runLivePeers(dir, region, deltaRegion, qemu, policies, o.live)));
     }
     return rows;
   } finally {

@@ -1,8 +1,15 @@
-// QEMU as a peer in the benchmarks: its version, a QEMU started with a QMP socket (no vCPU, 1 GiB of
-// memory, as the comparisons use it), and a migration followed to its end over QMP.
+// QEMU as a peer in the benchmarks: its version, a QEMU started with a QMP socket (1 GiB of memory,
+// no vCPU for static memory, or a live guest of our own that sweeps a hot set), and a migration
+// followed to its end over QMP.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { QmpClient } from "./qmp-client.js";
+
+const HOT_SWEEP = fileURLToPath(new URL("../../bench/guest/hot-sweep.S", import.meta.url));
+/** Where the hot-sweep guest keeps the pages it has written (bench/guest/hot-sweep.S). */
+const PAGES_WRITTEN = 0x7000;
 
 /** QEMU's version, if qemu-system-x86_64 is installed. */
 export function qemuVersion(): { major: number; minor: number } | undefined {
@@ -14,25 +21,64 @@ export function qemuVersion(): { major: number; minor: number } | undefined {
   }
 }
 
-/** QEMU with -machine none (static memory: no vCPU), 1 GiB, under KVM, and `args`; with its QMP negotiated. */
-export async function startQemu(args: string[], socket: string): Promise<{ process: ChildProcess; qmp: QmpClient }> {
+/**
+ * Assembles the hot-sweep guest (bench/guest/hot-sweep.S) for a hot set of `pages` pages from
+ * page `first`, into `dir`; returns the kernel's path, or undefined without GNU as and ld.
+ */
+export function buildHotSweep(dir: string, first: number, pages: number): string | undefined {
+  const object = join(dir, `hot-${pages}.o`);
+  const kernel = join(dir, `hot-${pages}.elf`);
+  try {
+    execFileSync("as", ["--32", "--defsym", `HOT_BASE=${first * 4096}`, "--defsym", `HOT_PAGES=${pages}`, "-o", object, HOT_SWEEP], { stdio: "ignore" });
+    // -N: one segment at 1 MiB, the multiboot header within the file's first 8 KiB.
+    execFileSync("ld", ["-m", "elf_i386", "-N", "-Ttext=0x100000", "-e", "_start", "-o", kernel, object], { stdio: "ignore" });
+    return kernel;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "PGWR", which the hot-sweep guest writes after its count once it runs. */
+const RUNNING = 0x52574750;
+
+/** The pages the hot-sweep guest has written so far (a 32-bit count, read from its memory); -1 until it runs. */
+export async function pagesWritten(qmp: QmpClient): Promise<number> {
+  const out = String(await qmp.execute("human-monitor-command", { "command-line": `xp /2wx ${PAGES_WRITTEN}` }));
+  const [count, mark] = out.split(":")[1].trim().split(/\s+/).map((word) => parseInt(word, 16));
+  return mark === RUNNING ? count : -1;
+}
+
+/**
+ * QEMU with 1 GiB under KVM and `args`, with its QMP negotiated: -machine none (static memory: no
+ * vCPU), or -machine pc for a guest that runs (`machine`).
+ */
+export async function startQemu(args: string[], socket: string, machine: "none" | "pc" = "none"): Promise<{ process: ChildProcess; qmp: QmpClient }> {
   rmSync(socket, { force: true });
-  const process = spawn("qemu-system-x86_64", ["-machine", "none,accel=kvm", "-m", "1024", "-nodefaults", "-display", "none", "-qmp", `unix:${socket},server=on,wait=off`, ...args], { stdio: "ignore" });
+  const process = spawn("qemu-system-x86_64", ["-machine", `${machine},accel=kvm`, "-m", "1024", "-nodefaults", "-display", "none", "-qmp", `unix:${socket},server=on,wait=off`, ...args], { stdio: "ignore" });
   while (!existsSync(socket)) await new Promise((resolve) => setTimeout(resolve, 20));
   const qmp = await QmpClient.connect(socket);
   await qmp.execute("qmp_capabilities");
   return { process, qmp };
 }
 
-/** Polls query-migrate until the migration completed (then asks once more: QEMU fills total-time a moment later) or failed. */
-export async function untilMigrated(qmp: QmpClient): Promise<Record<string, unknown>> {
+/**
+ * Polls query-migrate until the migration completed (then asks once more: QEMU fills total-time a
+ * moment later) or failed; after `giveUpMs`, cancels it and resolves with its last report (status
+ * "cancelled") once QEMU has.
+ */
+export async function untilMigrated(qmp: QmpClient, giveUpMs = Infinity): Promise<Record<string, unknown>> {
+  const deadline = performance.now() + giveUpMs;
+  let last: Record<string, unknown> = {};
   for (;;) {
     const info = (await qmp.execute("query-migrate")) as Record<string, unknown>;
     if (info.status === "completed") {
       await new Promise((resolve) => setTimeout(resolve, 20));
       return (await qmp.execute("query-migrate")) as Record<string, unknown>;
     }
+    if (info.status === "cancelled") return { ...last, status: "cancelled" };
     if (info.status === "failed") throw new Error(`QEMU's migration failed: ${String(info["error-desc"])}`);
+    if (info.status === "active") last = info;
+    if (performance.now() > deadline && info.status !== "cancelling") await qmp.execute("migrate_cancel");
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }

@@ -1,5 +1,6 @@
-// Worker: dirties random pages of a region at a set rate, as a running guest would: it changes a
-// word of the page, then marks the page dirty. Parks at safe points between writes.
+// Worker: dirties pages of a region at a set rate, as a running guest would: it changes a word of
+// the page, then marks the page dirty; random pages, or a hot set swept in order (one word per
+// page, the sweep's number). Parks at safe points between writes.
 import { workerData, parentPort } from "node:worker_threads";
 import { Region } from "../memory/region.js";
 import { safePoint, progressed } from "./pause-control.js";
@@ -16,6 +17,7 @@ let state = setup.seed | 1;
 let written = counters[0];
 const start = performance.now();
 const base = written;
+const sweep = setup.sweep;
 
 function random(): number {
   state ^= state << 13;
@@ -30,10 +32,18 @@ while (safePoint(control)) {
     Atomics.wait(tick, 0, 0, 1);
     continue;
   }
-  for (let i = 0; i < due; i++) {
-    const page = random() % region.pageCount;
-    guest[page * wordsPerPage + (random() % wordsPerPage)] = BigInt(++written);
-    region.markDirty(page);
+  if (sweep) {
+    for (let i = 0; i < due; i++) {
+      const page = sweep.first + (written % sweep.count);
+      guest[page * wordsPerPage] = BigInt(Math.floor(++written / sweep.count));
+      region.markDirty(page);
+    }
+  } else {
+    for (let i = 0; i < due; i++) {
+      const page = random() % region.pageCount;
+      guest[page * wordsPerPage + (random() % wordsPerPage)] = BigInt(++written);
+      region.markDirty(page);
+    }
   }
   counters[0] = written;
   progressed(control);

@@ -13,6 +13,13 @@ export interface WriterSetup {
   counters: SharedArrayBuffer;
   pagesPerSecond: number;
   seed: number;
+  sweep?: HotSet;
+}
+
+/** Pages [first, first + count) written in order, over and over: a hot set swept as an HPC kernel sweeps its grid. */
+export interface HotSet {
+  first: number;
+  count: number;
 }
 
 export class DirtyWriter {
@@ -21,8 +28,11 @@ export class DirtyWriter {
   private readonly counters = new Float64Array(new SharedArrayBuffer(8));
   private readonly exited: Promise<void>;
 
-  /** Starts a thread writing `pagesPerSecond` random pages of `region` per second. */
-  constructor(region: Region, pagesPerSecond: number, seed = 1) {
+  /**
+   * Starts a thread writing `pagesPerSecond` pages of `region` per second: random ones, or with
+   * `sweep` the pages of a hot set in order, one word each (the sweep count).
+   */
+  constructor(region: Region, pagesPerSecond: number, seed = 1, sweep?: HotSet) {
     this.control = new PauseControl(1);
     const setup: WriterSetup = {
       memory: region.memory,
@@ -31,6 +41,7 @@ export class DirtyWriter {
       counters: this.counters.buffer as SharedArrayBuffer,
       pagesPerSecond,
       seed,
+      sweep,
     };
     this.worker = new Worker(workerUrl("dirty-writer-worker", import.meta.url), { workerData: setup });
     this.exited = new Promise((resolve, reject) => {
