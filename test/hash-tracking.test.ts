@@ -75,7 +75,7 @@ describe("dirty tracking by hash", () => {
     });
   });
 
-  it("without it, the same writer's changes are missed and the migration fails its digest, the source intact", async () => {
+  it("without it, the same writer's changes are missed and a full digest at the pause fails the migration, the source intact", async () => {
     await withListener({}, async (listener, port) => {
       const region = guest();
       const writer = foreignWriter(region);
@@ -84,7 +84,7 @@ describe("dirty tracking by hash", () => {
         const failed = listener.next();
         failed.catch(() => undefined);
         const source = new Source([region], {
-          host: "127.0.0.1", port, policy: precopy({ downtimeLimitMs: 5, maxRounds: 5 }), bandwidth: 40e6,
+          host: "127.0.0.1", port, policy: precopy({ downtimeLimitMs: 5, maxRounds: 5 }), bandwidth: 40e6, fullDigest: true,
           hooks: { pause: () => writer.pause(), resume: () => writer.resume() },
         });
         await expect(source.migrate()).rejects.toMatchObject({ code: "EDIGEST" });

@@ -44,6 +44,14 @@ export interface SourceOptions {
    * compares it with what was sent; the regions need hashTracking in their layout.
    */
   trackByHash?: boolean;
+  /**
+   * Hash all memory for the digest at the pause, as a migration did before the digest was kept
+   * current: for a write barrier under suspicion. By default the chunks hashed while the guest
+   * ran are trusted until the dirty log says a page of theirs changed, so a write the barrier
+   * never marked after its chunk was hashed goes unseen (the destination's side, which marks what
+   * it writes itself, is checked either way). Implied by trackByHash.
+   */
+  fullDigest?: boolean;
   /** Cap on the rate, in bytes per second, over all channels (emulates a slower link). */
   bandwidth?: number;
   hooks?: SourceHooks;

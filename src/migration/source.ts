@@ -42,8 +42,8 @@ export class Source extends EventEmitter<SourceEvents> {
   private readonly digests = DigestPool.shared();
   /**
    * Keeps the chunk hashes of the digest current through the live rounds, so the pause hashes only
-   * what changed since; none with dirty tracking by hash, where a page written and written back
-   * between two passes leaves no mark (the pause then hashes all memory).
+   * what changed since; none with fullDigest, nor with dirty tracking by hash, where a page written
+   * and written back between two passes leaves no mark (the pause then hashes all memory).
    */
   private readonly tracker: DigestTracker | undefined;
   /** Bytes of memory the pause hashed for the digest (the rest was hashed during the live rounds). */
@@ -84,7 +84,7 @@ export class Source extends EventEmitter<SourceEvents> {
     this.policy = options.policy ?? precopy();
     this.cores = regions.map((r) => new Core(r));
     this.links = new SourceChannels(regions, options);
-    this.tracker = options.trackByHash ? undefined : new DigestTracker(regions, this.digests, "quiet");
+    this.tracker = options.trackByHash || options.fullDigest ? undefined : new DigestTracker(regions, this.digests, "quiet");
     this.arm(this.latch);
   }
 
