@@ -29,6 +29,8 @@ export interface FinalDigest {
 
 export class DigestTracker {
   private readonly states: Uint8Array[];
+  /** Instantiated now, not at the pause (a WASM instance costs a few ms to make). */
+  private readonly hashers: Hasher[];
   private inFlight: Promise<void> | undefined;
   private error: Error | undefined;
   /** Chunks hashed in the background so far. */
@@ -46,6 +48,7 @@ export class DigestTracker {
   ) {
     this.states = regions.map((r) => r.bytes.subarray(r.layout.digestStale, r.layout.digestStale + r.layout.digestChunkCount));
     for (const s of this.states) s.fill(start === "quiet" ? QUIET : UNTOUCHED);
+    this.hashers = regions.map((r) => new Hasher(r));
   }
 
   /** Pages [first, first + count) of region `r` were written (after the write). */
@@ -129,6 +132,6 @@ export class DigestTracker {
         return list.length ? this.pool.hashChunkList(region, Uint32Array.from(list)) : undefined;
       }),
     );
-    return { digests: this.regions.map((r) => new Hasher(r).combineChunks()), chunks, bytes };
+    return { digests: this.hashers.map((h) => h.combineChunks()), chunks, bytes };
   }
 }
