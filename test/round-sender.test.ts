@@ -3,7 +3,7 @@
 import { describe, it, expect } from "vitest";
 import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
-import type { PageChannel } from "../src/transport/page-channel.js";
+import type { PageBatch, PageChannel } from "../src/transport/page-channel.js";
 import type { RoundEnd } from "../src/wire/messages.js";
 import { RoundSender } from "../src/migration/round-sender.js";
 import { FailureLatch } from "../src/migration/failure.js";
@@ -25,17 +25,16 @@ class RecordingChannel implements PageChannel {
     this.pages.set(round, [...(this.pages.get(round) ?? []), ...pages]);
   }
 
-  async sendRecords(_region: number, round: number, records: Uint8Array): Promise<void> {
-    const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
+  async sendBatch(b: PageBatch): Promise<void> {
     const pages: number[] = [];
-    for (let at = 0; at < records.length; at += 8 + (view.getUint32(at + 4, true) & 0xffffff)) pages.push(view.getUint32(at, true));
-    this.sent += records.length;
-    this.carried(round, pages);
-  }
-
-  async sendRun(_region: number, round: number, first: number, count: number, pages: Uint8Array): Promise<void> {
-    this.sent += pages.length;
-    this.carried(round, Array.from({ length: count }, (_, i) => first + i));
+    for (let r = 0; r < b.runs.length; r += 2) {
+      for (let k = 0; k < b.runs[r + 1]; k++) pages.push(b.runs[r] + k);
+      this.sent += b.runs[r + 1] * b.pageSize;
+    }
+    const view = new DataView(b.records.buffer, b.records.byteOffset, b.records.byteLength);
+    for (let at = 0; at < b.records.length; at += 8 + (view.getUint32(at + 4, true) & 0xffffff)) pages.push(view.getUint32(at, true));
+    this.sent += b.records.length;
+    this.carried(b.round, pages);
   }
 
   async endRound(end: RoundEnd): Promise<void> {

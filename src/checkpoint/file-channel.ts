@@ -3,7 +3,7 @@
 // past the guest. The round sender writes through PageChannel as it would to a connection; the
 // pages go from guest memory to the file with no copy.
 import type { FileHandle } from "node:fs/promises";
-import type { PageChannel } from "../transport/page-channel.js";
+import type { PageBatch, PageChannel } from "../transport/page-channel.js";
 import type { RoundEnd } from "../wire/messages.js";
 import { PagewireError } from "../errors.js";
 
@@ -80,12 +80,19 @@ export class FileChannel implements PageChannel {
     return done;
   }
 
-  sendRun(region: number, _round: number, first: number, _count: number, pages: Uint8Array): Promise<void> {
-    return this.track(pages.length, () => this.file.writePages(region, first, [pages]));
+  /** Each run of raw pages in one write at its place in the file, then the records. */
+  async sendBatch(b: PageBatch): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (let r = 0; r < b.runs.length; r += 2) {
+      const pages = b.guest.subarray(b.runs[r] * b.pageSize, (b.runs[r] + b.runs[r + 1]) * b.pageSize);
+      writes.push(this.track(pages.length, () => this.file.writePages(b.region, b.runs[r], [pages])));
+    }
+    if (b.records.length > 0) writes.push(this.sendRecords(b.region, b.records));
+    await Promise.all(writes);
   }
 
   /** Records of zero and raw pages: consecutive raw pages go in one write. */
-  sendRecords(region: number, _round: number, records: Uint8Array): Promise<void> {
+  private sendRecords(region: number, records: Uint8Array): Promise<void> {
     return this.track(records.length, async () => {
       const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
       const writes: Array<Promise<number>> = [];

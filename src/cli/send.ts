@@ -14,6 +14,7 @@ export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; ove
   --free-mode MODE      churn: freed memory left dirty, zeroed, or hinted free (dirty|zero|hint)
   --warmup-seconds S    measure the guest's rate for S seconds before migrating (default 1)
   --channels N          TCP channels, 1 to 16 (default 1)
+  --channel-threads     channels past the first each on a thread of its own (as QEMU's multifd)
   --policy NAME         stop-copy | precopy | xen | early-stop | mplm | postcopy | hybrid (default precopy)
   --downtime-limit MS   precopy, hybrid: stop iterating when the pause would fit in this many ms
                         (its fixed costs included; default 300)

@@ -15,6 +15,7 @@ export const sourceOptionSpec = {
   "page-size": { type: "string", default: "4096" },
   "dirty-rate": { type: "string", default: "0" },
   channels: { type: "string", default: "1" },
+  "channel-threads": { type: "boolean", default: false },
   policy: { type: "string", default: "precopy" },
   "downtime-limit": { type: "string" },
   "max-rounds": { type: "string" },
@@ -46,6 +47,8 @@ export interface SourceSettings {
   pageSize: number;
   dirtyRate: number;
   channels: number;
+  /** Channels past 0 on threads of their own. */
+  channelThreads: boolean;
   policy: Policy;
   /** The policy's name and parameters as given, to build it again with others (QMP's migrate-set-parameters). */
   policyName: string;
@@ -185,6 +188,7 @@ export function sourceSettings(v: Values): SourceSettings {
     pageSize,
     dirtyRate: parseNumber("dirty-rate", String(v["dirty-rate"]), { min: 0 }),
     channels: parseNumber("channels", String(v.channels), { min: 1, max: MAX_CHANNELS, integer: true }),
+    channelThreads: v["channel-threads"] === true,
     policy: policyByName(String(v.policy), parameters),
     policyName: String(v.policy),
     policyParameters: parameters,

@@ -97,6 +97,7 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
     port,
     secret: s.secret,
     channels: s.channels,
+    channelThreads: s.channelThreads,
     policy: s.policy,
     compress: s.compress,
     delta: s.delta,

@@ -303,10 +303,11 @@ export class RoundSender {
   }
 
   /**
-   * Encodes the first n pages of region i's list into a free I/O buffer and sends it: the records
-   * in one piece, each run of raw pages straight from guest memory. Pages never sent before
-   * (`fresh`) get no record when zero: the destination starts zeroed. Returns once the pieces are
-   * queued, with a promise of their being written; the buffer is released then.
+   * Encodes the first n pages of region i's list into a free I/O buffer and sends it through the
+   * least-loaded channel: the records in one piece, each run of raw pages straight from guest
+   * memory. Pages never sent before (`fresh`) get no record when zero: the destination starts
+   * zeroed. Returns once the batch is queued, with a promise of its being written; the buffer is
+   * released then.
    */
   async sendBatch(i: number, n: number, fresh: boolean): Promise<{ written: Promise<void> }> {
     const core = this.cores[i];
@@ -320,37 +321,32 @@ export class RoundSender {
     const bytes = core.encode(n, base + IO_HEADROOM);
     const records = core.encodedRecords;
     const runs = core.runs();
-    const writes: Promise<void>[] = [];
     let rawPages = 0;
-    for (let r = 0; r < runs.length; r += 2) {
-      const first = runs[r];
-      const count = runs[r + 1];
-      const at = base + layout.runHeadersOffset + (r / 2) * RUN_HEADER_SPACE;
-      const framing = region.bytes.subarray(at, at + RUN_HEADER_SPACE);
-      const c = this.pickChannel();
-      this.channelPages[c] += count;
-      rawPages += count;
-      writes.push(this.channels[c].sendRun(i, this.round, first, count, region.pages(first, count), framing));
-    }
-    if (records > 0) {
-      const c = this.pickChannel();
-      this.channelPages[c] += records;
-      writes.push(this.channels[c].sendRecords(i, this.round, region.bytes.subarray(base + IO_HEADROOM, base + IO_HEADROOM + bytes)));
-    }
+    for (let r = 1; r < runs.length; r += 2) rawPages += runs[r];
+    const c = this.pickChannel();
     const sent = rawPages + records;
+    this.channelPages[c] += sent;
+    const write = this.channels[c].sendBatch({
+      region: i,
+      round: this.round,
+      records: region.bytes.subarray(base + IO_HEADROOM, base + IO_HEADROOM + bytes),
+      runs,
+      guest: region.pages(0, region.pageCount),
+      pageSize: region.pageSize,
+      framing: region.bytes.subarray(base + layout.runHeadersOffset, base + layout.runHeadersOffset + layout.batchPages * RUN_HEADER_SPACE),
+      framingStride: RUN_HEADER_SPACE,
+    });
     this.counters.pages += sent;
     this.roundSent += sent;
     this.remainingPages = Math.max(0, this.remainingPages - n);
     const queued = rawPages * region.pageSize + bytes;
     this.queuedBytes += queued;
-    // The buffer comes back however the writes end: after a broken connection it serves the next.
-    const written = Promise.all(writes)
-      .finally(() => {
-        this.pools[i].release(buffer);
-        this.queuedBytes -= queued;
-        this.dequeued.wake();
-      })
-      .then(() => undefined);
+    // The buffer comes back however the write ends: after a broken connection it serves the next.
+    const written = write.finally(() => {
+      this.pools[i].release(buffer);
+      this.queuedBytes -= queued;
+      this.dequeued.wake();
+    });
     written.catch((error: Error) => latch.fail(error));
     this.options.onBatch?.();
     return { written };

@@ -4,7 +4,8 @@
 import type { Region } from "../memory/region.js";
 import type { Connection } from "../transport/connection.js";
 import { connectChannel } from "../transport/handshake.js";
-import { FrameChannel } from "../transport/page-channel.js";
+import { FrameChannel, type PageChannel } from "../transport/page-channel.js";
+import { ThreadChannel } from "../transport/thread-channel.js";
 import { TokenBucket } from "../transport/token-bucket.js";
 import { Encoding, FrameType, MAX_CONTROL_PAYLOAD, OfferFlags, SWITCHOVER_PREFIX_BYTES } from "../wire/constants.js";
 import { asWireError } from "../wire/errors.js";
@@ -14,9 +15,15 @@ import type { FailureLatch } from "./failure.js";
 import { ReturnPath, type ReturnPathHandlers } from "./return-path.js";
 import type { SourceOptions } from "./source-options.js";
 
+/** A channel's end on this side: a connection, or a thread that holds one (channelThreads). */
+export type ChannelEnd = Connection | ThreadChannel;
+
 export interface OpenChannels {
-  connections: Connection[];
-  frames: FrameChannel[];
+  /** Channel 0: the offer, the control frames, the return path. */
+  control: Connection;
+  /** Every channel, channel 0 first. */
+  ends: ChannelEnd[];
+  frames: PageChannel[];
   returnPath: ReturnPath;
   /** The session key of channel 0's handshake: it authenticates complete and done. */
   key: Uint8Array;
@@ -58,14 +65,17 @@ export class SourceChannels {
     const target = { host: o.host, port: o.port, secret: o.secret ?? "", migrationId: this.migrationId, channelCount: count, bucket: this.bucket, timeoutMs: o.timeoutMs, tls: o.tls };
     const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer(resuming) });
     this.admitted = true;
-    const others = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => connectChannel({ ...target, channelIndex: i + 1 })));
-    const connections = [first, ...others.flatMap((other) => (other.status === "fulfilled" ? [other.value.conn] : []))];
+    // Channels past 0 on threads of their own, or here; a thread's channel shares this side's rate limit.
+    const openOther = (channelIndex: number): Promise<Connection | ThreadChannel> =>
+      o.channelThreads ? ThreadChannel.open(this.regions, { ...target, channelIndex }, this.bucket) : connectChannel({ ...target, channelIndex }).then((h) => h.conn);
+    const others = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => openOther(i + 1)));
+    const ends: ChannelEnd[] = [first, ...others.flatMap((other) => (other.status === "fulfilled" ? [other.value] : []))];
     const refused = others.find((other) => other.status === "rejected") as PromiseRejectedResult | undefined;
     if (refused) {
-      for (const c of connections) c.fail(asWireError(refused.reason), true);
+      for (const c of ends) c.fail(asWireError(refused.reason), true);
       throw refused.reason;
     }
-    connections.forEach((c, index) =>
+    ends.forEach((c, index) =>
       c.onFailure((error) => {
         // Once the completion went, only channel 0 has anything left to carry (done): the
         // destination closing the others as it finishes may overtake done on the wire.
@@ -80,6 +90,6 @@ export class SourceChannels {
     const stillMissingBytes = SWITCHOVER_PREFIX_BYTES + Math.max(...this.regions.map((r) => r.layout.bitmapBytes));
     first.maxPayload = (type) => (type === FrameType.stillMissing ? stillMissingBytes : MAX_CONTROL_PAYLOAD);
     const returnPath = new ReturnPath(first, latch, handlers, o.timeoutMs ?? 30_000);
-    return { connections, frames: connections.map((c) => new FrameChannel(c)), returnPath, key };
+    return { control: first, ends, frames: ends.map((c) => (c instanceof ThreadChannel ? c : new FrameChannel(c))), returnPath, key };
   }
 }

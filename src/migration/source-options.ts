@@ -52,6 +52,12 @@ export interface SourceOptions {
    * it writes itself, is checked either way). Implied by trackByHash.
    */
   fullDigest?: boolean;
+  /**
+   * Run channels 1 to N-1 each on a worker thread of its own (its socket, its handshake, its
+   * writes), as QEMU's multifd threads: the main thread keeps the syncs, the encoding and
+   * channel 0. Default false.
+   */
+  channelThreads?: boolean;
   /** Cap on the rate, in bytes per second, over all channels (emulates a slower link). */
   bandwidth?: number;
   hooks?: SourceHooks;

@@ -9,7 +9,7 @@ import { DigestPool } from "../core/digest.js";
 import { DigestTracker } from "../core/digest-tracker.js";
 import type { Region } from "../memory/region.js";
 import type { Connection } from "../transport/connection.js";
-import { FrameChannel } from "../transport/page-channel.js";
+import type { PageChannel } from "../transport/page-channel.js";
 import { FrameType, MAX_CHANNELS, MAC_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import { encodeComplete } from "../wire/messages.js";
@@ -23,7 +23,7 @@ import { PostcopySource, collectStillMissing, postcopyLost } from "./postcopy-so
 import { sendDeviceState } from "./device-state.js";
 import { PauseCost } from "./pause-overhead.js";
 import type { ReturnPath } from "./return-path.js";
-import { SourceChannels } from "./source-channels.js";
+import { SourceChannels, type ChannelEnd } from "./source-channels.js";
 import { roundStats, runLiveRounds } from "./live-rounds.js";
 import { SourceCounters, migrationStats, addEncodeStats, type MigrationStats, type RoundReport } from "./stats.js";
 import type { SourceOptions, Progress, SourceEvents } from "./source-options.js";
@@ -48,7 +48,10 @@ export class Source extends EventEmitter<SourceEvents> {
   private readonly tracker: DigestTracker | undefined;
   /** Bytes of memory the pause hashed for the digest (the rest was hashed during the live rounds). */
   private pauseHashedBytes = 0;
-  private channels: Connection[] = [];
+  /** Every channel's end, channel 0 (the control channel) first. */
+  private channels: ChannelEnd[] = [];
+  private control!: Connection;
+  private frames: PageChannel[] = [];
   private sender: RoundSender | undefined;
   private postcopy: PostcopySource | undefined;
   private paused = false;
@@ -162,7 +165,7 @@ export class Source extends EventEmitter<SourceEvents> {
           // A break up to the moment the completion goes is resumed: the final round again.
           const final = await this.resumable(async () => {
             const report = await sender.sendRound(sender.round + 1, {}, true, owedAtPause);
-            await sendDeviceState(this.channels[0], deviceState);
+            await sendDeviceState(this.control, deviceState);
             await this.complete(proof);
             return report;
           });
@@ -209,7 +212,7 @@ export class Source extends EventEmitter<SourceEvents> {
   private completeSent = false;
 
   /** Opens every channel (resuming: as a reconnection) and starts reading the return path. */
-  private async openChannels(resuming: boolean): Promise<FrameChannel[]> {
+  private async openChannels(resuming: boolean): Promise<PageChannel[]> {
     const opened = await this.links.open(resuming, this.latch, () => ({
       ack: (round) => {
         if (this.switchedOver && this.switchoverAcked === 0) this.switchoverAcked = performance.now();
@@ -219,7 +222,9 @@ export class Source extends EventEmitter<SourceEvents> {
       pageRequest: this.switchedOver ? (request) => this.postcopy!.request(request) : undefined,
       stillMissing: this.stillMissing ? (m) => this.stillMissing!(m) : undefined,
     }), () => this.completeSent);
-    this.channels = opened.connections;
+    this.channels = opened.ends;
+    this.control = opened.control;
+    this.frames = opened.frames;
     this.key = opened.key;
     this.returnPath = opened.returnPath;
     return opened.frames;
@@ -228,7 +233,7 @@ export class Source extends EventEmitter<SourceEvents> {
   private async connect(): Promise<RoundSender> {
     // A break during the first handshakes is a reconnection too (nothing to requeue yet).
     const opened = await this.resumable(() => this.openChannels(false), async () => 0);
-    const channels = opened ?? this.channels.map((c) => new FrameChannel(c));
+    const channels = opened ?? this.frames;
     const o = this.options;
     this.sender = new RoundSender(this.cores, channels, this.latch, this.counters, { bandwidth: o.bandwidth, resumable: this.maxReconnects > 0, onBatch: () => this.emitProgress(false) });
     this.postcopy = new PostcopySource(this.sender, this.latch, this.counters);
@@ -324,7 +329,7 @@ export class Source extends EventEmitter<SourceEvents> {
     // Only a done that answers this completion counts: before it, or with another MAC, it is refused.
     this.returnPath!.expectDone(this.key, complete.subarray(complete.length - MAC_BYTES));
     this.completeSent = true;
-    await this.channels[0].send(FrameType.complete, complete);
+    await this.control.send(FrameType.complete, complete);
   }
 
   /**
@@ -334,8 +339,8 @@ export class Source extends EventEmitter<SourceEvents> {
    */
   private async postcopyRounds(sums: Promise<bigint[]>): Promise<RoundReport[]> {
     const postcopy = this.postcopy!;
-    const { report, missing } = await postcopy.switchOver(this.channels[0], async () => {
-      await sendDeviceState(this.channels[0], await this.deviceState());
+    const { report, missing } = await postcopy.switchOver(this.control, async () => {
+      await sendDeviceState(this.control, await this.deviceState());
       this.switchedOver = true;
       this.emit("switchover");
     });

@@ -2,9 +2,9 @@
 // and frames out (with socket backpressure and an optional shared rate limit).
 import { Socket, type OnReadOpts } from "node:net";
 import { adopt, type AcceptedSocket } from "./adopt.js";
-import { FrameReader, type FrameSink, frame, writeFrameHeader } from "../wire/frame.js";
+import { FrameReader, type FrameSink, frame } from "../wire/frame.js";
 import { ControlQueue, type ControlFrame } from "./control-queue.js";
-import { FRAME_HEADER_BYTES, FRAME_NAMES, FrameType, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
+import { FRAME_NAMES, FrameType, MAX_CONTROL_PAYLOAD, PREAMBLE_BYTES } from "../wire/constants.js";
 import { WireError, asWireError } from "../wire/errors.js";
 import { checkPreamble, encodeFailure } from "../wire/messages.js";
 import type { TokenBucket } from "./token-bucket.js";
@@ -294,19 +294,18 @@ export class Connection {
   }
 
   /**
-   * Sends a frame as a header written into `headerSpace` (FRAME_HEADER_BYTES the caller
-   * reserved) followed by `parts`, corked into one write: the parts are not copied.
+   * Sends frames already framed in `parts` (`length` bytes in all), corked into one write: the
+   * parts are not copied. Resolves once the socket has taken the last (a stream writes in
+   * order, so every part before it too).
    */
-  sendParts(type: number, headerSpace: Uint8Array, parts: Uint8Array[]): Promise<void> {
+  sendFrames(parts: Uint8Array[], length: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    let length = 0;
-    for (const p of parts) length += p.length;
-    writeFrameHeader(headerSpace, 0, type, length);
-    return this.ordered(FRAME_HEADER_BYTES + length, () => {
+    return this.ordered(length, () => {
       this.socket.cork();
-      const written = [this.socketWrite(headerSpace), ...parts.map((p) => this.socketWrite(p))];
+      for (let i = 0; i < parts.length - 1; i++) this.socket.write(parts[i]);
+      const written = this.socketWrite(parts[parts.length - 1]);
       this.socket.uncork();
-      return Promise.all(written).then(() => undefined);
+      return written;
     });
   }
 

@@ -4,6 +4,7 @@
 import type { Connection } from "./connection.js";
 import { FRAME_HEADER_BYTES, FrameType, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES } from "../wire/constants.js";
 import { writePagesPrefix, writeRawRunPrefix } from "../wire/pages.js";
+import { writeFrameHeader } from "../wire/frame.js";
 import { encodeRoundEnd, type RoundEnd } from "../wire/messages.js";
 
 /** Bytes in front of a batch's records that a channel may write its framing into. */
@@ -11,27 +12,43 @@ export const RECORDS_HEADROOM = FRAME_HEADER_BYTES + PAGES_PREFIX_BYTES;
 /** Bytes of scratch a channel may use to frame one run of raw pages. */
 export const RUN_FRAMING_BYTES = FRAME_HEADER_BYTES + RAW_RUN_PREFIX_BYTES;
 
+/** One encoded batch of a region's pages, as the round sender hands it to a channel. */
+export interface PageBatch {
+  region: number;
+  round: number;
+  /**
+   * The batch's page records (assembly/records.ts), possibly none; the RECORDS_HEADROOM bytes in
+   * front of them, in the same buffer, are the channel's to write.
+   */
+  records: Uint8Array;
+  /** Its runs of raw pages, as (first page, count) pairs, sent straight from guest memory. */
+  runs: Uint32Array;
+  /** The region's guest memory from page 0, and its page size. */
+  guest: Uint8Array;
+  pageSize: number;
+  /** Scratch for framing the runs: RUN_HEADER_SPACE bytes (src/memory/layout.ts) per run. */
+  framing: Uint8Array;
+  /** Bytes of scratch per run in `framing`. */
+  framingStride: number;
+}
+
 export interface PageChannel {
   /** Bytes handed to the channel and not yet passed on: the sender picks the least loaded. */
   readonly backlog: number;
   /** Bytes sent so far, framing included. */
   readonly sent: number;
-  /**
-   * Sends a batch of page records (assembly/records.ts) of `region` in `round`. The
-   * RECORDS_HEADROOM bytes in front of `records`, in the same buffer, are the channel's to write.
-   * Resolves once the records' memory may be reused.
-   */
-  sendRecords(region: number, round: number, records: Uint8Array): Promise<void>;
-  /**
-   * Sends pages [first, first + count) of `region` in `round`, straight from `pages` (their guest
-   * memory), using `framing` (RUN_FRAMING_BYTES) as scratch. Resolves once both may be reused.
-   */
-  sendRun(region: number, round: number, first: number, count: number, pages: Uint8Array, framing: Uint8Array): Promise<void>;
+  /** Sends a batch: its runs and its records. Resolves once its memory (records, pages, framing) may be reused. */
+  sendBatch(batch: PageBatch): Promise<void>;
   /** Ends a round on this channel, with the pages it carried in it. */
   endRound(end: RoundEnd): Promise<void>;
 }
 
-/** A channel that is a TCP connection: pages and raw-run frames (docs/PROTOCOL.md), without copies. */
+/**
+ * A channel that is a TCP connection: pages and raw-run frames (docs/PROTOCOL.md), without copies.
+ * A batch goes in one write: each run a frame (its header and prefix in the run's framing slot,
+ * then its pages), the records another; a scattered guest's batch is dozens of short runs, and a
+ * write per frame cost a system call and a handful of promises each.
+ */
 export class FrameChannel implements PageChannel {
   constructor(readonly connection: Connection) {}
 
@@ -43,16 +60,29 @@ export class FrameChannel implements PageChannel {
     return this.connection.sent;
   }
 
-  sendRecords(region: number, round: number, records: Uint8Array): Promise<void> {
-    const framed = new Uint8Array(records.buffer, records.byteOffset - RECORDS_HEADROOM, RECORDS_HEADROOM + records.length);
-    writePagesPrefix(framed.subarray(FRAME_HEADER_BYTES), { region, round });
-    return this.connection.sendParts(FrameType.pages, framed.subarray(0, FRAME_HEADER_BYTES), [framed.subarray(FRAME_HEADER_BYTES)]);
-  }
-
-  sendRun(region: number, round: number, first: number, count: number, pages: Uint8Array, framing: Uint8Array): Promise<void> {
-    const prefix = framing.subarray(FRAME_HEADER_BYTES, RUN_FRAMING_BYTES);
-    writeRawRunPrefix(prefix, { region, round, first, count });
-    return this.connection.sendParts(FrameType.rawRun, framing.subarray(0, FRAME_HEADER_BYTES), [prefix, pages]);
+  sendBatch(b: PageBatch): Promise<void> {
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    for (let r = 0; r < b.runs.length; r += 2) {
+      const first = b.runs[r];
+      const count = b.runs[r + 1];
+      const at = (r / 2) * b.framingStride;
+      const framing = b.framing.subarray(at, at + RUN_FRAMING_BYTES);
+      const bytes = count * b.pageSize;
+      writeFrameHeader(framing, 0, FrameType.rawRun, RAW_RUN_PREFIX_BYTES + bytes);
+      writeRawRunPrefix(framing.subarray(FRAME_HEADER_BYTES), { region: b.region, round: b.round, first, count });
+      parts.push(framing, b.guest.subarray(first * b.pageSize, first * b.pageSize + bytes));
+      length += RUN_FRAMING_BYTES + bytes;
+    }
+    if (b.records.length > 0) {
+      const framed = new Uint8Array(b.records.buffer, b.records.byteOffset - RECORDS_HEADROOM, RECORDS_HEADROOM + b.records.length);
+      writeFrameHeader(framed, 0, FrameType.pages, PAGES_PREFIX_BYTES + b.records.length);
+      writePagesPrefix(framed.subarray(FRAME_HEADER_BYTES), { region: b.region, round: b.round });
+      parts.push(framed);
+      length += framed.length;
+    }
+    // A batch of zero pages sent for the first time has nothing to write.
+    return parts.length > 0 ? this.connection.sendFrames(parts, length) : Promise.resolve();
   }
 
   endRound(end: RoundEnd): Promise<void> {

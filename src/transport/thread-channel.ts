@@ -1,0 +1,140 @@
+// A channel run by a worker thread (QEMU's multifd send threads): the thread owns the socket, its
+// handshake and its writes, so a migration's system calls and kernel copies are spread over
+// cores instead of queued on the main thread, which keeps the syncs, the plan and the encoding.
+// A batch's memory (records, framing, pages) lives in the region's shared memory: only offsets and
+// the runs cross to the thread, and the thread says when the batch is written. Channel 0, which
+// carries the control frames and the return path, stays on the main thread.
+import { Worker } from "node:worker_threads";
+import type { LayoutOptions } from "../memory/layout.js";
+import type { Region } from "../memory/region.js";
+import { workerUrl } from "../runtime/worker-url.js";
+import type { ReasonName } from "../wire/constants.js";
+import { WireError } from "../wire/errors.js";
+import type { RoundEnd } from "../wire/messages.js";
+import type { ChannelTarget } from "./handshake.js";
+import { type PageBatch, type PageChannel, RECORDS_HEADROOM, RUN_FRAMING_BYTES } from "./page-channel.js";
+import type { TokenBucket } from "./token-bucket.js";
+
+export interface ThreadChannelSetup {
+  target: Omit<ChannelTarget, "bucket" | "migrationId"> & { migrationId: Uint8Array };
+  regions: Array<{ memory: WebAssembly.Memory; layout: LayoutOptions }>;
+}
+
+/** What the main thread tells a channel's thread. Offsets are into the region's memory. */
+export type ToThread =
+  | { kind: "batch"; id: number; region: number; round: number; records: number; recordsLength: number; runs: Uint32Array; framing: number; framingStride: number }
+  | { kind: "endRound"; id: number; end: RoundEnd }
+  | { kind: "close" };
+
+/** What a channel's thread answers: its connection is open, a message is written (with the bytes sent so far), or it failed. */
+export type FromThread = { kind: "open" } | { kind: "written"; id: number; sent: number } | { kind: "failed"; reason: ReasonName; message: string };
+
+export class ThreadChannel implements PageChannel {
+  backlog = 0;
+  sent = 0;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void; bytes: number }>();
+  private failure: WireError | undefined;
+  private readonly failureListeners: Array<(error: WireError) => void> = [];
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly regions: Region[],
+    private readonly bucket: TokenBucket | undefined,
+  ) {}
+
+  /** Starts the thread and its connection (as channel `target.channelIndex`); resolves once it is authenticated. */
+  static open(regions: Region[], target: ChannelTarget, bucket?: TokenBucket): Promise<ThreadChannel> {
+    const { bucket: _shared, ...rest } = target;
+    const setup: ThreadChannelSetup = { target: rest, regions: regions.map((r) => ({ memory: r.memory, layout: r.options })) };
+    const worker = new Worker(workerUrl("thread-channel-worker", import.meta.url), { workerData: setup });
+    const channel = new ThreadChannel(worker, regions, bucket);
+    return new Promise((resolve, reject) => {
+      worker.on("message", (m: FromThread) => {
+        if (m.kind === "open") resolve(channel);
+        else if (m.kind === "written") channel.written(m.id, m.sent);
+        else {
+          const error = new WireError(m.reason, m.message);
+          reject(error);
+          channel.fail(error);
+        }
+      });
+      worker.on("error", (error) => {
+        const wire = new WireError("internal", `channel ${target.channelIndex}'s thread failed: ${error.message}`);
+        reject(wire);
+        channel.fail(wire);
+      });
+    });
+  }
+
+  private written(id: number, sent: number): void {
+    this.sent = sent;
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.backlog -= p.bytes;
+    p.resolve();
+  }
+
+  /** Calls `listener` when the channel fails (at once if it has). */
+  onFailure(listener: (error: WireError) => void): void {
+    if (this.failure) listener(this.failure);
+    else this.failureListeners.push(listener);
+  }
+
+  /**
+   * Ends the channel because of `error` (once): what is still out is refused, the thread stops
+   * and its connection closes. The peer hears why on channel 0, whatever `_tellPeer` says (it is
+   * there so that a thread's channel ends as a connection does).
+   */
+  fail(error: WireError, _tellPeer = false): void {
+    if (this.failure) return;
+    this.failure = error;
+    void this.worker.terminate();
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+    for (const l of this.failureListeners.splice(0)) l(error);
+  }
+
+  /** Ends the channel on purpose: the thread closes its connection once what it was given is written. */
+  close(): void {
+    if (this.failure) return;
+    this.failure = new WireError("connection", "the channel was closed by this side");
+    this.worker.postMessage({ kind: "close" } satisfies ToThread);
+    this.worker.unref();
+  }
+
+  private post(message: ToThread & { id: number }, bytes: number): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.backlog += bytes;
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(message.id, { resolve, reject, bytes });
+      this.worker.postMessage(message);
+    });
+  }
+
+  async sendBatch(b: PageBatch): Promise<void> {
+    if (b.runs.length === 0 && b.records.length === 0) return;
+    const region = this.regions[b.region];
+    const bytes = (b.records.length ? RECORDS_HEADROOM + b.records.length : 0) + (b.runs.length / 2) * RUN_FRAMING_BYTES + sumRuns(b.runs) * b.pageSize;
+    if (this.bucket) await this.bucket.take(bytes);
+    return this.post(
+      {
+        kind: "batch", id: this.nextId++, region: b.region, round: b.round,
+        records: b.records.byteOffset - region.bytes.byteOffset, recordsLength: b.records.length,
+        runs: b.runs.slice(), framing: b.framing.byteOffset - region.bytes.byteOffset, framingStride: b.framingStride,
+      },
+      bytes,
+    );
+  }
+
+  endRound(end: RoundEnd): Promise<void> {
+    return this.post({ kind: "endRound", id: this.nextId++, end }, 0);
+  }
+}
+
+function sumRuns(runs: Uint32Array): number {
+  let pages = 0;
+  for (let r = 1; r < runs.length; r += 2) pages += runs[r];
+  return pages;
+}
