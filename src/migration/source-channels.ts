@@ -63,6 +63,7 @@ export class SourceChannels {
     const o = this.options;
     const count = o.channels ?? 1;
     const target = { host: o.host, port: o.port, secret: o.secret ?? "", migrationId: this.migrationId, channelCount: count, bucket: this.bucket, timeoutMs: o.timeoutMs, tls: o.tls };
+    if (o.channelThreads) ThreadChannel.warm(count - 1);
     const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer(resuming) });
     this.admitted = true;
     // Channels past 0 on threads of their own, or here; a thread's channel shares this side's rate limit.

@@ -22,12 +22,32 @@ export interface ThreadChannelSetup {
 
 /** What the main thread tells a channel's thread. Offsets are into the region's memory. */
 export type ToThread =
+  | { kind: "open"; serial: number; setup: ThreadChannelSetup }
   | { kind: "batch"; id: number; region: number; round: number; records: number; recordsLength: number; runs: Uint32Array; framing: number; framingStride: number }
   | { kind: "endRound"; id: number; end: RoundEnd }
   | { kind: "close" };
 
 /** What a channel's thread answers: its connection is open, a message is written (with the bytes sent so far), or it failed. */
 export type FromThread = { kind: "open" } | { kind: "written"; id: number; sent: number } | { kind: "failed"; reason: ReasonName; message: string };
+
+/**
+ * Threads between migrations. A thread takes 50-200 ms to start (its modules load), which a
+ * migration would otherwise pay in its setup each time; idle ones do not keep the process alive.
+ */
+const idle: Worker[] = [];
+let serials = 0;
+
+function acquire(): Worker {
+  let worker = idle.pop();
+  if (!worker) {
+    const created = new Worker(workerUrl("thread-channel-worker", import.meta.url));
+    // A thread that dies idle leaves the pool; one in use also tells its channel (onError).
+    created.on("error", () => idle.includes(created) && idle.splice(idle.indexOf(created), 1));
+    worker = created;
+  }
+  worker.ref();
+  return worker;
+}
 
 export class ThreadChannel implements PageChannel {
   backlog = 0;
@@ -36,35 +56,63 @@ export class ThreadChannel implements PageChannel {
   private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void; bytes: number }>();
   private failure: WireError | undefined;
   private readonly failureListeners: Array<(error: WireError) => void> = [];
+  private readonly serial = ++serials;
+  private readonly onMessage = (m: FromThread & { serial: number }) => this.message(m);
+  private readonly onError = (error: Error) => this.threadFailed(error);
+  private opened!: { resolve: () => void; reject: (error: Error) => void };
+  private attached = true;
 
   private constructor(
     private readonly worker: Worker,
     private readonly regions: Region[],
     private readonly bucket: TokenBucket | undefined,
+    private readonly index: number,
   ) {}
 
-  /** Starts the thread and its connection (as channel `target.channelIndex`); resolves once it is authenticated. */
-  static open(regions: Region[], target: ChannelTarget, bucket?: TokenBucket): Promise<ThreadChannel> {
+  /** Starts threads until `count` are idle, so that their start overlaps channel 0's handshake. */
+  static warm(count: number): void {
+    const started = Array.from({ length: Math.max(0, count - idle.length) }, () => acquire());
+    for (const worker of started) {
+      worker.unref();
+      idle.push(worker);
+    }
+  }
+
+  /** Gives a thread the connection of channel `target.channelIndex`; resolves once it is authenticated. */
+  static async open(regions: Region[], target: ChannelTarget, bucket?: TokenBucket): Promise<ThreadChannel> {
     const { bucket: _shared, ...rest } = target;
     const setup: ThreadChannelSetup = { target: rest, regions: regions.map((r) => ({ memory: r.memory, layout: r.options })) };
-    const worker = new Worker(workerUrl("thread-channel-worker", import.meta.url), { workerData: setup });
-    const channel = new ThreadChannel(worker, regions, bucket);
-    return new Promise((resolve, reject) => {
-      worker.on("message", (m: FromThread) => {
-        if (m.kind === "open") resolve(channel);
-        else if (m.kind === "written") channel.written(m.id, m.sent);
-        else {
-          const error = new WireError(m.reason, m.message);
-          reject(error);
-          channel.fail(error);
-        }
-      });
-      worker.on("error", (error) => {
-        const wire = new WireError("internal", `channel ${target.channelIndex}'s thread failed: ${error.message}`);
-        reject(wire);
-        channel.fail(wire);
-      });
-    });
+    const channel = new ThreadChannel(acquire(), regions, bucket, target.channelIndex);
+    const opened = new Promise<void>((resolve, reject) => (channel.opened = { resolve, reject }));
+    channel.worker.on("message", channel.onMessage);
+    channel.worker.on("error", channel.onError);
+    channel.worker.postMessage({ kind: "open", serial: channel.serial, setup } satisfies ToThread);
+    await opened;
+    return channel;
+  }
+
+  private message(m: FromThread & { serial: number }): void {
+    if (m.serial !== this.serial) return; // of the migration this thread served before
+    if (m.kind === "open") this.opened.resolve();
+    else if (m.kind === "written") this.written(m.id, m.sent);
+    else this.fail(new WireError(m.reason, m.message));
+  }
+
+  /** The thread itself died: it serves no one again. */
+  private threadFailed(error: Error): void {
+    this.detach(false);
+    this.fail(new WireError("internal", `channel ${this.index}'s thread failed: ${error.message}`));
+  }
+
+  /** Stops listening to the thread; a healthy one waits for the next migration. */
+  private detach(healthy: boolean): void {
+    this.attached = false;
+    this.worker.off("message", this.onMessage);
+    this.worker.off("error", this.onError);
+    if (!healthy) return void this.worker.terminate();
+    this.worker.postMessage({ kind: "close" } satisfies ToThread);
+    this.worker.unref();
+    idle.push(this.worker);
   }
 
   private written(id: number, sent: number): void {
@@ -83,14 +131,15 @@ export class ThreadChannel implements PageChannel {
   }
 
   /**
-   * Ends the channel because of `error` (once): what is still out is refused, the thread stops
-   * and its connection closes. The peer hears why on channel 0, whatever `_tellPeer` says (it is
-   * there so that a thread's channel ends as a connection does).
+   * Ends the channel because of `error` (once): what is still out is refused and the thread drops
+   * its connection. The peer hears why on channel 0, whatever `_tellPeer` says (it is there so
+   * that a thread's channel ends as a connection does).
    */
   fail(error: WireError, _tellPeer = false): void {
     if (this.failure) return;
     this.failure = error;
-    void this.worker.terminate();
+    if (this.attached) this.detach(true);
+    this.opened.reject(error);
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
     for (const l of this.failureListeners.splice(0)) l(error);
@@ -100,8 +149,7 @@ export class ThreadChannel implements PageChannel {
   close(): void {
     if (this.failure) return;
     this.failure = new WireError("connection", "the channel was closed by this side");
-    this.worker.postMessage({ kind: "close" } satisfies ToThread);
-    this.worker.unref();
+    this.detach(true);
   }
 
   private post(message: ToThread & { id: number }, bytes: number): Promise<void> {
