@@ -96,6 +96,7 @@ interface Migration {
   /** Over TLS with this certificate (the source trusts it as its CA). */
   tls?: Certificate;
   channels?: number;
+  channelThreads?: boolean;
   /** XBZRLE-style delta encoding (the regions need a delta cache). */
   delta?: boolean;
   /** The writer sweeps this hot set in order instead of writing random pages. */
@@ -150,6 +151,7 @@ export async function migration(m: Migration): Promise<MigrationStats> {
       compress: m.compress,
       bandwidth: m.bandwidth,
       channels: m.channels,
+      channelThreads: m.channelThreads,
       delta: m.delta,
       signal,
       tls: m.tls ? { ca: m.tls.cert } : undefined,

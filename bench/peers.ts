@@ -5,9 +5,9 @@
 // QEMU's guest is -machine none (no vCPU: static memory) with the image loaded at address 0. Needs
 // qemu-system-x86_64 (10.0 from Debian 12's bookworm-backports); skipped with that message without.
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Region } from "../src/memory/region.js";
 import { fillPage, mixedClass } from "../src/memory/content.js";
@@ -19,16 +19,19 @@ import { migration } from "./e2e.js";
 import { configureMigration, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
 import { type Row, progress } from "./report.js";
 import { type LivePeersOptions, runLivePeers } from "./peers-live.js";
+import { peersChart } from "./peers-chart.js";
 
 export interface PeersOptions {
   repeats: number;
   /** The live cases (bench/peers-live.ts), or none. */
   live?: LivePeersOptions;
+  /** Write docs/peers.svg and docs/peers.json (the full run only). */
+  chart: boolean;
 }
 
 const PAGES_PER_MIB = 256;
-export const peersDefaults: PeersOptions = { repeats: 3, live: { repeats: 3, hotPages: [64 * PAGES_PER_MIB, 512 * PAGES_PER_MIB], cappedBandwidth: 125e6, giveUpMs: 30_000 } };
-export const peersQuick: PeersOptions = { repeats: 1, live: { repeats: 1, hotPages: [64 * PAGES_PER_MIB], cappedBandwidth: 0, giveUpMs: 30_000 } };
+export const peersDefaults: PeersOptions = { repeats: 3, chart: true, live: { repeats: 3, hotPages: [64 * PAGES_PER_MIB, 512 * PAGES_PER_MIB], cappedBandwidth: 125e6, giveUpMs: 30_000 } };
+export const peersQuick: PeersOptions = { repeats: 1, chart: false, live: { repeats: 1, hotPages: [64 * PAGES_PER_MIB], cappedBandwidth: 0, giveUpMs: 30_000 } };
 
 const BYTES = 2 ** 30;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -100,12 +103,15 @@ export async function runPeers(o: PeersOptions): Promise<Row[]> {
       progress(`static 1 GiB mixed image, ${label}: ${qemu} and pagewire interleaved, ${o.repeats} runs each`);
       const theirs: QemuRun[] = [];
       const ours: MigrationStats[] = [];
+      const threaded: MigrationStats[] = [];
       const problems: string[] = [];
+      const check = (sha: string) => sha !== expected && problems.push("pagewire's destination memory differs from the image");
       for (let i = 0; i < o.repeats; i++) {
         const q = await qemuMigration(dir, image, channels);
         if (q.sha256 !== expected) problems.push(`${qemu}'s destination memory differs from the image`);
         theirs.push(q);
-        ours.push(await migration({ region, policy: precopy(), channels, onReceived: (sha) => sha !== expected && problems.push("pagewire's destination memory differs from the image") }));
+        ours.push(await migration({ region, policy: precopy(), channels, onReceived: check }));
+        if (channels > 1) threaded.push(await migration({ region, policy: precopy(), channels, channelThreads: true, onReceived: check }));
       }
       const total = ours.map((s) => s["total-time"]);
       const qTotal = median(theirs.map((q) => q.total));
@@ -116,6 +122,15 @@ export async function runPeers(o: PeersOptions): Promise<Row[]> {
         baseline: { name: `${qemu}${channels > 1 ? ` multifd ${channels}` : ""}`, value: qTotal }, target: { max: channels === 1 ? 0.8 : 1, of: "ratio" },
         note: `${qemu} runs ${theirs.map((q) => q.total).join(", ")} ms, downtime ${median(theirs.map((q) => q.downtime))} ms, ${(median(theirs.map((q) => q.bytes)) / 1e6).toFixed(0)} MB; pagewire downtime ${median(ours.map((s) => s.downtime)).toFixed(0)} ms, ${(median(ours.map((s) => s.transferred)) / 1e6).toFixed(0)} MB${problems.length ? `; ${problems.join("; ")}` : "; both destinations' SHA-256 equal the image's"}`,
       });
+      if (threaded.length) {
+        const t = threaded.map((s) => s["total-time"]);
+        rows.push({
+          suite: "peers", id: "peers.static-threads.total-time", params: { ...params, channelThreads: true }, samples: t,
+          name: `static 1 GiB, ${label}, channels on threads: total time`, value: median(t), unit: "ms",
+          baseline: { name: `${qemu} multifd ${channels}`, value: qTotal }, target: { max: 1, of: "ratio" },
+          note: `channels past the first on worker threads (SourceOptions.channelThreads); on the main thread: ${median(total).toFixed(0)} ms in the same run`,
+        });
+      }
       rows.push({
         suite: "peers", id: "peers.static.downtime", params, samples: ours.map((s) => s.downtime),
         name: `static 1 GiB, ${label}: downtime`, value: median(ours.map((s) => s.downtime)), unit: "ms",
@@ -133,6 +148,11 @@ export async function runPeers(o: PeersOptions): Promise<Row[]> {
       deltaRegion.pages(0, pages).set(region.pages(0, pages));
       const policies = { precopy: precopy(), "early-stop": earlyStop(), mplm: mplm(), "early-stop+delta+lz4": earlyStop() };
       rows.push(...(await runLivePeers(dir, region, deltaRegion, qemu, policies, o.live)));
+    }
+    if (o.chart && existsSync("docs")) {
+      const date = new Date().toISOString();
+      writeFileSync("docs/peers.svg", peersChart(rows, { date: date.slice(0, 10), machine: `${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores, ${qemu}` }));
+      writeFileSync("docs/peers.json", JSON.stringify({ date, qemu, rows }, null, 1) + "\n");
     }
     return rows;
   } finally {
