@@ -3,7 +3,7 @@
 // the published types compile in a Node project whose lib is just ES20xx.
 // The public API of pagewire (re-exports only).
 export { Region } from "./memory/region.js";
-export { ExternalMemory, type GuestBuffer } from "./memory/external.js";
+export { ExternalMemory, copyReceived, receivedMemory, type GuestBuffer } from "./memory/external.js";
 export { planLayout, type Layout, type LayoutOptions, type LaneLayout } from "./memory/layout.js";
 export { fillPage, mixedClass, PAGE_CLASSES, type PageClass } from "./memory/content.js";
 export { Core, DecodeError, type EncodingOptions, type SyncResult } from "./core/core.js";

@@ -15,7 +15,7 @@ import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { LuaFactory } from "wasmoon";
 import { newQuickJSWASMModule } from "quickjs-emscripten";
-import { Region, Source, Listener, policyByName } from "pagewire";
+import { Region, Source, Listener, policyByName, copyReceived } from "pagewire";
 
 const SLICE = 20000;
 
@@ -92,7 +92,7 @@ if (args[0] === "destination") {
         const { state, heapBytes, done } = JSON.parse(new TextDecoder().decode(deviceState));
         const vm = await program.start();
         if (vm.heap().length !== heapBytes) throw new Error(`the memory grew on the source (${heapBytes} bytes), this example does not grow it`);
-        vm.heap().set(regions[0].pages(0, heapBytes / regions[0].pageSize));
+        copyReceived(regions, vm.heap());
         const resumedAt = performance.now();
         let at = done;
         while (at < steps * SLICE) at = step(vm, state);

@@ -4,7 +4,8 @@
 // its memory, with the same call as Region.markDirty; flush() copies the marked pages into the
 // region, a run of consecutive pages at a time, and only then marks them in the region's dirty
 // log (so the rule "mark after the write" holds for the copy too). The source's beforeSync hook
-// must flush: pass `hooks: { ...external.hooks, ... }`.
+// must flush: pass `hooks: { ...external.hooks, ... }`. At the destination, copyReceived and
+// receivedMemory put the received guest into the memory its program resumes on.
 import type { Region } from "./region.js";
 import { PagewireError } from "../errors.js";
 
@@ -68,4 +69,42 @@ export class ExternalMemory {
     if (runStart >= 0) copyRun(pageCount);
     return copied;
   }
+}
+
+/** Bytes of the guest held by `regions`, in order, from page 0. */
+function guestBytes(regions: Region[]): number {
+  return regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
+}
+
+/**
+ * The destination's half: copies a received guest (its regions, in order, from page 0) into the
+ * memory its program resumes on: the new module's own memory (a WebAssembly.Memory smaller than
+ * the guest is grown to fit), or a view or buffer of it. One copy, for the reason DESIGN.md gives
+ * ("Why an embedded program's memory is still copied").
+ */
+export function copyReceived(regions: Region[], into: GuestBuffer | Uint8Array): void {
+  const bytes = guestBytes(regions);
+  if (into instanceof WebAssembly.Memory && into.buffer.byteLength < bytes) into.grow(Math.ceil((bytes - into.buffer.byteLength) / 65536));
+  const target = into instanceof Uint8Array ? into : new Uint8Array(into instanceof WebAssembly.Memory ? into.buffer : into);
+  if (target.length < bytes) throw new PagewireError("EOPTION", `the program's memory holds ${target.length} bytes, less than the ${bytes} received`);
+  let at = 0;
+  for (const r of regions) {
+    target.set(r.pages(0, r.pageCount), at);
+    at += r.pageCount * r.pageSize;
+  }
+}
+
+/**
+ * A new WebAssembly.Memory holding a received guest from offset 0, of just its size (in 64 KiB
+ * pages, rounded up): what a module that imports its memory is instantiated against
+ * (`new WebAssembly.Instance(module, { env: { memory } })`). `maximum` (64 KiB pages) lets the
+ * program grow it; `shared` makes a shared memory, for a module that imports one.
+ */
+export function receivedMemory(regions: Region[], options: { maximum?: number; shared?: boolean } = {}): WebAssembly.Memory {
+  const initial = Math.ceil(guestBytes(regions) / 65536);
+  const maximum = options.maximum ?? (options.shared ? initial : undefined);
+  if (maximum !== undefined && maximum < initial) throw new PagewireError("EOPTION", `a maximum of ${maximum} pages of 64 KiB cannot hold the ${initial} received`);
+  const memory = new WebAssembly.Memory({ initial, maximum, shared: options.shared } as WebAssembly.MemoryDescriptor);
+  copyReceived(regions, memory);
+  return memory;
 }
