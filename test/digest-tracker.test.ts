@@ -96,10 +96,10 @@ describe("the digest tracker on a source", () => {
 });
 
 describe("the digest tracker on a destination", () => {
-  it("marks the chunks the decoder writes; chunks never written are hashed at the end", async () => {
+  it("marks the chunks the decoder writes; chunks never written are zero, and not hashed", async () => {
     const source = guest(PAGES, 7);
     const destination = Region.create({ pageCount: PAGES });
-    const tracker = new DigestTracker([destination], pool, "untouched");
+    const tracker = new DigestTracker([destination], pool, "zeroed");
     const encoder = new Core(source);
     const decoder = new Core(destination);
     encoder.setEncoding({});
@@ -118,8 +118,20 @@ describe("the digest tracker on a destination", () => {
     tracker.tick();
     const end = await tracker.digests();
     expect(end.digests).toEqual([fresh(destination)]);
-    expect(end.chunks).toBe(2); // the untouched ones; the six received were hashed as they went quiet
+    expect(end.chunks).toBe(0); // the six received were hashed as they went quiet, the two untouched are zero
     expect(tracker.backgroundChunks).toBe(6);
+  });
+});
+
+describe("zero chunks", () => {
+  it("a destination's untouched chunks, a short last one included, hash as zero without being read", async () => {
+    for (const pageSize of [4096, 65536]) {
+      const region = Region.create({ pageSize, pageCount: pageSize === 4096 ? 300 : 20 }); // a whole chunk and a short one
+      const tracker = new DigestTracker([region], pool, "zeroed");
+      const end = await tracker.digests();
+      expect(end.chunks).toBe(0);
+      expect(end.digests).toEqual([fresh(region)]);
+    }
   });
 });
 

@@ -6,10 +6,10 @@
 // tick() makes DIRTY chunks QUIET and hashes, in the pool's threads, the chunks QUIET since the
 // last tick (nothing wrote them for a whole tick: a hot chunk is not hashed again and again).
 // A chunk is CLEAN from the moment its hash is dispatched; a write during the hash makes it DIRTY
-// again, so its hash is redone. digests() waits for the hashes in flight, hashes every chunk not
+// again, so its hash is redone. A destination's chunk never written is zero: it is not hashed. digests() waits for the hashes in flight, hashes every chunk not
 // CLEAN, and combines. One batch is in flight at a time: two hashes of one chunk never race.
 import { DIGEST_CHUNK_BYTES } from "../memory/layout.js";
-import type { Region } from "../memory/region.js";
+import { Region } from "../memory/region.js";
 import type { DigestPool } from "./digest.js";
 import { Hasher } from "./hasher.js";
 
@@ -17,8 +17,21 @@ const CLEAN = 0;
 /** Written since the last tick (the value the WASM sync and decoder store). */
 const DIRTY = 1;
 const QUIET = 2;
-/** Never written since the tracker began: hashed at the end, not by ticks. */
+/** Never written since the tracker began: at the end, a destination's (which starts zeroed) is a zero chunk. */
 const UNTOUCHED = 3;
+
+/** The XXH3 of a zero chunk of `bytes`, computed once per size in a small zeroed region. */
+const zeroChunkHashes = new Map<number, bigint>();
+function zeroChunkHash(bytes: number, pageSize: number): bigint {
+  let hash = zeroChunkHashes.get(bytes);
+  if (hash === undefined) {
+    const zero = Region.create({ pageSize, pageCount: bytes / pageSize, ioBuffers: 1, batchPages: 1 });
+    new Hasher(zero).hashChunks(0, 1);
+    hash = new BigUint64Array(zero.memory.buffer, zero.layout.digestChunks, 1)[0];
+    zeroChunkHashes.set(bytes, hash);
+  }
+  return hash;
+}
 
 export interface FinalDigest {
   digests: bigint[];
@@ -38,13 +51,14 @@ export class DigestTracker {
 
   /**
    * `start`: "quiet" when every chunk should be hashed at the first tick (the source: its memory
-   * is what it is), "untouched" when chunks are hashed only once written (the destination:
-   * nothing it holds before the data arrives is worth hashing early).
+   * is what it is), "zeroed" when the regions start all zero (the destination, as the protocol
+   * requires): a chunk is hashed once written, and one never written is known to be zero, so its
+   * hash is that of a zero chunk, computed once.
    */
   constructor(
     readonly regions: Region[],
     private readonly pool: DigestPool,
-    start: "quiet" | "untouched",
+    start: "quiet" | "zeroed",
   ) {
     this.states = regions.map((r) => r.bytes.subarray(r.layout.digestStale, r.layout.digestStale + r.layout.digestChunkCount));
     for (const s of this.states) s.fill(start === "quiet" ? QUIET : UNTOUCHED);
@@ -105,6 +119,13 @@ export class DigestTracker {
     );
   }
 
+  /** The hash of chunk c of `region` were it all zero (the last chunk may be short). */
+  private zeroHash(region: Region, c: number): bigint {
+    const { pageCount, pageSize, digestChunkShift } = region.layout;
+    const pages = Math.min(pageCount - (c << digestChunkShift), 1 << digestChunkShift);
+    return zeroChunkHash(pages * pageSize, pageSize);
+  }
+
   /** Resolves once no background hash is out. */
   async idle(): Promise<void> {
     await this.inFlight;
@@ -120,11 +141,11 @@ export class DigestTracker {
       this.regions.map((region, i) => {
         const s = this.states[i];
         const list: number[] = [];
+        const hashes = new BigUint64Array(region.memory.buffer, region.layout.digestChunks, s.length);
         for (let c = 0; c < s.length; c++) {
-          if (s[c] !== CLEAN) {
-            s[c] = CLEAN;
-            list.push(c);
-          }
+          if (s[c] === UNTOUCHED) hashes[c] = this.zeroHash(region, c);
+          else if (s[c] !== CLEAN) list.push(c);
+          s[c] = CLEAN;
         }
         chunks += list.length;
         const { pageCount, pageSize, digestChunkShift } = region.layout;

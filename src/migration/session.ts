@@ -69,7 +69,7 @@ export class Session implements ChannelOwner {
     });
     this.postcopy = new PostcopyDestination(this.cores, digests, (region, page, count) => this.requestPages(region, page, count));
     this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
-    this.tracker = new DigestTracker(regions, digests, "untouched");
+    this.tracker = new DigestTracker(regions, digests, "zeroed");
     // Post-copy proves itself with page-hash sums: the chunk hashes would be wasted there.
     const ticks = setInterval(() => this.postcopy.active || this.tracker.tick(), DIGEST_TICK_MS);
     ticks.unref();
