@@ -16,7 +16,7 @@ import type { Policy } from "../src/policy/policy.js";
 import type { MigrationStats } from "../src/migration/stats.js";
 import type { HotSet } from "../src/workload/dirty-writer.js";
 import { migration } from "./e2e.js";
-import { buildHotSweep, configureMigration, pagesWritten, startQemu, untilMigrated } from "./qemu.js";
+import { buildHotSweep, configureMigration, stopQemu, pagesWritten, startQemu, untilMigrated } from "./qemu.js";
 import type { QmpClient } from "./qmp-client.js";
 import { type Row, progress } from "./report.js";
 
@@ -116,10 +116,7 @@ export async function qemuLive(dir: string, image: string, kernel: string, chann
     }
     return { completed, total, downtime, bytes: ram.transferred ?? 0, syncs: ram["dirty-sync-count"] ?? 0, rateBefore, rateDuring, sameMemory };
   } finally {
-    for (const side of [source, destination]) {
-      side.qmp.close();
-      side.process.kill();
-    }
+    await Promise.all([source, destination].map(stopQemu));
   }
 }
 

@@ -16,7 +16,7 @@ import { earlyStop } from "../src/policy/early-stop.js";
 import { mplm } from "../src/policy/mplm.js";
 import type { MigrationStats } from "../src/migration/stats.js";
 import { migration } from "./e2e.js";
-import { configureMigration, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
+import { configureMigration, stopQemu, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
 import { type Row, progress } from "./report.js";
 import { type LivePeersOptions, runLivePeers } from "./peers-live.js";
 import { peersChart } from "./peers-chart.js";
@@ -72,10 +72,7 @@ async function qemuMigration(dir: string, image: string, channels: number): Prom
     const ram = info.ram as Record<string, number>;
     return { total: Number(info["total-time"]), downtime: Number(info.downtime), bytes: ram.transferred, sha256: received };
   } finally {
-    for (const side of [source, destination]) {
-      side.qmp.close();
-      side.process.kill();
-    }
+    await Promise.all([source, destination].map(stopQemu));
   }
 }
 

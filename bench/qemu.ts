@@ -62,6 +62,18 @@ export async function startQemu(args: string[], socket: string, machine: "none" 
 }
 
 /**
+ * Ends a QEMU and waits until it has exited: freeing a gigabyte of guest memory takes its kernel
+ * a moment of CPU, which would otherwise land in the next run measured.
+ */
+export async function stopQemu(side: { process: ChildProcess; qmp: QmpClient }): Promise<void> {
+  side.qmp.close();
+  if (side.process.exitCode !== null || side.process.signalCode !== null) return;
+  const exited = new Promise((resolve) => side.process.once("exit", resolve));
+  side.process.kill();
+  await exited;
+}
+
+/**
  * Polls query-migrate until the migration completed (then asks once more: QEMU fills total-time a
  * moment later) or failed; after `giveUpMs`, cancels it and resolves with its last report (status
  * "cancelled") once QEMU has.
