@@ -10,13 +10,12 @@ import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { createReadStream, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createServer } from "node:net";
 import type { Region } from "../src/memory/region.js";
 import type { Policy } from "../src/policy/policy.js";
 import type { MigrationStats } from "../src/migration/stats.js";
 import type { HotSet } from "../src/workload/dirty-writer.js";
 import { migration } from "./e2e.js";
-import { buildHotSweep, configureMigration, stopQemu, pagesWritten, startQemu, untilMigrated } from "./qemu.js";
+import { buildHotSweep, configureMigration, freePort, stopQemu, pagesWritten, startQemu, untilMigrated } from "./qemu.js";
 import type { QmpClient } from "./qmp-client.js";
 import { type Row, progress } from "./report.js";
 
@@ -45,14 +44,6 @@ export interface OursLiveRun {
   rateDuring: number;
   sameMemory: boolean;
   error?: string;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /**

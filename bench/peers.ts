@@ -6,7 +6,6 @@
 // qemu-system-x86_64 (10.0 from Debian 12's bookworm-backports); skipped with that message without.
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Region } from "../src/memory/region.js";
@@ -16,7 +15,7 @@ import { earlyStop } from "../src/policy/early-stop.js";
 import { mplm } from "../src/policy/mplm.js";
 import type { MigrationStats } from "../src/migration/stats.js";
 import { migration } from "./e2e.js";
-import { configureMigration, stopQemu, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
+import { configureMigration, freePort, stopQemu, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
 import { type Row, progress } from "./report.js";
 import { type LivePeersOptions, runLivePeers } from "./peers-live.js";
 import { peersChart } from "./peers-chart.js";
@@ -42,14 +41,6 @@ interface QemuRun {
   downtime: number;
   bytes: number;
   sha256: string;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** One QEMU migration of the image between two QEMU processes; multifd with `channels` > 1. */

@@ -3,6 +3,7 @@
 // followed to its end over QMP.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { QmpClient } from "./qmp-client.js";
@@ -19,6 +20,15 @@ export function qemuVersion(): { major: number; minor: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A free loopback port for QEMU to listen on (QEMU cannot report the one it picked). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /**
