@@ -34,7 +34,7 @@ describe("the digest tracker on a source", () => {
   it("hashes in the background what the syncs leave quiet, and at the end only the chunks written since", async () => {
     const region = guest(PAGES, 3);
     const core = new Core(region);
-    const tracker = new DigestTracker([region], pool, "quiet");
+    const tracker = new DigestTracker([region], pool, "now");
     core.sync(PAGES); // starts logging
     tracker.tick(); // every chunk is hashed in the background now
     write(region, 10, 1); // chunk 0
@@ -51,7 +51,7 @@ describe("the digest tracker on a source", () => {
   it("redoes a chunk written while its hash was out, and one written after its hash without a later tick", async () => {
     const region = guest(PAGES, 4);
     const core = new Core(region);
-    const tracker = new DigestTracker([region], pool, "quiet");
+    const tracker = new DigestTracker([region], pool, "now");
     core.sync(PAGES);
     tracker.tick();
     write(region, 700, 9); // during the background hashes: its chunk (2) must not count as hashed
@@ -69,7 +69,7 @@ describe("the digest tracker on a source", () => {
   it("relies on the marks: a write nobody marked is not seen (what dirty tracking by hash must not use it for)", async () => {
     const region = guest(PAGES, 5);
     const core = new Core(region);
-    const tracker = new DigestTracker([region], pool, "quiet");
+    const tracker = new DigestTracker([region], pool, "now");
     core.sync(PAGES);
     tracker.tick();
     await tracker.idle();
@@ -80,10 +80,35 @@ describe("the digest tracker on a source", () => {
     expect((await tracker.digests()).digests).toEqual([fresh(region)]);
   });
 
+  it("hashes a first pass's chunks as the sender reads them, and with the guest paused whatever it reads", async () => {
+    const region = guest(PAGES, 10);
+    const core = new Core(region);
+    const tracker = new DigestTracker([region], pool, "as-read");
+    core.sync(0);
+    tracker.tick(); // a tick hashes nothing not yet read
+    expect(tracker.backgroundChunks).toBe(0);
+    tracker.passed(0, 0, 300, false); // chunk 0 read whole, chunk 1 in part
+    await tracker.idle();
+    expect(tracker.backgroundChunks).toBe(1);
+    tracker.passed(0, 300, PAGES, false); // the rest of the first pass
+    await tracker.idle();
+    expect(tracker.backgroundChunks).toBe(8);
+    write(region, 600, 1); // chunk 2
+    core.sync(PAGES);
+    tracker.passed(0, 0, PAGES, false); // live: a dirty chunk read again is not hashed yet
+    await tracker.idle();
+    expect(tracker.backgroundChunks).toBe(8);
+    tracker.passed(0, 0, PAGES, true); // paused: it is
+    const end = await tracker.digests();
+    expect(tracker.backgroundChunks).toBe(9);
+    expect(end.chunks).toBe(0);
+    expect(end.digests).toEqual([fresh(region)]);
+  });
+
   it("maps pages to chunks at every page size (64 KiB pages: 16 to a chunk, two chunks to a bitmap word)", async () => {
     const region = guest(64, 6, { pageSize: 65536 });
     const core = new Core(region);
-    const tracker = new DigestTracker([region], pool, "quiet");
+    const tracker = new DigestTracker([region], pool, "now");
     core.sync(64);
     tracker.tick();
     await tracker.idle();

@@ -102,11 +102,12 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       await handle.truncate(plan.deviceStateOffset);
       const file = new CheckpointFile(handle, fileRegions);
       const channels = Array.from({ length: o.channels ?? 2 }, () => new FileChannel(file));
-      const sender = new RoundSender(this.cores, channels, this.latch, this.counters, { startSent: layer });
+      // The digest's chunk hashes kept current while the guest runs: the pause hashes what changed.
+      // A layer's rounds read only what changed since its base: its other chunks are hashed at once.
+      const tracker = new DigestTracker(this.regions, this.digests, layer ? "now" : "as-read");
+      const sender = new RoundSender(this.cores, channels, this.latch, this.counters, { startSent: layer, onPassed: (r, from, to) => tracker.passed(r, from, to, paused) });
       for (const core of this.cores) core.setEncoding({ rawRuns: true });
       const pauseCost = new PauseCost(this.regions, this.digests.threads);
-      // The digest's chunk hashes kept current while the guest runs: the pause hashes what changed.
-      const tracker = new DigestTracker(this.regions, this.digests, "quiet");
       const policy = o.policy ?? precopy();
       const sync = () => {
         o.hooks?.beforeSync?.();
@@ -130,9 +131,10 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       await o.hooks?.pause?.();
       paused = true;
       const last = sync(); // the embedder's last flush included: only then is memory final
+      const rounds = [...live.rounds, this.reported(await sender.sendRound(sender.round + 1, {}, true, last.owed))];
+      // The final round hashed what it read; this hashes what is left, while the rest is written.
       const digests = tracker.digests();
       digests.catch(() => undefined); // awaited below
-      const rounds = [...live.rounds, this.reported(await sender.sendRound(sender.round + 1, {}, true, last.owed))];
       const deviceState = (await o.hooks?.deviceState?.()) ?? new Uint8Array(0);
       await handle.write(deviceState, 0, deviceState.length, plan.deviceStateOffset);
       // Which pages the file holds: a layer's, or a full checkpoint's pages with data.

@@ -2,12 +2,15 @@
 // pays only for the chunks the final round changed. A region's digest is XXH64 over the XXH3 of
 // each 1 MiB chunk (hasher.ts); a chunk's hash stays good until a page of it changes. Each chunk
 // has a state byte in the region's memory (layout.digestStale): the dirty sync (source) and the
-// decoder (destination) store DIRTY into it for every page they take or write, after the write;
+// decoder (destination) store DIRTY into it for every page they take or write, after the write.
 // tick() makes DIRTY chunks QUIET and hashes, in the pool's threads, the chunks QUIET since the
 // last tick (nothing wrote them for a whole tick: a hot chunk is not hashed again and again).
-// A chunk is CLEAN from the moment its hash is dispatched; a write during the hash makes it DIRTY
-// again, so its hash is redone. A destination's chunk never written is zero: it is not hashed. digests() waits for the hashes in flight, hashes every chunk not
-// CLEAN, and combines. One batch is in flight at a time: two hashes of one chunk never race.
+// passed() makes READY the chunks a sender has just read (a source's first pass over its memory;
+// with the guest paused, whatever it sends), hashed as soon as the pool is free, while they are
+// still in the cache. A chunk is CLEAN from the moment its hash is dispatched; a write during the
+// hash makes it DIRTY again, so its hash is redone. A destination's chunk never written is zero:
+// it is not hashed. digests() waits for the hashes in flight, hashes every chunk not CLEAN, and
+// combines. One batch is in flight at a time: two hashes of one chunk never race.
 import { DIGEST_CHUNK_BYTES } from "../memory/layout.js";
 import { Region } from "../memory/region.js";
 import type { DigestPool } from "./digest.js";
@@ -19,6 +22,10 @@ const DIRTY = 1;
 const QUIET = 2;
 /** Never written since the tracker began: at the end, a destination's (which starts zeroed) is a zero chunk. */
 const UNTOUCHED = 3;
+/** A source's chunk its first pass has not read yet: hashed once read (passed), or at the end. */
+const UNSENT = 4;
+/** To hash as soon as the pool is free. */
+const READY = 5;
 
 /** The XXH3 of a zero chunk of `bytes`, computed once per size in a small zeroed region. */
 const zeroChunkHashes = new Map<number, bigint>();
@@ -50,18 +57,19 @@ export class DigestTracker {
   backgroundChunks = 0;
 
   /**
-   * `start`: "quiet" when every chunk should be hashed at the first tick (the source: its memory
-   * is what it is), "zeroed" when the regions start all zero (the destination, as the protocol
-   * requires): a chunk is hashed once written, and one never written is known to be zero, so its
-   * hash is that of a zero chunk, computed once.
+   * `start`: "as-read" when chunks are hashed as a sender first reads them (passed: a source
+   * whose first pass reads every page), "now" when they are hashed from the first tick or pass on
+   * (a checkpoint layer, whose rounds read only what changed), "zeroed" when the regions start
+   * all zero (the destination, as the protocol requires): a chunk is hashed once written, and
+   * one never written is known to be zero, so its hash is that of a zero chunk, computed once.
    */
   constructor(
     readonly regions: Region[],
     private readonly pool: DigestPool,
-    start: "quiet" | "zeroed",
+    start: "as-read" | "now" | "zeroed",
   ) {
     this.states = regions.map((r) => r.bytes.subarray(r.layout.digestStale, r.layout.digestStale + r.layout.digestChunkCount));
-    for (const s of this.states) s.fill(start === "quiet" ? QUIET : UNTOUCHED);
+    for (const s of this.states) s.fill(start === "as-read" ? UNSENT : start === "now" ? READY : UNTOUCHED);
     this.hashers = regions.map((r) => new Hasher(r));
   }
 
@@ -89,29 +97,70 @@ export class DigestTracker {
     return bytes;
   }
 
-  /** Ages the chunks one tick; hashes in the background those quiet for a whole tick, unless a batch is still out. */
+  /** Ages the chunks one tick; hashes in the background those quiet since the last tick (and those ready), unless a batch is still out. */
   tick(): void {
-    const batch: Uint32Array[] = [];
-    let total = 0;
-    for (const s of this.states) {
-      let n = 0;
-      const list = this.inFlight ? undefined : new Uint32Array(s.length);
+    const idle = !this.inFlight;
+    const lists = this.states.map((s) => {
+      const list: number[] = [];
       for (let c = 0; c < s.length; c++) {
         const state = s[c];
         if (state === DIRTY) s[c] = QUIET;
-        else if (state === QUIET && list) {
+        else if (idle && (state === QUIET || state === READY)) {
           s[c] = CLEAN;
-          list[n++] = c;
+          list.push(c);
         }
       }
-      batch.push(list ? list.subarray(0, n) : new Uint32Array(0));
-      total += n;
+      return list;
+    });
+    if (idle) this.dispatch(lists);
+  }
+
+  /**
+   * The sender has read pages [from, to) of region `r`: their chunks not read before are hashed
+   * now, while in the cache; with `frozen` (the guest paused), every chunk wholly read is.
+   */
+  passed(r: number, from: number, to: number, frozen: boolean): void {
+    const { pageCount, digestChunkShift } = this.regions[r].layout;
+    const s = this.states[r];
+    // The chunks that end within [from, to): the first may have begun before `from`.
+    const end = to >= pageCount ? s.length : to >>> digestChunkShift;
+    let any = false;
+    for (let c = from >>> digestChunkShift; c < end; c++) {
+      const state = s[c];
+      if (state === UNSENT || (frozen && (state === DIRTY || state === QUIET))) {
+        s[c] = READY;
+        any = true;
+      }
     }
+    if (any && !this.inFlight) this.dispatchReady();
+  }
+
+  private dispatchReady(): void {
+    this.dispatch(
+      this.states.map((s) => {
+        const list: number[] = [];
+        for (let c = 0; c < s.length; c++) {
+          if (s[c] === READY) {
+            s[c] = CLEAN;
+            list.push(c);
+          }
+        }
+        return list;
+      }),
+    );
+  }
+
+  /** Hashes the listed chunks of each region in the pool; once done, whatever became ready meanwhile. */
+  private dispatch(lists: number[][]): void {
+    const total = lists.reduce((n, l) => n + l.length, 0);
     if (total === 0) return;
     this.backgroundChunks += total;
-    const hashed = Promise.all(this.regions.map((r, i) => (batch[i].length ? this.pool.hashChunkList(r, batch[i]) : undefined)));
+    const hashed = Promise.all(this.regions.map((r, i) => (lists[i].length ? this.pool.hashChunkList(r, Uint32Array.from(lists[i])) : undefined)));
     this.inFlight = hashed.then(
-      () => void (this.inFlight = undefined),
+      () => {
+        this.inFlight = undefined;
+        this.dispatchReady();
+      },
       (error: Error) => {
         this.error ??= error;
         this.inFlight = undefined;
@@ -128,12 +177,12 @@ export class DigestTracker {
 
   /** Resolves once no background hash is out. */
   async idle(): Promise<void> {
-    await this.inFlight;
+    while (this.inFlight) await this.inFlight;
   }
 
   /** The digest of each region as its memory is now (frozen: paused, or every page received). */
   async digests(): Promise<FinalDigest> {
-    await this.inFlight;
+    await this.idle();
     if (this.error) throw this.error;
     let chunks = 0;
     let bytes = 0;

@@ -71,6 +71,8 @@ export interface RoundSenderOptions {
   startSent?: boolean;
   /** Called after each batch is queued (progress reports). */
   onBatch?: () => void;
+  /** Called as a round's scan passes pages [from, to) of a region (fresh or dirty), once they are read. */
+  onPassed?: (region: number, from: number, to: number) => void;
 }
 
 export class RoundSender {
@@ -265,6 +267,7 @@ export class RoundSender {
       const i = at.region;
       const core = this.cores[i];
       const { syncBitmap, dirtyBitmap, pageCount } = core.region.layout;
+      const from = at.from;
       const found = core.take(syncBitmap, at.from);
       at.from = core.scanEnd;
       if (at.from >= pageCount) {
@@ -273,10 +276,13 @@ export class RoundSender {
       }
       const n = skipRedirtied && found > 0 ? core.dropMarked(found, dirtyBitmap) : found;
       this.counters.skippedPages += found - n;
+      const to = at.region === i ? at.from : pageCount;
       if (n > 0) {
         await this.sendBatch(i, n, false);
+        this.options.onPassed?.(i, from, to);
         return true;
       }
+      this.options.onPassed?.(i, from, to);
     }
     return false;
   }
@@ -292,6 +298,7 @@ export class RoundSender {
     for (let k = 0; k < n; k++) core.list[k] = first + k;
     this.fresh[i] = first + n;
     await this.sendBatch(i, n, true);
+    this.options.onPassed?.(i, first, first + n);
     return n;
   }
 

@@ -87,7 +87,7 @@ export class Source extends EventEmitter<SourceEvents> {
     this.policy = options.policy ?? precopy();
     this.cores = regions.map((r) => new Core(r));
     this.links = new SourceChannels(regions, options);
-    this.tracker = options.trackByHash || options.fullDigest ? undefined : new DigestTracker(regions, this.digests, "quiet");
+    this.tracker = options.trackByHash || options.fullDigest ? undefined : new DigestTracker(regions, this.digests, "as-read");
     this.arm(this.latch);
   }
 
@@ -134,7 +134,6 @@ export class Source extends EventEmitter<SourceEvents> {
       this.lastProgress = { at: dataAt, bytes: 0 };
       for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true, trackHashes: this.options.trackByHash });
       sender.sync(); // starts dirty logging: marks from before are dropped, every page is sent at least once
-      this.tracker?.tick(); // hashes all memory in the background now; later ticks what went quiet
       const live = await runLiveRounds({
         policy: this.policy,
         sync: () => this.sync(),
@@ -235,7 +234,13 @@ export class Source extends EventEmitter<SourceEvents> {
     const opened = await this.resumable(() => this.openChannels(false), async () => 0);
     const channels = opened ?? this.frames;
     const o = this.options;
-    this.sender = new RoundSender(this.cores, channels, this.latch, this.counters, { bandwidth: o.bandwidth, resumable: this.maxReconnects > 0, onBatch: () => this.emitProgress(false) });
+    this.sender = new RoundSender(this.cores, channels, this.latch, this.counters, {
+      bandwidth: o.bandwidth,
+      resumable: this.maxReconnects > 0,
+      onBatch: () => this.emitProgress(false),
+      // The digest's chunks are hashed as the rounds read them: the first pass, then the paused round.
+      onPassed: (region, from, to) => this.tracker?.passed(region, from, to, this.paused),
+    });
     this.postcopy = new PostcopySource(this.sender, this.latch, this.counters);
     return this.sender;
   }
@@ -322,8 +327,8 @@ export class Source extends EventEmitter<SourceEvents> {
   }
 
   /** Sends the digests (once the pool has them) for the destination to check against its memory. */
-  private async complete(digests: Promise<bigint[]>): Promise<void> {
-    const values = await digests;
+  private async complete(digests: () => Promise<bigint[]>): Promise<void> {
+    const values = await digests();
     this.latch.check();
     const complete = encodeComplete({ digests: values }, this.key);
     // Only a done that answers this completion counts: before it, or with another MAC, it is refused.
@@ -337,7 +342,7 @@ export class Source extends EventEmitter<SourceEvents> {
    * then the push of every missing page, whole (no delta base is trusted any more), then the sum
    * of page hashes taken at the pause.
    */
-  private async postcopyRounds(sums: Promise<bigint[]>): Promise<RoundReport[]> {
+  private async postcopyRounds(sums: () => Promise<bigint[]>): Promise<RoundReport[]> {
     const postcopy = this.postcopy!;
     const { report, missing } = await postcopy.switchOver(this.control, async () => {
       await sendDeviceState(this.control, await this.deviceState());
@@ -375,14 +380,15 @@ export class Source extends EventEmitter<SourceEvents> {
   }
 
   /**
-   * Pauses the guest, syncs (the embedder's last flush into the region included), and starts
-   * proving its memory, now frozen, in worker threads: the digest (post-copy: the sum of page
-   * hashes, which the destination can add up as pages arrive) is ready by the time the last round
-   * has been sent instead of after it; the tracker hashes only the chunks changed since their
-   * hash. With free-page hints, the hinted pages sent as zero unread are zeroed here first, so
-   * the digests agree.
+   * Pauses the guest, syncs (the embedder's last flush into the region included), and gets the
+   * proof of its memory, now frozen, under way in worker threads: with the tracker, the chunks
+   * changed since their hash are hashed as the final round reads them (see onPassed), and the
+   * proof, asked for once that round is sent, hashes what is left; without it the digest of all
+   * memory (post-copy: the sum of page hashes, which the destination can add up as pages arrive)
+   * starts now and is ready by the time the final round has been sent. With free-page hints, the
+   * hinted pages sent as zero unread are zeroed here first, so the digests agree.
    */
-  private async pause(postcopy: boolean): Promise<{ pauseAt: number; proof: Promise<bigint[]>; last: SyncResult }> {
+  private async pause(postcopy: boolean): Promise<{ pauseAt: number; proof: () => Promise<bigint[]>; last: SyncResult }> {
     const pauseAt = performance.now();
     await this.options.hooks?.pause?.();
     this.paused = true;
@@ -394,9 +400,14 @@ export class Source extends EventEmitter<SourceEvents> {
         core.zeroFreePages();
       }
     }
-    const proof = postcopy ? this.digests.pageSums(this.regions) : this.fullOrTracked();
-    proof.catch((error: Error) => this.fail(error));
-    return { pauseAt, proof, last };
+    let proof: Promise<bigint[]> | undefined;
+    const start = () => {
+      proof = postcopy ? this.digests.pageSums(this.regions) : this.fullOrTracked();
+      proof.catch((error: Error) => this.fail(error));
+      return proof;
+    };
+    if (postcopy || !this.tracker) start();
+    return { pauseAt, proof: () => proof ?? start(), last };
   }
 
   private async fullOrTracked(): Promise<bigint[]> {
