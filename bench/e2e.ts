@@ -99,6 +99,8 @@ interface Migration {
   channelThreads?: boolean;
   /** XBZRLE-style delta encoding (the regions need a delta cache). */
   delta?: boolean;
+  /** Hash all memory for the digest at the pause (SourceOptions.fullDigest). */
+  fullDigest?: boolean;
   /** The writer sweeps this hot set in order instead of writing random pages. */
   sweep?: HotSet;
   /** Cancels the migration after this long (it then rejects with EABORTED). */
@@ -153,6 +155,7 @@ export async function migration(m: Migration): Promise<MigrationStats> {
       channels: m.channels,
       channelThreads: m.channelThreads,
       delta: m.delta,
+      fullDigest: m.fullDigest,
       signal,
       tls: m.tls ? { ca: m.tls.cert } : undefined,
       hooks: writer ? { pause: () => writer.pause(), resume: () => writer.resume() } : undefined,

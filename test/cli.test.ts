@@ -114,6 +114,17 @@ describe("scripting", () => {
     expect(JSON.parse(wrong.stdout)).toMatchObject({ command: "send", status: "failed", error: { code: "EAUTH", number: 3 } });
   });
 
+  it("send --channels 3 --channel-threads --full-digest: two channels on threads, all memory hashed at the pause", async () => {
+    const destination = await startDestination();
+    destinations.push(destination);
+    const completed = destination.next("completed");
+    const r = await pagewire(["send", "--to", `127.0.0.1:${destination.port}`, ...SMALL, "--channels", "3", "--channel-threads", "--full-digest", "--json", "--sha256"]);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.source).toMatchObject({ status: "completed", channels: 3, "pause-hashed-bytes": 16 << 20 });
+    expect(doc.sha256).toBe((await completed).sha256);
+  });
+
   it("send and listen over mutual TLS: --tls-cert, --tls-key, --tls-ca on both", async () => {
     const tls = (name: string) => `test/fixtures/tls/${name}.pem`;
     const destination = await startDestination("--tls-cert", tls("server-cert"), "--tls-key", tls("server-key"), "--tls-ca", tls("ca-cert"));

@@ -92,6 +92,16 @@ describe("two-process migration over loopback", () => {
     expect(stats.transferred).toBeLessThan(8192 * 4096);
   });
 
+  it("migrates a region a second time with delta encoding: the new destination holds none of the first one's bases", async () => {
+    const regions = [guest(4096, 6, { deltaCacheBytes: 16 << 20 })];
+    const policy = () => precopy({ downtimeLimitMs: 0, maxRounds: 3 });
+    await migrate({ regions, delta: true, dirtyRate: 20_000, policy: policy() });
+    // Were the first migration's cache kept, pages unchanged since would not go, and others would go as deltas against pages this destination never had.
+    const { stats } = await migrate({ regions, delta: true, dirtyRate: 20_000, policy: policy() });
+    expect(stats["unchanged-pages"]).toBeLessThan(4096);
+    expect(stats.xbzrle["cache-miss"]).toBeGreaterThan(1000);
+  });
+
   it("moves a guest of two regions", async () => {
     const { stats } = await migrate({ regions: [guest(2048, 4), guest(3000, 5)], channels: 2, dirtyRate: 10_000 });
     expect(stats["total-pages"]).toBe(5048);

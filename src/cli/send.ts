@@ -15,6 +15,8 @@ export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; ove
   --warmup-seconds S    measure the guest's rate for S seconds before migrating (default 1)
   --channels N          TCP channels, 1 to 16 (default 1)
   --channel-threads     channels past the first each on a thread of its own (as QEMU's multifd)
+  --full-digest         hash all memory for the digest at the pause (default: only what changed
+                        since each chunk's hash, as the dirty log says)
   --policy NAME         stop-copy | precopy | xen | early-stop | mplm | postcopy | hybrid (default precopy)
   --downtime-limit MS   precopy, hybrid: stop iterating when the pause would fit in this many ms
                         (its fixed costs included; default 300)

@@ -16,6 +16,7 @@ export const sourceOptionSpec = {
   "dirty-rate": { type: "string", default: "0" },
   channels: { type: "string", default: "1" },
   "channel-threads": { type: "boolean", default: false },
+  "full-digest": { type: "boolean", default: false },
   policy: { type: "string", default: "precopy" },
   "downtime-limit": { type: "string" },
   "max-rounds": { type: "string" },
@@ -49,6 +50,8 @@ export interface SourceSettings {
   channels: number;
   /** Channels past 0 on threads of their own. */
   channelThreads: boolean;
+  /** Hash all memory for the digest at the pause (SourceOptions.fullDigest). */
+  fullDigest: boolean;
   policy: Policy;
   /** The policy's name and parameters as given, to build it again with others (QMP's migrate-set-parameters). */
   policyName: string;
@@ -189,6 +192,7 @@ export function sourceSettings(v: Values): SourceSettings {
     dirtyRate: parseNumber("dirty-rate", String(v["dirty-rate"]), { min: 0 }),
     channels: parseNumber("channels", String(v.channels), { min: 1, max: MAX_CHANNELS, integer: true }),
     channelThreads: v["channel-threads"] === true,
+    fullDigest: v["full-digest"] === true,
     policy: policyByName(String(v.policy), parameters),
     policyName: String(v.policy),
     policyParameters: parameters,

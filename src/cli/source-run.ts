@@ -98,6 +98,7 @@ async function migrateGuest(host: string, port: number, s: SourceSettings, guest
     secret: s.secret,
     channels: s.channels,
     channelThreads: s.channelThreads,
+    fullDigest: s.fullDigest,
     policy: s.policy,
     compress: s.compress,
     delta: s.delta,

@@ -132,7 +132,11 @@ export class Source extends EventEmitter<SourceEvents> {
       const setupBytes = this.transferred;
       this.dataStart = dataAt;
       this.lastProgress = { at: dataAt, bytes: 0 };
-      for (const core of this.cores) core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true, trackHashes: this.options.trackByHash });
+      for (const core of this.cores) {
+        core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true, trackHashes: this.options.trackByHash });
+        // This destination holds none of the pages an earlier migration of the region sent.
+        if (this.options.delta) core.forgetDeltaBases();
+      }
       sender.sync(); // starts dirty logging: marks from before are dropped, every page is sent at least once
       const live = await runLiveRounds({
         policy: this.policy,
