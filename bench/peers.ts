@@ -77,7 +77,8 @@ export async function runPeers(o: PeersOptions): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), "pagewire-peers-"));
   try {
     const pages = BYTES / 4096;
-    const region = Region.create({ pageCount: pages });
+    // A lane for channel 1's thread, which then encodes what it sends (SourceOptions.channelThreads).
+    const region = Region.create({ pageCount: pages, lanes: 2 });
     for (let p = 0; p < pages; p++) {
       const kind = mixedClass(p);
       if (kind !== "zero") fillPage(region.pages(p), kind, p);

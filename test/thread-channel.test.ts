@@ -34,6 +34,28 @@ describe("channels on worker threads", () => {
     }
   });
 
+  it("encode on the threads' own lanes when the regions have them: LZ4 on three threads, a live guest, every page counted", async () => {
+    const region = guest(8192, 24, { lanes: 3 });
+    const writer = new DirtyWriter(region, 20_000, 5);
+    await writer.until(100);
+    let atPause = "";
+    try {
+      const completed = destination.next("completed");
+      const stats = await new Source([region], {
+        host: "127.0.0.1", port: destination.port, secret: "t", channels: 3, channelThreads: true, compress: true, policy: precopy(),
+        hooks: { pause: () => writer.pause(), resume: () => writer.resume(), deviceState: () => ((atPause = sha256([region])), new Uint8Array(0)) },
+      }).migrate();
+      expect((await completed).sha256).toBe(atPause);
+      // The first pass encodes every page once, on whichever lane: the counters of all three add up.
+      expect(stats.duplicate + stats.normal + stats["lz4-pages"]).toBeGreaterThanOrEqual(8192);
+      expect(stats["lz4-pages"]).toBeGreaterThan(1000);
+      const sentPages = stats.rounds.reduce((n, r) => n + r.pages, 0);
+      expect(sentPages).toBeGreaterThan(4096);
+    } finally {
+      await writer.stop();
+    }
+  });
+
   it("end with a clear error when a thread's connection is cut, the guest running here", async () => {
     // Channel 0's handshake and offer pass; the cut comes once pages flow on every channel.
     const proxy = await cuttingProxy(destination.port, 1 << 20);

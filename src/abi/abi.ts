@@ -40,6 +40,13 @@ export const Enc = {
 export const ENCODE_STAT_NAMES = ["zero", "raw", "lz4", "delta", "unchanged", "cacheMiss", "overflow", "free"] as const;
 export type EncodeStats = Record<(typeof ENCODE_STAT_NAMES)[number], number>;
 
+/** The encoder's counters of several lanes, added up. */
+export function addEncodeStats(all: EncodeStats[]): EncodeStats {
+  const sum = Object.fromEntries(ENCODE_STAT_NAMES.map((name) => [name, 0])) as EncodeStats;
+  for (const s of all) for (const name of ENCODE_STAT_NAMES) sum[name] += s[name];
+  return sum;
+}
+
 export const Dec = {
   guest: 0,
   pageShift: 4,

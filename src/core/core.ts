@@ -90,7 +90,11 @@ export class Core {
 
   // Encoding.
 
+  /** The options of the last setEncoding (skipZero aside, which each batch sets). */
+  encoding: EncodingOptions = {};
+
   setEncoding(options: EncodingOptions): void {
+    this.encoding = options;
     if (options.delta && this.region.layout.cacheSlots === 0) {
       throw new PagewireError("EOPTION", "delta encoding needs a delta cache: lay the region out with deltaCacheBytes > 0");
     }
@@ -125,7 +129,12 @@ export class Core {
 
   /** The encoder's counters, added up over every encode since the last reset. */
   encodeStats(): EncodeStats {
-    const counters = new BigUint64Array(this.region.memory.buffer, this.lane.encodeContext + Enc.stats, ENCODE_STAT_NAMES.length);
+    return Core.encodeStatsOf(this.region, this.lane);
+  }
+
+  /** The counters of another thread's lane (a channel thread's), read without a Core on it. */
+  static encodeStatsOf(region: Region, lane: LaneLayout): EncodeStats {
+    const counters = new BigUint64Array(region.memory.buffer, lane.encodeContext + Enc.stats, ENCODE_STAT_NAMES.length);
     const stats = {} as EncodeStats;
     ENCODE_STAT_NAMES.forEach((name, i) => (stats[name] = Number(counters[i])));
     return stats;

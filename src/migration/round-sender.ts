@@ -302,10 +302,18 @@ export class RoundSender {
     return n;
   }
 
-  /** The channel with the least data waiting. */
+  /**
+   * The channel with the least data waiting; among channels that encode on threads of their own,
+   * when there are any (channel 0 then carries the control frames only, as QEMU's main channel:
+   * whatever it carried, this thread would encode).
+   */
   private pickChannel(): number {
-    let best = 0;
-    for (let c = 1; c < this.channels.length; c++) if (this.channels[c].backlog < this.channels[best].backlog) best = c;
+    const encoders = this.channels.some((c) => c.encodeBatch);
+    let best = -1;
+    for (let c = 0; c < this.channels.length; c++) {
+      if (encoders && !this.channels[c].encodeBatch) continue;
+      if (best < 0 || this.channels[c].backlog < this.channels[best].backlog) best = c;
+    }
     return best;
   }
 
@@ -324,29 +332,45 @@ export class RoundSender {
     const buffer = await this.pools[i].acquire(latch);
     const base = layout.ioBuffers[buffer];
     if (this.options.resumable) core.markListed(n, layout.sentBitmaps[this.round & 1]);
-    core.skipZero(fresh);
-    const bytes = core.encode(n, base + IO_HEADROOM);
-    const records = core.encodedRecords;
-    const runs = core.runs();
-    let rawPages = 0;
-    for (let r = 1; r < runs.length; r += 2) rawPages += runs[r];
     const c = this.pickChannel();
-    const sent = rawPages + records;
-    this.channelPages[c] += sent;
-    const write = this.channels[c].sendBatch({
-      region: i,
-      round: this.round,
-      records: region.bytes.subarray(base + IO_HEADROOM, base + IO_HEADROOM + bytes),
-      runs,
-      guest: region.pages(0, region.pageCount),
-      pageSize: region.pageSize,
-      framing: region.bytes.subarray(base + layout.runHeadersOffset, base + layout.runHeadersOffset + layout.batchPages * RUN_HEADER_SPACE),
-      framingStride: RUN_HEADER_SPACE,
-    });
-    this.counters.pages += sent;
-    this.roundSent += sent;
+    const channel = this.channels[c];
+    let write: Promise<void>;
+    let queued: number;
+    if (channel.encodeBatch && !core.encoding.delta) {
+      // The channel's thread encodes: what the batch held is known once it is written.
+      queued = n * region.pageSize;
+      const round = this.round;
+      write = channel.encodeBatch({ region: i, round, pages: core.list.slice(0, n), fresh, encoding: core.encoding, buffer: base }).then((e) => {
+        const sent = e.records + e.rawPages;
+        this.channelPages[c] += sent;
+        this.counters.pages += sent;
+        if (this.round === round) this.roundSent += sent;
+      });
+    } else {
+      core.skipZero(fresh);
+      const bytes = core.encode(n, base + IO_HEADROOM);
+      const records = core.encodedRecords;
+      const runs = core.runs();
+      let rawPages = 0;
+      for (let r = 1; r < runs.length; r += 2) rawPages += runs[r];
+      const sent = rawPages + records;
+      this.channelPages[c] += sent;
+      write = channel.sendBatch({
+        region: i,
+        round: this.round,
+        records: region.bytes.subarray(base + IO_HEADROOM, base + IO_HEADROOM + bytes),
+        recordCount: records,
+        runs,
+        guest: region.pages(0, region.pageCount),
+        pageSize: region.pageSize,
+        framing: region.bytes.subarray(base + layout.runHeadersOffset, base + layout.runHeadersOffset + layout.batchPages * RUN_HEADER_SPACE),
+        framingStride: RUN_HEADER_SPACE,
+      });
+      this.counters.pages += sent;
+      this.roundSent += sent;
+      queued = rawPages * region.pageSize + bytes;
+    }
     this.remainingPages = Math.max(0, this.remainingPages - n);
-    const queued = rawPages * region.pageSize + bytes;
     this.queuedBytes += queued;
     // The buffer comes back however the write ends: after a broken connection it serves the next.
     const written = write.finally(() => {

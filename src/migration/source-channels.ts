@@ -67,8 +67,10 @@ export class SourceChannels {
     const { conn: first, key } = await connectChannel({ ...target, channelIndex: 0, offer: this.offer(resuming) });
     this.admitted = true;
     // Channels past 0 on threads of their own, or here; a thread's channel shares this side's rate limit.
+    // A thread encodes too, on the lane of its channel's number, where every region has one.
+    const laneFor = (channelIndex: number) => (this.regions.every((r) => r.layout.lanes.length > channelIndex) ? channelIndex : undefined);
     const openOther = (channelIndex: number): Promise<Connection | ThreadChannel> =>
-      o.channelThreads ? ThreadChannel.open(this.regions, { ...target, channelIndex }, this.bucket) : connectChannel({ ...target, channelIndex }).then((h) => h.conn);
+      o.channelThreads ? ThreadChannel.open(this.regions, { ...target, channelIndex }, this.bucket, laneFor(channelIndex)) : connectChannel({ ...target, channelIndex }).then((h) => h.conn);
     const others = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => openOther(i + 1)));
     const ends: ChannelEnd[] = [first, ...others.flatMap((other) => (other.status === "fulfilled" ? [other.value] : []))];
     const refused = others.find((other) => other.status === "rejected") as PromiseRejectedResult | undefined;

@@ -25,7 +25,8 @@ import { PauseCost } from "./pause-overhead.js";
 import type { ReturnPath } from "./return-path.js";
 import { SourceChannels, type ChannelEnd } from "./source-channels.js";
 import { roundStats, runLiveRounds } from "./live-rounds.js";
-import { SourceCounters, migrationStats, addEncodeStats, type MigrationStats, type RoundReport } from "./stats.js";
+import { SourceCounters, migrationStats, type MigrationStats, type RoundReport } from "./stats.js";
+import { addEncodeStats } from "../abi/abi.js";
 import type { SourceOptions, Progress, SourceEvents } from "./source-options.js";
 
 export type { SourceOptions, SourceHooks, Progress, SourceEvents } from "./source-options.js";
@@ -185,7 +186,8 @@ export class Source extends EventEmitter<SourceEvents> {
       return migrationStats({
         policy: { name: this.policy.name, parameters: this.policy.parameters, "stop-reason": decision.reason },
         counters: this.counters,
-        encoded: addEncodeStats(this.cores.map((c) => c.encodeStats())),
+        // Channels that encode on their own threads count what they encoded on their lanes.
+        encoded: addEncodeStats([...this.cores.map((c) => c.encodeStats()), ...this.frames.flatMap((f) => (f.encodeStats ? [f.encodeStats()] : []))]),
         rounds,
         pageSize: this.regions[0].pageSize,
         totalPages: sender.totalPages,

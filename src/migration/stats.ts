@@ -158,9 +158,3 @@ export function migrationStats(r: CompletedRun): MigrationStats {
   };
 }
 
-/** The encoder's counters of several cores, added up. */
-export function addEncodeStats(all: EncodeStats[]): EncodeStats {
-  const sum = { zero: 0, raw: 0, lz4: 0, delta: 0, unchanged: 0, cacheMiss: 0, overflow: 0, free: 0 };
-  for (const s of all) for (const k of Object.keys(sum) as Array<keyof EncodeStats>) sum[k] += s[k];
-  return sum;
-}

@@ -5,6 +5,8 @@ import type { Connection } from "./connection.js";
 import { FRAME_HEADER_BYTES, FrameType, PAGES_PREFIX_BYTES, RAW_RUN_PREFIX_BYTES } from "../wire/constants.js";
 import { writePagesPrefix, writeRawRunPrefix } from "../wire/pages.js";
 import { writeFrameHeader } from "../wire/frame.js";
+import type { EncodingOptions } from "../core/core.js";
+import type { EncodeStats } from "../abi/abi.js";
 import { encodeRoundEnd, type RoundEnd } from "../wire/messages.js";
 
 /** Bytes in front of a batch's records that a channel may write its framing into. */
@@ -21,6 +23,8 @@ export interface PageBatch {
    * front of them, in the same buffer, are the channel's to write.
    */
   records: Uint8Array;
+  /** How many records `records` holds. */
+  recordCount: number;
   /** Its runs of raw pages, as (first page, count) pairs, sent straight from guest memory. */
   runs: Uint32Array;
   /** The region's guest memory from page 0, and its page size. */
@@ -32,6 +36,27 @@ export interface PageBatch {
   framingStride: number;
 }
 
+/** A batch for a channel that encodes on a thread of its own: which pages, how, and into which buffer. */
+export interface PagesToEncode {
+  region: number;
+  round: number;
+  /** The pages, in the order to encode them. */
+  pages: Uint32Array;
+  /** Pages never sent before: a zero one gets no record (the destination starts zeroed). */
+  fresh: boolean;
+  encoding: EncodingOptions;
+  /** The address of the I/O buffer (src/memory/layout.ts) to encode into. */
+  buffer: number;
+}
+
+/** What an encoded batch held. */
+export interface EncodedBatch {
+  records: number;
+  rawPages: number;
+  /** Bytes of records. */
+  bytes: number;
+}
+
 export interface PageChannel {
   /** Bytes handed to the channel and not yet passed on: the sender picks the least loaded. */
   readonly backlog: number;
@@ -39,6 +64,14 @@ export interface PageChannel {
   readonly sent: number;
   /** Sends a batch: its runs and its records. Resolves once its memory (records, pages, framing) may be reused. */
   sendBatch(batch: PageBatch): Promise<void>;
+  /**
+   * Encodes the pages on the channel's own thread and sends them; resolves, once written, with
+   * what the batch held. Only a channel with a lane of its own has it; never with delta encoding
+   * (the delta cache is the region's, one per guest).
+   */
+  encodeBatch?(batch: PagesToEncode): Promise<EncodedBatch>;
+  /** The encoder's counters of what such a channel encoded (its lane's, in every region). */
+  encodeStats?(): EncodeStats;
   /** Ends a round on this channel, with the pages it carried in it. */
   endRound(end: RoundEnd): Promise<void>;
 }

@@ -12,23 +12,31 @@ import type { ReasonName } from "../wire/constants.js";
 import { WireError } from "../wire/errors.js";
 import type { RoundEnd } from "../wire/messages.js";
 import type { ChannelTarget } from "./handshake.js";
-import { type PageBatch, type PageChannel, RECORDS_HEADROOM, RUN_FRAMING_BYTES } from "./page-channel.js";
+import { type EncodedBatch, type PageBatch, type PageChannel, type PagesToEncode, RECORDS_HEADROOM, RUN_FRAMING_BYTES } from "./page-channel.js";
+import { Core, type EncodingOptions } from "../core/core.js";
+import { addEncodeStats, type EncodeStats } from "../abi/abi.js";
 import type { TokenBucket } from "./token-bucket.js";
 
 export interface ThreadChannelSetup {
   target: Omit<ChannelTarget, "bucket" | "migrationId"> & { migrationId: Uint8Array };
   regions: Array<{ memory: WebAssembly.Memory; layout: LayoutOptions }>;
+  /** The lane the thread encodes on, in every region; undefined: it only writes what the main thread encoded. */
+  lane?: number;
 }
 
 /** What the main thread tells a channel's thread. Offsets are into the region's memory. */
 export type ToThread =
   | { kind: "open"; serial: number; setup: ThreadChannelSetup }
-  | { kind: "batch"; id: number; region: number; round: number; records: number; recordsLength: number; runs: Uint32Array; framing: number; framingStride: number }
+  | { kind: "batch"; id: number; region: number; round: number; pages: number; records: number; recordsLength: number; runs: Uint32Array; framing: number; framingStride: number }
+  | { kind: "encode"; id: number; region: number; round: number; pages: Uint32Array; fresh: boolean; encoding: EncodingOptions; buffer: number }
   | { kind: "endRound"; id: number; end: RoundEnd }
   | { kind: "close" };
 
-/** What a channel's thread answers: its connection is open, a message is written (with the bytes sent so far), or it failed. */
-export type FromThread = { kind: "open" } | { kind: "written"; id: number; sent: number } | { kind: "failed"; reason: ReasonName; message: string };
+/**
+ * What a channel's thread answers: its connection is open, a message is written (with the bytes
+ * sent so far, and what a batch it encoded held), or it failed.
+ */
+export type FromThread = { kind: "open" } | { kind: "written"; id: number; sent: number; encoded?: EncodedBatch } | { kind: "failed"; reason: ReasonName; message: string };
 
 /**
  * Threads between migrations. A thread takes 50-200 ms to start (its modules load), which a
@@ -53,7 +61,7 @@ export class ThreadChannel implements PageChannel {
   backlog = 0;
   sent = 0;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void; bytes: number }>();
+  private readonly pending = new Map<number, { resolve: (encoded?: EncodedBatch) => void; reject: (error: Error) => void; bytes: number }>();
   private failure: WireError | undefined;
   private readonly failureListeners: Array<(error: WireError) => void> = [];
   private readonly serial = ++serials;
@@ -67,7 +75,11 @@ export class ThreadChannel implements PageChannel {
     private readonly regions: Region[],
     private readonly bucket: TokenBucket | undefined,
     private readonly index: number,
-  ) {}
+    /** The lane it encodes on, if it does. */
+    readonly lane: number | undefined,
+  ) {
+    if (lane !== undefined) this.encodeBatch = (b) => this.encodeOnThread(b);
+  }
 
   /** Starts threads until `count` are idle, so that their start overlaps channel 0's handshake. */
   static warm(count: number): void {
@@ -78,11 +90,15 @@ export class ThreadChannel implements PageChannel {
     }
   }
 
-  /** Gives a thread the connection of channel `target.channelIndex`; resolves once it is authenticated. */
-  static async open(regions: Region[], target: ChannelTarget, bucket?: TokenBucket): Promise<ThreadChannel> {
+  /**
+   * Gives a thread the connection of channel `target.channelIndex`; resolves once it is
+   * authenticated. With `lane` (every region laid out with that many lanes and more), the thread
+   * encodes the batches it is given on it; otherwise it writes what the main thread encoded.
+   */
+  static async open(regions: Region[], target: ChannelTarget, bucket?: TokenBucket, lane?: number): Promise<ThreadChannel> {
     const { bucket: _shared, ...rest } = target;
-    const setup: ThreadChannelSetup = { target: rest, regions: regions.map((r) => ({ memory: r.memory, layout: r.options })) };
-    const channel = new ThreadChannel(acquire(), regions, bucket, target.channelIndex);
+    const setup: ThreadChannelSetup = { target: rest, regions: regions.map((r) => ({ memory: r.memory, layout: r.options })), lane };
+    const channel = new ThreadChannel(acquire(), regions, bucket, target.channelIndex, lane);
     const opened = new Promise<void>((resolve, reject) => (channel.opened = { resolve, reject }));
     channel.worker.on("message", channel.onMessage);
     channel.worker.on("error", channel.onError);
@@ -94,7 +110,7 @@ export class ThreadChannel implements PageChannel {
   private message(m: FromThread & { serial: number }): void {
     if (m.serial !== this.serial) return; // of the migration this thread served before
     if (m.kind === "open") this.opened.resolve();
-    else if (m.kind === "written") this.written(m.id, m.sent);
+    else if (m.kind === "written") this.written(m.id, m.sent, m.encoded);
     else this.fail(new WireError(m.reason, m.message));
   }
 
@@ -115,13 +131,13 @@ export class ThreadChannel implements PageChannel {
     idle.push(this.worker);
   }
 
-  private written(id: number, sent: number): void {
+  private written(id: number, sent: number, encoded?: EncodedBatch): void {
     this.sent = sent;
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
     this.backlog -= p.bytes;
-    p.resolve();
+    p.resolve(encoded);
   }
 
   /** Calls `listener` when the channel fails (at once if it has). */
@@ -152,10 +168,10 @@ export class ThreadChannel implements PageChannel {
     this.detach(true);
   }
 
-  private post(message: ToThread & { id: number }, bytes: number): Promise<void> {
+  private post(message: ToThread & { id: number }, bytes: number): Promise<EncodedBatch | undefined> {
     if (this.failure) return Promise.reject(this.failure);
     this.backlog += bytes;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<EncodedBatch | undefined>((resolve, reject) => {
       this.pending.set(message.id, { resolve, reject, bytes });
       this.worker.postMessage(message);
     });
@@ -166,9 +182,9 @@ export class ThreadChannel implements PageChannel {
     const region = this.regions[b.region];
     const bytes = (b.records.length ? RECORDS_HEADROOM + b.records.length : 0) + (b.runs.length / 2) * RUN_FRAMING_BYTES + sumRuns(b.runs) * b.pageSize;
     if (this.bucket) await this.bucket.take(bytes);
-    return this.post(
+    await this.post(
       {
-        kind: "batch", id: this.nextId++, region: b.region, round: b.round,
+        kind: "batch", id: this.nextId++, region: b.region, round: b.round, pages: b.recordCount + sumRuns(b.runs),
         records: b.records.byteOffset - region.bytes.byteOffset, recordsLength: b.records.length,
         runs: b.runs.slice(), framing: b.framing.byteOffset - region.bytes.byteOffset, framingStride: b.framingStride,
       },
@@ -176,8 +192,28 @@ export class ThreadChannel implements PageChannel {
     );
   }
 
+  /** Present only when the thread has a lane (see open): the round sender then hands it pages, not encoded batches. */
+  readonly encodeBatch?: (b: PagesToEncode) => Promise<EncodedBatch>;
+
+  private async encodeOnThread(b: PagesToEncode): Promise<EncodedBatch> {
+    // The rate limit is taken for every page whole: what the encoder saves is not known here yet.
+    const bytes = b.pages.length * this.regions[b.region].pageSize;
+    if (this.bucket) await this.bucket.take(bytes);
+    const encoded = await this.post({ kind: "encode", id: this.nextId++, region: b.region, round: b.round, pages: b.pages, fresh: b.fresh, encoding: b.encoding, buffer: b.buffer }, bytes);
+    return encoded!;
+  }
+
+  /** What the thread encoded, from its lane's counters (reset when it opened this migration's connection). */
+  encodeStats(): EncodeStats {
+    return addEncodeStats(this.lane === undefined ? [] : this.regions.map((r) => Core.encodeStatsOf(r, r.layout.lanes[this.lane!])));
+  }
+
+  /**
+   * Ends a round: the thread counts the pages it carried in it itself (those it encoded are
+   * known only there), so `end.pages` is not used.
+   */
   endRound(end: RoundEnd): Promise<void> {
-    return this.post({ kind: "endRound", id: this.nextId++, end }, 0);
+    return this.post({ kind: "endRound", id: this.nextId++, end }, 0).then(() => undefined);
   }
 }
 
