@@ -14,6 +14,8 @@ export interface GuestOptions {
   /** Bytes of delta cache per region (0: no delta encoding). */
   deltaCacheBytes: number;
   seed: number;
+  /** Lanes per region: one per channel lets channel threads encode (default 1). */
+  lanes?: number;
 }
 
 /** Splits a guest of `size` bytes into regions of at most REGION_BYTES. */
@@ -25,7 +27,7 @@ export function regionPages(size: number, pageSize: number): number[] {
 }
 
 export function createGuest(o: GuestOptions, onProgress?: (fraction: number) => void): Region[] {
-  const regions = regionPages(o.size, o.pageSize).map((pageCount) => Region.create({ pageSize: o.pageSize, pageCount, deltaCacheBytes: o.deltaCacheBytes }));
+  const regions = regionPages(o.size, o.pageSize).map((pageCount) => Region.create({ pageSize: o.pageSize, pageCount, deltaCacheBytes: o.deltaCacheBytes, lanes: o.lanes }));
   const total = regions.reduce((s, r) => s + r.pageCount, 0);
   let done = 0;
   for (const region of regions) {

@@ -37,7 +37,9 @@ async function measure(progress: () => { iterations: number; steps: number; at: 
 }
 
 export function startSyntheticGuest(s: SourceSettings, onProgress: (f: number) => void): RunningGuest {
-  const regions = createGuest({ size: s.size, pageSize: s.pageSize, deltaCacheBytes: s.deltaCacheBytes, seed: s.seed }, onProgress);
+  // Channel threads encode on a lane each.
+  const lanes = s.channelThreads ? s.channels : 1;
+  const regions = createGuest({ size: s.size, pageSize: s.pageSize, deltaCacheBytes: s.deltaCacheBytes, seed: s.seed, lanes }, onProgress);
   const writers = startWriters(regions, s.dirtyRate, s.seed);
   const progress = () => {
     const written = writers.reduce((sum, w) => sum + w.written, 0);
@@ -60,7 +62,7 @@ export function startSyntheticGuest(s: SourceSettings, onProgress: (f: number) =
 
 export async function startWorkloadGuest(s: SourceSettings): Promise<RunningGuest> {
   const { kernel, freeMode } = s.workload!;
-  const region = Region.create({ pageSize: s.pageSize, pageCount: regionPages(s.size, s.pageSize)[0], deltaCacheBytes: s.deltaCacheBytes });
+  const region = Region.create({ pageSize: s.pageSize, pageCount: regionPages(s.size, s.pageSize)[0], deltaCacheBytes: s.deltaCacheBytes, lanes: s.channelThreads ? s.channels : 1 });
   // Map the memory now (as a VM started with -mem-prealloc), so first touches do not depress the rate measured before.
   region.prefault();
   const workload = Workload.start(region, kernel, { seed: s.seed, freeMode });
