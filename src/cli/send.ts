@@ -14,7 +14,8 @@ export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; ove
   --free-mode MODE      churn: freed memory left dirty, zeroed, or hinted free (dirty|zero|hint)
   --warmup-seconds S    measure the guest's rate for S seconds before migrating (default 1)
   --channels N          TCP channels, 1 to 16 (default 1)
-  --channel-threads     channels past the first each on a thread of its own (as QEMU's multifd)
+  --channel-threads     channels past the first each on a thread of its own that encodes and
+                        sends (as QEMU's multifd); the first then carries control frames only
   --full-digest         hash all memory for the digest at the pause (default: only what changed
                         since each chunk's hash, as the dirty log says)
   --policy NAME         stop-copy | precopy | xen | early-stop | mplm | postcopy | hybrid (default precopy)

@@ -54,8 +54,9 @@ export interface SourceOptions {
   fullDigest?: boolean;
   /**
    * Run channels 1 to N-1 each on a worker thread of its own (its socket, its handshake, its
-   * writes), as QEMU's multifd threads: the main thread keeps the syncs, the encoding and
-   * channel 0. Default false.
+   * writes), as QEMU's multifd threads; when the regions are laid out with a lane per channel
+   * (`lanes` ≥ channels) the threads encode too and channel 0 carries control frames only. The
+   * main thread keeps the syncs and the plan. Default false.
    */
   channelThreads?: boolean;
   /** Cap on the rate, in bytes per second, over all channels (emulates a slower link). */
