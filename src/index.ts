@@ -21,7 +21,7 @@ export { RankHost } from "./job/rank-host.js";
 export { MessageLayer } from "./workload/mpl.js";
 export * from "./policy/index.js";
 export { PauseControl, safePoint } from "./workload/pause-control.js";
-export { DirtyWriter } from "./workload/dirty-writer.js";
+export { DirtyWriter, type HotSet } from "./workload/dirty-writer.js";
 export { Workload, type WorkloadOptions, type WorkloadStateHeader } from "./workload/workload.js";
 export { KERNELS, FREE_MODES, type FreeMode, type Kernel } from "./workload/kernels.js";
 export { TokenBucket, parseRate } from "./transport/token-bucket.js";

@@ -5,8 +5,6 @@
 // The rounds themselves are round-sender.ts; post-copy's half is postcopy-source.ts.
 import { EventEmitter } from "node:events";
 import { Core, type SyncResult } from "../core/core.js";
-import { DigestPool } from "../core/digest.js";
-import { DigestTracker } from "../core/digest-tracker.js";
 import type { Region } from "../memory/region.js";
 import type { Connection } from "../transport/connection.js";
 import type { PageChannel } from "../transport/page-channel.js";
@@ -21,18 +19,16 @@ import { FailureLatch, asError } from "./failure.js";
 import { RoundSender } from "./round-sender.js";
 import { PostcopySource, collectStillMissing, postcopyLost } from "./postcopy-source.js";
 import { sendDeviceState } from "./device-state.js";
-import { PauseCost } from "./pause-overhead.js";
+import { SourceProof } from "./proof.js";
+import { ProgressReporter } from "./progress.js";
 import type { ReturnPath } from "./return-path.js";
 import { SourceChannels, type ChannelEnd } from "./source-channels.js";
 import { roundStats, runLiveRounds } from "./live-rounds.js";
 import { SourceCounters, migrationStats, type MigrationStats, type RoundReport } from "./stats.js";
 import { addEncodeStats } from "../abi/abi.js";
-import type { SourceOptions, Progress, SourceEvents } from "./source-options.js";
+import type { SourceOptions, SourceEvents } from "./source-options.js";
 
 export type { SourceOptions, SourceHooks, Progress, SourceEvents } from "./source-options.js";
-
-const PROGRESS_INTERVAL_MS = 100;
-
 
 export class Source extends EventEmitter<SourceEvents> {
   private readonly cores: Core[];
@@ -40,15 +36,7 @@ export class Source extends EventEmitter<SourceEvents> {
   /** The current connection's failures; a new one after each resumption. */
   private latch = new FailureLatch();
   private readonly counters = new SourceCounters();
-  private readonly digests = DigestPool.shared();
-  /**
-   * Keeps the chunk hashes of the digest current through the live rounds, so the pause hashes only
-   * what changed since; none with fullDigest, nor with dirty tracking by hash, where a page written
-   * and written back between two passes leaves no mark (the pause then hashes all memory).
-   */
-  private readonly tracker: DigestTracker | undefined;
-  /** Bytes of memory the pause hashed for the digest (the rest was hashed during the live rounds). */
-  private pauseHashedBytes = 0;
+  private readonly proof: SourceProof;
   /** Every channel's end, channel 0 (the control channel) first. */
   private channels: ChannelEnd[] = [];
   private control!: Connection;
@@ -59,21 +47,14 @@ export class Source extends EventEmitter<SourceEvents> {
   /** Set once the destination may have resumed the guest (post-copy): from then on a failure loses it. */
   private switchedOver = false;
   private dataStart = 0;
-  private lastProgress = { at: 0, bytes: 0 };
+  private readonly progress = new ProgressReporter();
   private throttled = 0;
   private returnPath: ReturnPath | undefined;
   /** When the destination acknowledged the switch-over round: it resumes the guest then. */
   private switchoverAcked = 0;
   /** The session key from channel 0's handshake: it authenticates complete and done. */
   private key: Uint8Array = new Uint8Array(0);
-  /** What the pause costs beyond sending, measured at setup (see PauseCost). */
-  private pauseCost: PauseCost | undefined;
 
-  /** The pause's cost in ms beyond sending, were it now: hashing the digest chunks still stale. */
-  private get pauseOverheadMs(): number {
-    const all = () => this.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
-    return this.pauseCost?.ms(this.tracker ? this.tracker.staleBytes() : all()) ?? 0;
-  }
 
   constructor(
     readonly regions: Region[],
@@ -88,7 +69,7 @@ export class Source extends EventEmitter<SourceEvents> {
     this.policy = options.policy ?? precopy();
     this.cores = regions.map((r) => new Core(r));
     this.links = new SourceChannels(regions, options);
-    this.tracker = options.trackByHash || options.fullDigest ? undefined : new DigestTracker(regions, this.digests, "as-read");
+    this.proof = new SourceProof(regions, options);
     this.arm(this.latch);
   }
 
@@ -126,13 +107,12 @@ export class Source extends EventEmitter<SourceEvents> {
     try {
       if (this.options.signal?.aborted) onAbort();
       this.latch.check();
-      this.digests.warm();
       const sender = await this.connect();
-      this.pauseCost = new PauseCost(this.regions, this.digests.threads, this.options.trackByHash ? this.cores : undefined);
+      this.proof.prepare(this.options.trackByHash ? this.cores : undefined);
       const dataAt = performance.now();
       const setupBytes = this.transferred;
       this.dataStart = dataAt;
-      this.lastProgress = { at: dataAt, bytes: 0 };
+      this.progress.start(dataAt);
       for (const core of this.cores) {
         core.setEncoding({ lz4: this.options.compress, delta: this.options.delta, freePageHints: this.options.freePageHints, rawRuns: true, trackHashes: this.options.trackByHash });
         // This destination holds none of the pages an earlier migration of the region sent.
@@ -146,7 +126,7 @@ export class Source extends EventEmitter<SourceEvents> {
           const report = await this.resumable(() => sender.sendRound(sender.round + 1, plan, false, owed));
           return report && this.reported(report);
         },
-        stats: (s) => roundStats(this.sender!, this.counters, this.dataStart, this.pauseOverheadMs, s),
+        stats: (s) => roundStats(this.sender!, this.counters, this.dataStart, this.proof.pauseOverheadMs, s),
         throttle: (fraction) => this.setThrottle(fraction),
         synced: (remaining) => this.emitProgress(true, remaining),
       });
@@ -188,13 +168,10 @@ export class Source extends EventEmitter<SourceEvents> {
         counters: this.counters,
         // Channels that encode on their own threads count what they encoded on their lanes.
         encoded: addEncodeStats([...this.cores.map((c) => c.encodeStats()), ...this.frames.flatMap((f) => (f.encodeStats ? [f.encodeStats()] : []))]),
-        rounds,
-        pageSize: this.regions[0].pageSize,
-        totalPages: sender.totalPages,
-        channels: this.channels.length,
+        rounds, pageSize: this.regions[0].pageSize, totalPages: sender.totalPages, channels: this.channels.length,
         startAt, dataAt, pauseAt, switchoverAckAt: this.switchoverAcked, endAt,
         transferred: this.transferred, setupBytes, precopyEndBytes,
-        postcopy, postcopyTime, dirtyRate, verifyTime, expectedDowntime, pauseHashedBytes: this.pauseHashedBytes,
+        postcopy, postcopyTime, dirtyRate, verifyTime, expectedDowntime, pauseHashedBytes: this.proof.pauseHashedBytes,
       });
     } catch (error) {
       this.fail(asError(error));
@@ -205,10 +182,6 @@ export class Source extends EventEmitter<SourceEvents> {
     } finally {
       this.options.signal?.removeEventListener("abort", onAbort);
     }
-  }
-
-  private get maxReconnects(): number {
-    return this.options.reconnect ?? 0;
   }
 
   private readonly links: SourceChannels;
@@ -242,10 +215,10 @@ export class Source extends EventEmitter<SourceEvents> {
     const o = this.options;
     this.sender = new RoundSender(this.cores, channels, this.latch, this.counters, {
       bandwidth: o.bandwidth,
-      resumable: this.maxReconnects > 0,
+      resumable: (this.options.reconnect ?? 0) > 0,
       onBatch: () => this.emitProgress(false),
       // The digest's chunks are hashed as the rounds read them: the first pass, then the paused round.
-      onPassed: (region, from, to) => this.tracker?.passed(region, from, to, this.paused),
+      onPassed: (region, from, to) => this.proof.passed(region, from, to, this.paused),
     });
     this.postcopy = new PostcopySource(this.sender, this.latch, this.counters);
     return this.sender;
@@ -276,7 +249,7 @@ export class Source extends EventEmitter<SourceEvents> {
   }
 
   private mayReconnect(error: unknown): boolean {
-    if (this.reconnects >= this.maxReconnects || this.completeSent || this.options.signal?.aborted) return false;
+    if (this.reconnects >= (this.options.reconnect ?? 0) || this.completeSent || this.options.signal?.aborted) return false;
     return error instanceof WireError && (error.reason === "connection" || error.reason === "truncated");
   }
 
@@ -324,7 +297,7 @@ export class Source extends EventEmitter<SourceEvents> {
     // Pages changed by writers that mark nothing: found by comparing each with what was sent.
     if (this.options.trackByHash) for (const core of this.cores) core.trackByHash();
     const result = this.sender!.sync();
-    if (!this.paused) this.tracker?.tick();
+    if (!this.paused) this.proof.synced();
     return result;
   }
 
@@ -387,11 +360,7 @@ export class Source extends EventEmitter<SourceEvents> {
 
   /**
    * Pauses the guest, syncs (the embedder's last flush into the region included), and gets the
-   * proof of its memory, now frozen, under way in worker threads: with the tracker, the chunks
-   * changed since their hash are hashed as the final round reads them (see onPassed), and the
-   * proof, asked for once that round is sent, hashes what is left; without it the digest of all
-   * memory (post-copy: the sum of page hashes, which the destination can add up as pages arrive)
-   * starts now and is ready by the time the final round has been sent. With free-page hints, the
+   * proof of its memory, now frozen, under way (SourceProof.atPause). With free-page hints, the
    * hinted pages sent as zero unread are zeroed here first, so the digests agree.
    */
   private async pause(postcopy: boolean): Promise<{ pauseAt: number; proof: () => Promise<bigint[]>; last: SyncResult }> {
@@ -406,24 +375,7 @@ export class Source extends EventEmitter<SourceEvents> {
         core.zeroFreePages();
       }
     }
-    let proof: Promise<bigint[]> | undefined;
-    const start = () => {
-      proof = postcopy ? this.digests.pageSums(this.regions) : this.fullOrTracked();
-      proof.catch((error: Error) => this.fail(error));
-      return proof;
-    };
-    if (postcopy || !this.tracker) start();
-    return { pauseAt, proof: () => proof ?? start(), last };
-  }
-
-  private async fullOrTracked(): Promise<bigint[]> {
-    if (!this.tracker) {
-      this.pauseHashedBytes = this.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
-      return this.digests.digest(this.regions);
-    }
-    const { digests, bytes } = await this.tracker.digests();
-    this.pauseHashedBytes = bytes;
-    return digests;
+    return { pauseAt, proof: this.proof.atPause(postcopy, (error) => this.fail(error)), last };
   }
 
   private setThrottle(fraction: number): void {
@@ -434,20 +386,13 @@ export class Source extends EventEmitter<SourceEvents> {
   }
 
   private emitProgress(force: boolean, remaining = this.sender!.remainingPages): void {
-    const now = performance.now();
-    if (!force && now - this.lastProgress.at < PROGRESS_INTERVAL_MS) return;
-    const transferred = this.transferred;
-    const rate = (transferred - this.lastProgress.bytes) / Math.max(1, now - this.lastProgress.at) / 1000;
-    this.lastProgress = { at: now, bytes: transferred };
-    const progress: Progress = {
+    const progress = this.progress.next(force, this.transferred, () => ({
       phase: this.switchedOver ? "postcopy" : this.paused ? "paused" : "live",
       round: this.sender!.round,
       remainingPages: remaining,
       sentPages: this.counters.pages,
-      transferred,
-      rate,
-      expectedDowntimeMs: expectedDowntimeMs(roundStats(this.sender!, this.counters, this.dataStart, this.pauseOverheadMs, { dirtyPages: remaining, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 }), remaining),
-    };
-    this.emit("progress", progress);
+      expectedDowntimeMs: expectedDowntimeMs(roundStats(this.sender!, this.counters, this.dataStart, this.proof.pauseOverheadMs, { dirtyPages: remaining, dirtiedPages: 0, dirtyRate: 0, lastRoundBytes: 0 }), remaining),
+    }));
+    if (progress) this.emit("progress", progress);
   }
 }
