@@ -28,6 +28,16 @@ describe("TLS", () => {
     });
   });
 
+  it("migrates over mutual TLS on three channels, two of them on threads that encode, each thread with its own TLS connection", async () => {
+    await withTls(mutualServer, async (listener, port) => {
+      const region = guest(2048, 8, { lanes: 3 });
+      const received = listener.next();
+      const stats = await new Source([region], { host: "127.0.0.1", port, secret: "s", channels: 3, channelThreads: true, policy: precopy(), tls: client }).migrate();
+      expect(stats.channels).toBe(3);
+      expect(sha256((await received).regions)).toBe(sha256([region]));
+    });
+  });
+
   it("checks the name: localhost is in the certificate, so is ::1", async () => {
     await withTls(server, async (listener, port) => {
       const region = guest(256, 4);

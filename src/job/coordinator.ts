@@ -90,12 +90,16 @@ export class JobCoordinator extends EventEmitter<{ progress: [message: string] }
     }
   }
 
-  /** Restarts the job from the plan's checkpoint files, each rank on its host. */
-  async restart(): Promise<void> {
+  /**
+   * Restarts the job from the plan's checkpoint files, each rank on its host; resolves with each
+   * rank's status as restored, before it ran on (its iteration is the checkpoint's).
+   */
+  async restart(): Promise<Array<Record<string, unknown>>> {
     const hosts = await this.controls("host");
     try {
       const restored = await Promise.all(hosts.map((c, i) => c.request("restore", { paths: [this.plan.ranks[i].checkpoint] })));
       await JobCoordinator.attach(hosts, restored.map((s) => String(s.mpl)));
+      return restored;
     } finally {
       hosts.forEach((c) => c.close());
     }
