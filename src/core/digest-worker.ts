@@ -32,15 +32,26 @@ function run(job: DigestJob): DigestAnswer {
   }
 }
 
-/** Idle this long after a job, the thread collects: a migration's background hashes come every few ms, and a collection each time cost more than the hashing. */
+/**
+ * Idle this long after a job, the thread collects: a migration's background hashes come every few
+ * ms, and a collection after each cost more than the hashing. Under a steady stream of
+ * migrations it is never idle that long, so it also collects every COLLECT_EVERY jobs.
+ */
 const COLLECT_AFTER_MS = 200;
+const COLLECT_EVERY = 100;
+let jobs = 0;
+
+function collectNow(): void {
+  if (collecting) clearTimeout(collecting);
+  collecting = undefined;
+  jobs = 0;
+  collect();
+}
 
 parentPort!.on("message", (job: DigestJob) => {
   parentPort!.postMessage(run(job));
+  if (++jobs >= COLLECT_EVERY) return collectNow();
   if (collecting) clearTimeout(collecting);
-  collecting = setTimeout(() => {
-    collecting = undefined;
-    collect();
-  }, COLLECT_AFTER_MS);
+  collecting = setTimeout(collectNow, COLLECT_AFTER_MS);
   collecting.unref();
 });
