@@ -80,11 +80,6 @@ export class DigestTracker {
     this.states[r].fill(DIRTY, first >>> shift, ((first + count - 1) >>> shift) + 1);
   }
 
-  /** Every chunk will be hashed again: memory changed where no mark says (dirty tracking by hash). */
-  invalidate(): void {
-    for (const s of this.states) s.fill(DIRTY);
-  }
-
   /** Bytes of memory in chunks whose hash is stale: what a pause now would hash. */
   staleBytes(): number {
     let bytes = 0;
