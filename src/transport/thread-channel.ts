@@ -168,24 +168,34 @@ export class ThreadChannel implements PageChannel {
     this.detach(true);
   }
 
+  /** Messages go to the thread in the order they were given, each after its bytes are taken from the rate limit. */
+  private queue: Promise<void> = Promise.resolve();
+
+  /**
+   * Hands `message` (built by the caller at once: what it points to may change after) to the
+   * thread behind those before it; resolves once the thread says it is written.
+   */
   private post(message: ToThread & { id: number }, bytes: number): Promise<EncodedBatch | undefined> {
     if (this.failure) return Promise.reject(this.failure);
     this.backlog += bytes;
-    return new Promise<EncodedBatch | undefined>((resolve, reject) => {
-      this.pending.set(message.id, { resolve, reject, bytes });
-      this.worker.postMessage(message);
+    const answered = new Promise<EncodedBatch | undefined>((resolve, reject) => this.pending.set(message.id, { resolve, reject, bytes }));
+    const turn = this.queue.then(async () => {
+      if (this.bucket && bytes > 0) await this.bucket.take(bytes);
+      if (!this.failure) this.worker.postMessage(message);
     });
+    this.queue = turn.catch(() => undefined);
+    return answered;
   }
 
   async sendBatch(b: PageBatch): Promise<void> {
     if (b.runs.length === 0 && b.records.length === 0) return;
     const region = this.regions[b.region];
     const bytes = (b.records.length ? RECORDS_HEADROOM + b.records.length : 0) + (b.runs.length / 2) * RUN_FRAMING_BYTES + sumRuns(b.runs) * b.pageSize;
-    if (this.bucket) await this.bucket.take(bytes);
     await this.post(
       {
         kind: "batch", id: this.nextId++, region: b.region, round: b.round, pages: b.recordCount + sumRuns(b.runs),
         records: b.records.byteOffset - region.bytes.byteOffset, recordsLength: b.records.length,
+        // A copy: the runs are the encoding lane's, which the next batch overwrites.
         runs: b.runs.slice(), framing: b.framing.byteOffset - region.bytes.byteOffset, framingStride: b.framingStride,
       },
       bytes,
@@ -198,7 +208,6 @@ export class ThreadChannel implements PageChannel {
   private async encodeOnThread(b: PagesToEncode): Promise<EncodedBatch> {
     // The rate limit is taken for every page whole: what the encoder saves is not known here yet.
     const bytes = b.pages.length * this.regions[b.region].pageSize;
-    if (this.bucket) await this.bucket.take(bytes);
     const encoded = await this.post({ kind: "encode", id: this.nextId++, region: b.region, round: b.round, pages: b.pages, fresh: b.fresh, encoding: b.encoding, buffer: b.buffer }, bytes);
     return encoded!;
   }
