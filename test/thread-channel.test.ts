@@ -112,9 +112,12 @@ describe("channels on worker threads", () => {
     }
   });
 
-  it("reconnect after cuts, threads and all, and finish with the memory the source paused with", async () => {
+  it.each([
+    ["that write", 1],
+    ["that encode", 2],
+  ])("reconnect after cuts, with threads %s, and finish with the memory the source paused with", async (_kind, lanes) => {
     const proxy = await cuttingProxy(destination.port, [2 << 20, 5 << 20]);
-    const region = guest(4096, 23);
+    const region = guest(4096, 23, { lanes });
     let atPause = "";
     try {
       const completed = destination.next("completed");
