@@ -25,7 +25,7 @@ const BIOS_BYTES = 16 << 20;
 /** The hot set starts at 64 MiB: above the kernel, the BIOS's tables and the loader's low memory. */
 const HOT_FIRST_PAGE = (64 << 20) / 4096;
 
-export interface QemuLiveRun {
+interface QemuLiveRun {
   completed: boolean;
   total: number;
   downtime: number;
@@ -38,7 +38,7 @@ export interface QemuLiveRun {
   sameMemory: boolean;
 }
 
-export interface OursLiveRun {
+interface OursLiveRun {
   completed: boolean;
   stats?: MigrationStats;
   rateDuring: number;
@@ -65,7 +65,7 @@ async function memorySha256(qmp: QmpClient, fifo: string): Promise<string> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The hot set of a live case. */
-export function hotSet(pages: number): HotSet {
+function hotSet(pages: number): HotSet {
   return { first: HOT_FIRST_PAGE, count: pages };
 }
 
@@ -73,7 +73,7 @@ export function hotSet(pages: number): HotSet {
  * One QEMU migration of the image with the hot-sweep guest running. `bandwidth` in bytes/s (QEMU's
  * max-bandwidth; uncapped: 1e12); cancelled after `giveUpMs` if it has not converged.
  */
-export async function qemuLive(dir: string, image: string, kernel: string, channels: number, o: { bandwidth?: number; autoConverge?: boolean; giveUpMs?: number; hotPages: number }): Promise<QemuLiveRun> {
+async function qemuLive(dir: string, image: string, kernel: string, channels: number, o: { bandwidth?: number; autoConverge?: boolean; giveUpMs?: number; hotPages: number }): Promise<QemuLiveRun> {
   const port = await freePort();
   const guest = ["-kernel", kernel, "-device", `loader,file=${image},addr=${BIOS_BYTES},force-raw=on`];
   const destination = await startQemu([...guest, "-incoming", "defer", "-mem-prealloc", "-S"], join(dir, "dst.sock"), "pc");
@@ -112,7 +112,7 @@ export async function qemuLive(dir: string, image: string, kernel: string, chann
 }
 
 /** One pagewire migration of `region` with a thread sweeping the hot set at `rate` pages/s. */
-export async function oursLive(region: Region, sha256: () => string, o: { policy: Policy; channels: number; rate: number; hotPages: number; bandwidth?: number; compress?: boolean; delta?: boolean; giveUpMs?: number }): Promise<OursLiveRun> {
+async function oursLive(region: Region, sha256: () => string, o: { policy: Policy; channels: number; rate: number; hotPages: number; bandwidth?: number; compress?: boolean; delta?: boolean; giveUpMs?: number }): Promise<OursLiveRun> {
   let written = 0;
   let received = "";
   try {
@@ -132,7 +132,7 @@ export async function oursLive(region: Region, sha256: () => string, o: { policy
 }
 
 /** Assembles the guest for each hot-set size; undefined (with a message) without GNU as and ld. */
-export function hotSweepKernels(dir: string, sizes: number[]): Map<number, string> | undefined {
+function hotSweepKernels(dir: string, sizes: number[]): Map<number, string> | undefined {
   const kernels = new Map<number, string>();
   for (const pages of sizes) {
     const kernel = buildHotSweep(dir, HOT_FIRST_PAGE, pages);
