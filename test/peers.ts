@@ -8,6 +8,8 @@ import { Region } from "../src/memory/region.js";
 import { fillPage, mixedClass } from "../src/memory/content.js";
 import type { LayoutOptions } from "../src/memory/layout.js";
 import { Listener, type ListenerOptions } from "../src/migration/listener.js";
+import { Workload } from "../src/workload/workload.js";
+import { Core } from "../src/core/core.js";
 
 const CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
 
@@ -110,4 +112,18 @@ export async function withListener(options: ListenerOptions, run: (listener: Lis
   } finally {
     await listener.close();
   }
+}
+
+/**
+ * For a workload migrated live: its digest after `stopAt` iterations of a run that never moved,
+ * and a listener in which it continues (from the state and memory it received) to `stopAt`.
+ */
+export async function continuingDestination(kernel: string, stopAt: number, seed: number, secret: string) {
+  const alone = Region.create({ pageCount: 4096 });
+  await Workload.start(alone, kernel, { stopAt, seed }).done;
+  let onDestination!: (w: Workload) => void;
+  const continued = new Promise<Workload>((resolve) => (onDestination = resolve));
+  const listener = new Listener({ secret, hooks: { resume: (state, regions) => onDestination(Workload.resumeFrom(regions[0], state, { stopAt }).workload) } });
+  const port = await listener.listen(0);
+  return { unmovedDigest: new Core(alone).digest(), continued, listener, port };
 }

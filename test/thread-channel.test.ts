@@ -6,12 +6,11 @@ import { describe, it, expect, afterAll, beforeAll } from "vitest";
 import { Source } from "../src/migration/source.js";
 import { precopy } from "../src/policy/precopy.js";
 import { DirtyWriter } from "../src/workload/dirty-writer.js";
-import { Listener } from "../src/migration/listener.js";
 import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
 import { postcopy } from "../src/policy/postcopy.js";
 import { Workload } from "../src/workload/workload.js";
-import { startDestination, guest, sha256, cuttingProxy, type DestinationProcess } from "./peers.js";
+import { startDestination, guest, sha256, cuttingProxy, continuingDestination, type DestinationProcess } from "./peers.js";
 
 let destination: DestinationProcess;
 beforeAll(async () => {
@@ -63,13 +62,7 @@ describe("channels on worker threads", () => {
 
   it("carry a post-copy: the threads push the pages the destination lacks and answer its requests; the workload ends bit for bit", async () => {
     const stopAt = 300;
-    const alone = Region.create({ pageCount: 4096 });
-    const unmoved = Workload.start(alone, "stencil", { stopAt, seed: 6 });
-    await unmoved.done;
-    let onDestination!: (w: Workload) => void;
-    const continued = new Promise<Workload>((resolve) => (onDestination = resolve));
-    const listener = new Listener({ secret: "t", hooks: { resume: (state, regions) => onDestination(Workload.resumeFrom(regions[0], state, { stopAt }).workload) } });
-    const port = await listener.listen(0);
+    const { unmovedDigest, continued, listener, port } = await continuingDestination("stencil", stopAt, 6, "t");
     const region = Region.create({ pageCount: 4096, lanes: 3 });
     const guest = Workload.start(region, "stencil", { stopAt, seed: 6 });
     try {
@@ -84,7 +77,7 @@ describe("channels on worker threads", () => {
       const workload = await continued;
       await workload.done;
       expect(workload.iterations).toBe(stopAt);
-      expect(new Core((await received).regions[0]).digest()).toBe(new Core(alone).digest());
+      expect(new Core((await received).regions[0]).digest()).toBe(unmovedDigest);
     } finally {
       await guest.stop();
       await listener.close();
