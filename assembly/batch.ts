@@ -9,8 +9,8 @@ import {
   ENC_GUEST, ENC_PAGE_SHIFT, ENC_FLAGS, ENC_LZ4_TABLE, ENC_CACHE_TAGS, ENC_CACHE_DATA,
   ENC_CACHE_SLOTS, ENC_SNAPSHOT, ENC_STATS, STAT_ZERO, STAT_RAW, STAT_LZ4, STAT_DELTA,
   STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_FREE, ENCODE_LZ4, ENCODE_DELTA,
-  ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_RECORDS, ENC_PAGE_HASHES,
-  DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET, DEC_EXPECTED, DEC_LIST, DEC_LIST_CAPACITY, DEC_STALE, DEC_CHUNK_SHIFT,
+  ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_RECORDS, ENC_PAGE_HASHES, ENC_ZERO_MAP,
+  DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET, DEC_EXPECTED, DEC_LIST, DEC_LIST_CAPACITY, DEC_STALE, DEC_CHUNK_SHIFT, DEC_ZERO_MAP,
   BATCH_ERR_TRUNCATED_HEADER, BATCH_ERR_PAGE_RANGE, BATCH_ERR_UNKNOWN_TYPE, BATCH_ERR_BAD_LENGTH,
   BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_UNEXPECTED, BATCH_ERR_TOO_MANY, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
 } from "./records";
@@ -85,6 +85,7 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
   const flags = load<u32>(ctx + ENC_FLAGS);
   const free = <usize>load<u32>(ctx + ENC_FREE_BITMAP);
   const hashes = <usize>load<u32>(ctx + ENC_PAGE_HASHES);
+  const zeroMap = <usize>load<u32>(ctx + ENC_ZERO_MAP);
   // Tracking by hash encodes a private snapshot of each page, so the hash kept is of exactly the
   // bytes sent (a page changed and changed back meanwhile must not look unchanged): no page goes
   // by reference then.
@@ -105,7 +106,9 @@ export function encodeBatch(ctx: usize, list: usize, n: u32, out: usize): u32 {
     // A page the guest reported free travels as zero, unread (its content does not matter).
     const hinted = free != 0 && ((atomic.load<u32>(free + (<usize>(page >>> 5) << 2)) >>> (page & 31)) & 1) != 0;
     if (hinted) bump(ctx, STAT_FREE);
-    if (hinted || isZeroPage(data, size)) {
+    const zero = !hinted && isZeroPage(data, size);
+    if (zeroMap != 0) store<u8>(zeroMap + <usize>page, zero ? 1 : 0);
+    if (hinted || zero) {
       if (!(flags & ENCODE_SKIP_ZERO)) {
         writeHeader(ctx, op, page, RECORD_ZERO, 0);
         op += RECORD_HEADER_BYTES;
@@ -205,6 +208,7 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
   const listCapacity = load<u32>(ctx + DEC_LIST_CAPACITY);
   const stale = <usize>load<u32>(ctx + DEC_STALE);
   const chunkShift = load<u32>(ctx + DEC_CHUNK_SHIFT);
+  const zeroMap = <usize>load<u32>(ctx + DEC_ZERO_MAP);
   const end = input + length;
   let ip = input;
   let applied: i32 = 0;
@@ -247,6 +251,7 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
     if (expected != 0) atomic.and<u32>(expected + (<usize>(page >>> 5) << 2), ~bit);
     if (list != 0) store<u32>(list + (<usize>applied << 2), page);
     if (stale != 0) store<u8>(stale + (<usize>page >>> chunkShift), 1);
+    if (zeroMap != 0) store<u8>(zeroMap + <usize>page, type == RECORD_ZERO ? 1 : 0);
     ip += len;
     applied++;
   }

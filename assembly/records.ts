@@ -35,6 +35,9 @@ export const ENC_RUN_COUNT: usize = 100; // u32, out: runs written by the last c
 export const ENC_FREE_BITMAP: usize = 104; // u32: pages the guest reported free (hints), or 0 for none
 export const ENC_RECORDS: usize = 108; // u32, out: records the last call wrote
 export const ENC_PAGE_HASHES: usize = 112; // u32: one u64 per page, the XXH64 of each page as encoded (dirty tracking by hash), or 0
+// u32: one byte per page, set to 1 when the encoder finds the page zero and to 0 when it finds it
+// not (a page hinted free, sent unread, gets 0), or 0 for none: the digest reads no known zero page.
+export const ENC_ZERO_MAP: usize = 116;
 export const ENC_CONTEXT_BYTES: usize = 128;
 
 export const ENCODE_LZ4: u32 = 1;
@@ -61,6 +64,8 @@ export const DEC_LIST_CAPACITY: usize = 28; // u32: most records one call applie
 // that chunk again), or 0 for none; DEC_CHUNK_SHIFT: pages per chunk, as a power of two.
 export const DEC_STALE: usize = 32;
 export const DEC_CHUNK_SHIFT: usize = 36;
+// u32: one byte per page, set to 1 when a zero record writes the page and to 0 when any other does, or 0 for none.
+export const DEC_ZERO_MAP: usize = 40;
 export const DEC_CONTEXT_BYTES: usize = 48;
 
 // decodeBatch errors (negative; a non-negative result is the number of records applied).

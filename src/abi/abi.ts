@@ -33,6 +33,8 @@ export const Enc = {
   records: 108,
   /** u32: where the encoder stores each page's XXH64 as it sends it (dirty tracking by hash), or 0. */
   pageHashes: 112,
+  /** u32: a byte per page the encoder sets to 1 for a page it finds zero, 0 for one it does not (layout.zeroPages), or 0. */
+  zeroMap: 116,
   bytes: 128,
 } as const;
 
@@ -58,6 +60,8 @@ export const Dec = {
   listCapacity: 28,
   stale: 32,
   chunkShift: 36,
+  /** u32: a byte per page the decoder sets to 1 for a zero record, 0 for any other (layout.zeroPages), or 0. */
+  zeroMap: 40,
   bytes: 48,
 } as const;
 
@@ -95,7 +99,7 @@ export const BATCH_ERRORS: Record<number, string> = {
 
 /** The functions the release core exports (assembly/index.ts); pointers are byte addresses. */
 export interface CoreExports {
-  bitmapSync(live: number, into: number, words: number, keepBelow: number, owedOut: number, stale: number, chunkShift: number): number;
+  bitmapSync(live: number, into: number, words: number, keepBelow: number, owedOut: number, stale: number, chunkShift: number, zeroMap: number): number;
   bitmapMarkChunks(bm: number, words: number, stale: number, chunkShift: number): void;
   bitmapScan(bm: number, fromBit: number, toBit: number, out: number, maxOut: number, nextOut: number, take: number): number;
   bitmapCount(bm: number, bytes: number): number;
@@ -107,7 +111,7 @@ export interface CoreExports {
   zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
   zeroFreePages(base: number, pageShift: number, free: number, pageCount: number): number;
   xxh64(p: number, len: number, seed: bigint): bigint;
-  xxh3Chunks(p: number, len: number, chunkBytes: number, first: number, end: number, secret: number, out: number): void;
+  xxh3Chunks(p: number, len: number, chunkBytes: number, first: number, end: number, secret: number, out: number, zeroMap: number, pageShift: number): void;
   pageHashSum(base: number, pageShift: number, list: number, n: number): bigint;
   pageHashSumRange(base: number, pageShift: number, first: number, count: number, skip: number): bigint;
   pageHashTrack(base: number, pageShift: number, first: number, count: number, hashes: number, dirty: number): number;

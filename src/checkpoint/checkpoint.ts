@@ -105,7 +105,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       // The digest's chunk hashes kept current while the guest runs: the pause hashes what changed.
       // A layer's rounds read only what changed since its base: its other chunks are hashed at once.
       const tracker = new DigestTracker(this.regions, this.digests, layer ? "now" : "as-read");
-      const sender = new RoundSender(this.cores, channels, this.latch, this.counters, { startSent: layer, onPassed: (r, from, to) => tracker.passed(r, from, to, paused) });
+      const sender = new RoundSender(this.cores, channels, this.latch, this.counters, { startSent: layer, onPassed: (r, from, to, firstPass) => tracker.passed(r, from, to, { firstPass, frozen: paused }) });
       for (const core of this.cores) core.setEncoding({ rawRuns: true });
       const pauseCost = new PauseCost(this.regions, this.digests.threads);
       const policy = o.policy ?? precopy();

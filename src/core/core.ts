@@ -75,6 +75,7 @@ export class Core {
     this.words[enc + Enc.cacheSlots / 4] = layout.cacheSlots;
     this.words[enc + Enc.snapshot / 4] = lane.snapshot;
     this.words[enc + Enc.runs / 4] = lane.runs;
+    this.words[enc + Enc.zeroMap / 4] = layout.zeroPages;
     const dec = lane.decodeContext / 4;
     this.words[dec + Dec.guest / 4] = layout.guest;
     this.words[dec + Dec.pageShift / 4] = layout.pageShift;
@@ -84,6 +85,7 @@ export class Core {
     // Every page a record writes makes its digest chunk stale (src/core/digest-tracker.ts).
     this.words[dec + Dec.stale / 4] = layout.digestStale;
     this.words[dec + Dec.chunkShift / 4] = layout.digestChunkShift;
+    this.words[dec + Dec.zeroMap / 4] = layout.zeroPages;
     this.setEncoding({});
     this.resetEncodeStats();
   }
@@ -173,11 +175,11 @@ export class Core {
   /**
    * One dirty sync: moves the dirty log into the sync bitmap (swap-and-clear), drops the pages at
    * or past `keepBelow` (never sent yet), and counts the pages the sync bitmap then holds. The
-   * digest chunk of every page taken is marked stale.
+   * digest chunk of every page taken is marked stale, and the page no longer known to be zero.
    */
   sync(keepBelow: number): SyncResult {
-    const { dirtyBitmap, syncBitmap, bitmapBytes, digestStale, digestChunkShift } = this.region.layout;
-    const taken = this.wasm.bitmapSync(dirtyBitmap, syncBitmap, bitmapBytes / 4, keepBelow, this.lane.results, digestStale, digestChunkShift);
+    const { dirtyBitmap, syncBitmap, bitmapBytes, digestStale, digestChunkShift, zeroPages } = this.region.layout;
+    const taken = this.wasm.bitmapSync(dirtyBitmap, syncBitmap, bitmapBytes / 4, keepBelow, this.lane.results, digestStale, digestChunkShift, zeroPages);
     return { taken, owed: this.words[this.result] };
   }
 

@@ -10,7 +10,9 @@
 // still in the cache. A chunk is CLEAN from the moment its hash is dispatched; a write during the
 // hash makes it DIRTY again, so its hash is redone. A destination's chunk never written is zero:
 // it is not hashed. digests() waits for the hashes in flight, hashes every chunk not CLEAN, and
-// combines. One batch is in flight at a time: two hashes of one chunk never race.
+// combines. One batch is in flight at a time: two hashes of one chunk never race. Pages known to
+// be zero (layout.zeroPages: found zero by the encoder, or written by a zero record, and not
+// written since) are not read: on both sides a guest's zero pages cost the digest next to nothing.
 import { DIGEST_CHUNK_BYTES } from "../memory/layout.js";
 import { Region } from "../memory/region.js";
 import type { DigestPool } from "./digest.js";
@@ -55,6 +57,8 @@ export class DigestTracker {
   private error: Error | undefined;
   /** Chunks hashed in the background so far. */
   backgroundChunks = 0;
+  /** Whether the hashes may trust layout.zeroPages (not for a checkpoint layer, whose rounds do not read every page). */
+  private readonly zeroMap: boolean;
 
   /**
    * `start`: "as-read" when chunks are hashed as a sender first reads them (passed: a source
@@ -70,14 +74,19 @@ export class DigestTracker {
   ) {
     this.states = regions.map((r) => r.bytes.subarray(r.layout.digestStale, r.layout.digestStale + r.layout.digestChunkCount));
     for (const s of this.states) s.fill(start === "as-read" ? UNSENT : start === "now" ? READY : UNTOUCHED);
+    // Nothing is known zero but a destination's memory, which starts so; the encoder, the decoder
+    // and the syncs keep the map from here on.
+    this.zeroMap = start !== "now";
+    for (const r of regions) r.bytes.fill(start === "zeroed" ? 1 : 0, r.layout.zeroPages, r.layout.zeroPages + r.pageCount);
     this.hashers = regions.map((r) => new Hasher(r));
   }
 
   /** Pages [first, first + count) of region `r` were written (after the write). */
   written(r: number, first: number, count: number): void {
     if (count === 0) return;
-    const shift = this.regions[r].layout.digestChunkShift;
+    const { digestChunkShift: shift, zeroPages } = this.regions[r].layout;
     this.states[r].fill(DIRTY, first >>> shift, ((first + count - 1) >>> shift) + 1);
+    this.regions[r].bytes.fill(0, zeroPages + first, zeroPages + first + count);
   }
 
   /** Bytes of memory in chunks whose hash is stale: what a pause now would hash. */
@@ -111,10 +120,11 @@ export class DigestTracker {
   }
 
   /**
-   * The sender has read pages [from, to) of region `r`: their chunks not read before are hashed
-   * now, while in the cache; with `frozen` (the guest paused), every chunk wholly read is.
+   * The sender has passed pages [from, to) of region `r`: read them all (`firstPass`, pages never
+   * sent), or read those of them that were dirty. A first pass's chunks are hashed now, while in
+   * the cache; with `frozen` (the guest paused), every chunk wholly passed is.
    */
-  passed(r: number, from: number, to: number, frozen: boolean): void {
+  passed(r: number, from: number, to: number, { firstPass, frozen }: { firstPass: boolean; frozen: boolean }): void {
     const { pageCount, digestChunkShift } = this.regions[r].layout;
     const s = this.states[r];
     // The chunks that end within [from, to): the first may have begun before `from`.
@@ -122,7 +132,8 @@ export class DigestTracker {
     let any = false;
     for (let c = from >>> digestChunkShift; c < end; c++) {
       const state = s[c];
-      if (state === UNSENT || (frozen && (state === DIRTY || state === QUIET))) {
+      // A dirty pass read none of a chunk never sent: it waits for its first pass.
+      if ((firstPass && state === UNSENT) || (frozen && (state === DIRTY || state === QUIET))) {
         s[c] = READY;
         any = true;
       }
@@ -150,7 +161,7 @@ export class DigestTracker {
     const total = lists.reduce((n, l) => n + l.length, 0);
     if (total === 0) return;
     this.backgroundChunks += total;
-    const hashed = Promise.all(this.regions.map((r, i) => (lists[i].length ? this.pool.hashChunkList(r, Uint32Array.from(lists[i])) : undefined)));
+    const hashed = Promise.all(this.regions.map((r, i) => (lists[i].length ? this.pool.hashChunkList(r, Uint32Array.from(lists[i]), this.zeroMap) : undefined)));
     this.inFlight = hashed.then(
       () => {
         this.inFlight = undefined;
@@ -194,7 +205,7 @@ export class DigestTracker {
         chunks += list.length;
         const { pageCount, pageSize, digestChunkShift } = region.layout;
         for (const c of list) bytes += Math.min(pageCount - (c << digestChunkShift), 1 << digestChunkShift) * pageSize;
-        return list.length ? this.pool.hashChunkList(region, Uint32Array.from(list)) : undefined;
+        return list.length ? this.pool.hashChunkList(region, Uint32Array.from(list), this.zeroMap) : undefined;
       }),
     );
     return { digests: this.hashers.map((h) => h.combineChunks()), chunks, bytes };

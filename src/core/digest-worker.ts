@@ -24,7 +24,7 @@ function run(job: DigestJob): DigestAnswer {
     }
     const hasher = new Hasher(region);
     if (job.kind === "pages") return { id: job.id, sum: hasher.sumPages(job.first, job.end, job.skip) };
-    if (job.kind === "list") hasher.hashChunkList(job.chunks!);
+    if (job.kind === "list") hasher.hashChunkList(job.chunks!, job.zeroMap);
     else hasher.hashChunks(job.first, job.end);
     return { id: job.id, sum: 0n };
   } catch (error) {

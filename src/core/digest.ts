@@ -6,7 +6,7 @@
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import type { LayoutOptions } from "../memory/layout.js";
-import type { Region } from "../memory/region.js";
+import { Region } from "../memory/region.js";
 import { Hasher } from "./hasher.js";
 import { workerUrl } from "../runtime/worker-url.js";
 
@@ -24,6 +24,8 @@ export interface DigestJob {
   end: number;
   /** For "list": the chunks to hash, ascending (first and end are ignored). */
   chunks?: Uint32Array;
+  /** For "list": leave unread the pages layout.zeroPages knows to be zero. */
+  zeroMap?: boolean;
   /** For "pages": a bitmap of pages to leave out, or 0. */
   skip: number;
 }
@@ -96,9 +98,23 @@ export class DigestPool {
     }
   }
 
-  /** Starts the threads now, so that their start-up is not paid when a digest is needed. */
-  warm(): void {
-    for (let i = 0; i < this.threads; i++) this.worker(i);
+  private warmed: Promise<void> | undefined;
+
+  /**
+   * Starts the threads now, so that their start-up is not paid when a digest is needed; resolves
+   * once each has compiled the core and hashed with it. A thread's start costs 50-100 ms of CPU
+   * (its isolate, its modules, the core's compilation): a destination that started them only as
+   * a migration began spent that on the cores the migration needed.
+   */
+  warm(): Promise<void> {
+    this.warmed ??= (() => {
+      // A chunk of a small region, hashed by each thread.
+      const small = Region.create({ pageCount: 256, ioBuffers: 1, batchPages: 1 });
+      const jobs: Promise<bigint>[] = [];
+      for (let i = 0; i < this.threads; i++) jobs.push(this.run(i, { memory: small.memory, layout: small.options, kind: "chunks", first: 0, end: 1, skip: 0 }));
+      return Promise.all(jobs).then(() => undefined);
+    })();
+    return this.warmed;
   }
 
   private run(i: number, job: Omit<DigestJob, "id">): Promise<bigint> {
@@ -121,13 +137,16 @@ export class DigestPool {
     return Promise.all(jobs);
   }
 
-  /** Hashes the listed chunks of a region (ascending) into its digestChunks area, split among the threads. */
-  async hashChunkList(region: Region, chunks: Uint32Array): Promise<void> {
+  /**
+   * Hashes the listed chunks of a region (ascending) into its digestChunks area, split among the
+   * threads; with `zeroMap`, pages layout.zeroPages knows to be zero go unread.
+   */
+  async hashChunkList(region: Region, chunks: Uint32Array, zeroMap = false): Promise<void> {
     const per = Math.ceil(chunks.length / this.threads);
     const jobs: Promise<bigint>[] = [];
     for (let t = 0; t < this.threads && t * per < chunks.length; t++) {
       const part = chunks.slice(t * per, (t + 1) * per);
-      jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind: "list", first: 0, end: 0, chunks: part, skip: 0 }));
+      jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind: "list", first: 0, end: 0, chunks: part, zeroMap, skip: 0 }));
     }
     await Promise.all(jobs);
   }

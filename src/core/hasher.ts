@@ -13,18 +13,22 @@ export class Hasher {
     this.wasm = instantiateCore(region.memory);
   }
 
-  /** Hashes chunks [first, end) of the guest into the region's digestChunks area. */
-  hashChunks(first: number, end: number): void {
-    const { guest, pageCount, pageSize, hashSecret, digestChunks } = this.region.layout;
-    this.wasm.xxh3Chunks(guest, pageCount * pageSize, DIGEST_CHUNK_BYTES, first, end, hashSecret, digestChunks);
+  /**
+   * Hashes chunks [first, end) of the guest into the region's digestChunks area; with `zeroMap`,
+   * the pages layout.zeroPages knows to be zero go unread (pages of at least 1 KiB, an XXH3 block).
+   */
+  hashChunks(first: number, end: number, zeroMap = false): void {
+    const { guest, pageCount, pageSize, pageShift, hashSecret, digestChunks, zeroPages } = this.region.layout;
+    const map = zeroMap && pageSize >= 1024 ? zeroPages : 0;
+    this.wasm.xxh3Chunks(guest, pageCount * pageSize, DIGEST_CHUNK_BYTES, first, end, hashSecret, digestChunks, map, pageShift);
   }
 
   /** Hashes the listed chunks (ascending), a run of consecutive ones per call. */
-  hashChunkList(chunks: Uint32Array): void {
+  hashChunkList(chunks: Uint32Array, zeroMap = false): void {
     for (let i = 0; i < chunks.length; ) {
       let end = i + 1;
       while (end < chunks.length && chunks[end] === chunks[end - 1] + 1) end++;
-      this.hashChunks(chunks[i], chunks[end - 1] + 1);
+      this.hashChunks(chunks[i], chunks[end - 1] + 1, zeroMap);
       i = end;
     }
   }

@@ -67,6 +67,12 @@ export interface Layout {
   digestStale: number;
   /** Pages per digest chunk, as a power of two. */
   digestChunkShift: number;
+  /**
+   * One byte per page, 1 where the page is known to be all zero, which the digest then does not
+   * read: the encoder sets it for each page it finds zero (0 for one it does not), the decoder for
+   * each zero record, the dirty sync clears it for each page taken. The digest tracker starts it.
+   */
+  zeroPages: number;
   pageSize: number;
   pageShift: number;
   pageCount: number;
@@ -145,6 +151,7 @@ export function planLayout(options: LayoutOptions): Layout {
   const digestChunks = take(digestChunkCount * 8);
   const digestStale = take(digestChunkCount);
   const digestChunkShift = Math.log2(DIGEST_CHUNK_BYTES) - pageShift;
+  const zeroPages = take(pageCount);
   const laneLayouts: LaneLayout[] = [];
   for (let i = 0; i < lanes; i++) {
     laneLayouts.push({
@@ -182,7 +189,7 @@ export function planLayout(options: LayoutOptions): Layout {
     );
   }
   return {
-    hashSecret, digestChunks, digestChunkCount, digestStale, digestChunkShift, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
+    hashSecret, digestChunks, digestChunkCount, digestStale, digestChunkShift, zeroPages, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
     bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, presentBitmap, sentBitmaps, presence, workloadContext, workloadState, pageHashes,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,

@@ -70,14 +70,14 @@ export class Listener extends EventEmitter<ListenerEvents> {
     return (this.server.address() as { port: number } | null)?.port ?? 0;
   }
 
-  /** Starts listening; resolves with the port (pass 0 for any free port). */
-  listen(port = 0, host = "127.0.0.1"): Promise<number> {
+  /** Starts listening, its digest threads ready; resolves with the port (pass 0 for any free port). */
+  async listen(port = 0, host = "127.0.0.1"): Promise<number> {
     if (!this.options.secret && !this.options.insecure && !isLoopback(host)) {
       return Promise.reject(
         new PagewireError("EOPTION", `listening on ${host} without a secret would let anyone who reaches it migrate into this process: give a secret (--secret-file), listen on loopback, or allow it (insecure, --insecure)`),
       );
     }
-    this.digests.warm();
+    await this.digests.warm();
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(port, host, () => {

@@ -28,7 +28,8 @@ export class SourceProof {
 
   /** At setup: the digest threads start, and the pause's costs are measured (a tracking pass timed on `tracking`). */
   prepare(tracking?: Core[]): void {
-    this.pool.warm();
+    // A thread that fails to start fails the first digest job, which says so.
+    this.pool.warm().catch(() => undefined);
     this.cost = new PauseCost(this.regions, this.pool.threads, tracking);
   }
 
@@ -44,8 +45,8 @@ export class SourceProof {
   }
 
   /** The rounds read pages [from, to) of a region: hashed now, while in the cache (see DigestTracker.passed). */
-  passed(region: number, from: number, to: number, paused: boolean): void {
-    this.tracker?.passed(region, from, to, paused);
+  passed(region: number, from: number, to: number, how: { firstPass: boolean; frozen: boolean }): void {
+    this.tracker?.passed(region, from, to, how);
   }
 
   /**

@@ -71,8 +71,11 @@ export interface RoundSenderOptions {
   startSent?: boolean;
   /** Called after each batch is queued (progress reports). */
   onBatch?: () => void;
-  /** Called as a round's scan passes pages [from, to) of a region (fresh or dirty), once they are read. */
-  onPassed?: (region: number, from: number, to: number) => void;
+  /**
+   * Called as a round's scan passes pages [from, to) of a region, once it has read them: all of
+   * them (`firstPass`: pages never sent), or the dirty ones among them.
+   */
+  onPassed?: (region: number, from: number, to: number, firstPass: boolean) => void;
 }
 
 export class RoundSender {
@@ -279,10 +282,10 @@ export class RoundSender {
       const to = at.region === i ? at.from : pageCount;
       if (n > 0) {
         await this.sendBatch(i, n, false);
-        this.options.onPassed?.(i, from, to);
+        this.options.onPassed?.(i, from, to, false);
         return true;
       }
-      this.options.onPassed?.(i, from, to);
+      this.options.onPassed?.(i, from, to, false);
     }
     return false;
   }
@@ -298,7 +301,7 @@ export class RoundSender {
     for (let k = 0; k < n; k++) core.list[k] = first + k;
     this.fresh[i] = first + n;
     await this.sendBatch(i, n, true);
-    this.options.onPassed?.(i, first, first + n);
+    this.options.onPassed?.(i, first, first + n, true);
     return n;
   }
 

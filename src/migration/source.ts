@@ -218,7 +218,7 @@ export class Source extends EventEmitter<SourceEvents> {
       resumable: (this.options.reconnect ?? 0) > 0,
       onBatch: () => this.emitProgress(false),
       // The digest's chunks are hashed as the rounds read them: the first pass, then the paused round.
-      onPassed: (region, from, to) => this.proof.passed(region, from, to, this.paused),
+      onPassed: (region, from, to, firstPass) => this.proof.passed(region, from, to, { firstPass, frozen: this.paused }),
     });
     this.postcopy = new PostcopySource(this.sender, this.latch, this.counters);
     return this.sender;
