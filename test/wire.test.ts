@@ -182,6 +182,29 @@ describe("frame reader", () => {
     }
   });
 
+  it("reads headers, prefixes and small frames in place in few reads, and holds what a stopped sink has not taken", () => {
+    const sink = new Collect();
+    sink.stopAfter = 2;
+    const reader = new FrameReader(sink, limit);
+    let reads = 0;
+    for (let at = 0; at < stream.length; ) {
+      if (reader.paused) reader.resume();
+      const target = reader.target();
+      const n = Math.min(target.length, stream.length - at);
+      target.set(stream.subarray(at, at + n));
+      reader.wrote(n);
+      at += n;
+      reads++;
+      // What the stopped sink has not taken is held apart from the buffer the next read reuses.
+      if (reader.paused) reader.target().fill(0xee);
+    }
+    if (reader.paused) reader.resume();
+    expect(sink.frames).toEqual(frames);
+    // Header, prefix and body each a read of its own would be 11; a frame's head and the small
+    // frames around it come in one read instead.
+    expect(reads).toBeLessThanOrEqual(5);
+  });
+
   it("holds bytes while the sink has stopped, and goes on at resume()", () => {
     const sink = new Collect();
     sink.stopAfter = 2;

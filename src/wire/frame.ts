@@ -40,6 +40,14 @@ export interface FrameSink {
   end(type: number): boolean;
 }
 
+/**
+ * Where a socket that reads in place reads a frame's header and prefix, with whatever follows
+ * (the start of the body, or whole small frames), copied on from there. Read straight into the
+ * header, a frame cost three reads (header, prefix, body): two thirds of a 1 GiB migration's
+ * 12,900 reads were of 8 or 24 bytes.
+ */
+const STAGING_BYTES = 4096;
+
 const enum State {
   Header,
   Prefix,
@@ -56,6 +64,9 @@ export class FrameReader {
   private body: Uint8Array = new Uint8Array(0);
   private held: Uint8Array | undefined;
   private stopped = false;
+  private readonly staging = new Uint8Array(STAGING_BYTES);
+  /** Whether the last target() was the staging buffer. */
+  private staged = false;
   /** Bytes taken in so far, for statistics. */
   received = 0;
 
@@ -76,26 +87,34 @@ export class FrameReader {
   }
 
   /**
-   * Where the next bytes of the stream belong: the rest of the header, prefix or body being read.
-   * Never empty. A reader that reads into it says how much it read with `wrote`.
+   * Where the next bytes of the stream should be read: the rest of the body being read, or,
+   * between bodies, a staging buffer. Never empty. A reader that reads into it says how much it
+   * read with `wrote`.
    */
   target(): Uint8Array {
+    this.staged = this.state !== State.Body;
+    return this.staged ? this.staging : this.body.subarray(this.filled);
+  }
+
+  /** `n` bytes were read into target(). Throws WireError on a malformed frame. */
+  wrote(n: number): void {
+    if (this.staged) return this.push(this.staging.subarray(0, n));
+    this.received += n;
+    this.advance(n);
+  }
+
+  /** Where the next bytes of the header, prefix or body being read go. */
+  private place(): Uint8Array {
     if (this.state === State.Header) return this.header.subarray(this.filled);
     if (this.state === State.Prefix) return this.prefix.subarray(this.filled, prefixBytes(this.type));
     return this.body.subarray(this.filled);
-  }
-
-  /** `n` bytes were read straight into target(). Throws WireError on a malformed frame. */
-  wrote(n: number): void {
-    this.received += n;
-    this.advance(n);
   }
 
   /** Feeds bytes from the connection. Throws WireError on a malformed frame. */
   push(chunk: Uint8Array): void {
     this.received += chunk.length;
     if (this.stopped || this.held) {
-      this.held = this.held ? concat(this.held, chunk) : chunk;
+      this.held = this.held ? concat(this.held, chunk) : chunk.slice();
       return;
     }
     this.consume(chunk);
@@ -113,10 +132,11 @@ export class FrameReader {
     let at = 0;
     while (at < chunk.length) {
       if (this.stopped) {
-        this.held = chunk.subarray(at);
+        // A copy: the chunk may be the staging buffer, which the next read reuses.
+        this.held = chunk.slice(at);
         return;
       }
-      const target = this.target();
+      const target = this.place();
       const n = Math.min(target.length, chunk.length - at);
       target.set(chunk.subarray(at, at + n));
       at += n;
