@@ -86,6 +86,12 @@ export async function runPeers(o: PeersOptions): Promise<Row[]> {
     const image = join(dir, "image.raw");
     writeFileSync(image, region.pages(0, pages));
     const expected = sha256(region.pages(0, pages));
+    // QEMU is compiled ahead of time; pagewire's JavaScript is compiled as it runs, and a
+    // process's first two migrations of this image still pay for that (150-250 ms of CPU more
+    // each, from \`perf record\`): an embedder that migrates many times pays it once. Each
+    // destination is still a fresh process, as each of QEMU's is.
+    progress("warming up pagewire's process: two migrations over one channel and one over two channels on threads, not timed");
+    for (const channels of [1, 1, 2]) await migration({ region, policy: precopy(), channels, channelThreads: channels > 1 });
     const rows: Row[] = [];
     for (const channels of [1, 2]) {
       const label = channels === 1 ? "one stream" : `${channels} channels vs multifd ${channels}`;

@@ -281,8 +281,7 @@ export class RoundSender {
       this.counters.skippedPages += found - n;
       const to = at.region === i ? at.from : pageCount;
       if (n > 0) {
-        await this.sendBatch(i, n, false);
-        this.options.onPassed?.(i, from, to, false);
+        await this.sendBatch(i, n, false, () => this.options.onPassed?.(i, from, to, false));
         return true;
       }
       this.options.onPassed?.(i, from, to, false);
@@ -300,8 +299,7 @@ export class RoundSender {
     const n = Math.min(batchPages, pageCount - first, budget);
     for (let k = 0; k < n; k++) core.list[k] = first + k;
     this.fresh[i] = first + n;
-    await this.sendBatch(i, n, true);
-    this.options.onPassed?.(i, first, first + n, true);
+    await this.sendBatch(i, n, true, () => this.options.onPassed?.(i, first, first + n, true));
     return n;
   }
 
@@ -325,9 +323,10 @@ export class RoundSender {
    * least-loaded channel: the records in one piece, each run of raw pages straight from guest
    * memory. Pages never sent before (`fresh`) get no record when zero: the destination starts
    * zeroed. Returns once the batch is queued, with a promise of its being written; the buffer is
-   * released then.
+   * released then. `onRead` is called once the encoder has read the pages: at once, or, when a
+   * channel's thread encodes, once it has (the digest hashes them then, with their zero pages known).
    */
-  async sendBatch(i: number, n: number, fresh: boolean): Promise<{ written: Promise<void> }> {
+  async sendBatch(i: number, n: number, fresh: boolean, onRead?: () => void): Promise<{ written: Promise<void> }> {
     const core = this.cores[i];
     const { region } = core;
     const { layout } = region;
@@ -348,10 +347,12 @@ export class RoundSender {
         this.channelPages[c] += sent;
         this.counters.pages += sent;
         if (this.round === round) this.roundSent += sent;
+        onRead?.();
       });
     } else {
       core.skipZero(fresh);
       const bytes = core.encode(n, base + IO_HEADROOM);
+      onRead?.();
       const records = core.encodedRecords;
       const runs = core.runs();
       let rawPages = 0;
