@@ -53,9 +53,14 @@ export class Core {
   /** Index in `words` of the lane's result word (a scan's resume point, a sync's owed count). */
   private readonly result: number;
 
+  /**
+   * With `keepEncodeStats`, the lane's encoder counters carry on from what they hold (a channel's
+   * thread reopened after a broken connection, within the same migration); otherwise they start at 0.
+   */
   constructor(
     readonly region: Region,
     laneIndex = 0,
+    options: { keepEncodeStats?: boolean } = {},
   ) {
     const lane = region.layout.lanes[laneIndex];
     if (!lane) throw new PagewireError("ELAYOUT", `lane ${laneIndex} does not exist: the region was laid out with ${region.layout.lanes.length}`);
@@ -87,7 +92,7 @@ export class Core {
     this.words[dec + Dec.chunkShift / 4] = layout.digestChunkShift;
     this.words[dec + Dec.zeroMap / 4] = layout.zeroPages;
     this.setEncoding({});
-    this.resetEncodeStats();
+    if (!options.keepEncodeStats) this.resetEncodeStats();
   }
 
   // Encoding.

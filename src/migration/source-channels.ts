@@ -70,7 +70,7 @@ export class SourceChannels {
     // A thread encodes too, on the lane of its channel's number, where every region has one.
     const laneFor = (channelIndex: number) => (this.regions.every((r) => r.layout.lanes.length > channelIndex) ? channelIndex : undefined);
     const openOther = (channelIndex: number): Promise<Connection | ThreadChannel> =>
-      o.channelThreads ? ThreadChannel.open(this.regions, { ...target, channelIndex }, this.bucket, laneFor(channelIndex)) : connectChannel({ ...target, channelIndex }).then((h) => h.conn);
+      o.channelThreads ? ThreadChannel.open(this.regions, { ...target, channelIndex }, this.bucket, laneFor(channelIndex), resuming) : connectChannel({ ...target, channelIndex }).then((h) => h.conn);
     const others = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => openOther(i + 1)));
     const ends: ChannelEnd[] = [first, ...others.flatMap((other) => (other.status === "fulfilled" ? [other.value] : []))];
     const refused = others.find((other) => other.status === "rejected") as PromiseRejectedResult | undefined;

@@ -45,7 +45,7 @@ async function open(setup: ThreadChannelSetup, mine: number): Promise<void> {
     if (mine !== serial) return conn.close();
     const regions = setup.regions.map((r) => Region.attach(r.memory, r.layout));
     const lane = setup.lane;
-    current = { conn, channel: new FrameChannel(conn), regions, cores: lane === undefined ? undefined : regions.map((r) => new Core(r, lane)), roundPages: 0 };
+    current = { conn, channel: new FrameChannel(conn), regions, cores: lane === undefined ? undefined : regions.map((r) => new Core(r, lane, { keepEncodeStats: setup.resuming })), roundPages: 0 };
     conn.onFailure((error) => failed(mine, error));
     post({ kind: "open" });
   } catch (error) {

@@ -22,6 +22,8 @@ export interface ThreadChannelSetup {
   regions: Array<{ memory: WebAssembly.Memory; layout: LayoutOptions }>;
   /** The lane the thread encodes on, in every region; undefined: it only writes what the main thread encoded. */
   lane?: number;
+  /** A reconnection of the same migration: the lane's encoder counters carry on. */
+  resuming?: boolean;
 }
 
 /** What the main thread tells a channel's thread. Offsets are into the region's memory. */
@@ -94,10 +96,11 @@ export class ThreadChannel implements PageChannel {
    * Gives a thread the connection of channel `target.channelIndex`; resolves once it is
    * authenticated. With `lane` (every region laid out with that many lanes and more), the thread
    * encodes the batches it is given on it; otherwise it writes what the main thread encoded.
+   * `resuming`: the channel of a migration reconnecting, whose lane's counters carry on.
    */
-  static async open(regions: Region[], target: ChannelTarget, bucket?: TokenBucket, lane?: number): Promise<ThreadChannel> {
+  static async open(regions: Region[], target: ChannelTarget, bucket?: TokenBucket, lane?: number, resuming = false): Promise<ThreadChannel> {
     const { bucket: _shared, ...rest } = target;
-    const setup: ThreadChannelSetup = { target: rest, regions: regions.map((r) => ({ memory: r.memory, layout: r.options })), lane };
+    const setup: ThreadChannelSetup = { target: rest, regions: regions.map((r) => ({ memory: r.memory, layout: r.options })), lane, resuming };
     const channel = new ThreadChannel(acquire(), regions, bucket, target.channelIndex, lane);
     const opened = new Promise<void>((resolve, reject) => (channel.opened = { resolve, reject }));
     channel.worker.on("message", channel.onMessage);
