@@ -116,7 +116,9 @@ export async function withListener(options: ListenerOptions, run: (listener: Lis
 
 /**
  * For a workload migrated live: its digest after `stopAt` iterations of a run that never moved,
- * and a listener in which it continues (from the state and memory it received) to `stopAt`.
+ * and a listener in which it continues (from the state and memory it received) to `stopAt`;
+ * `ending(received)` waits for it to finish there and says how many iterations it ran and the
+ * digest of the memory it ended with, to compare with { iterations: stopAt, digest: unmovedDigest }.
  */
 export async function continuingDestination(kernel: string, stopAt: number, seed: number, secret: string) {
   const alone = Region.create({ pageCount: 4096 });
@@ -125,5 +127,10 @@ export async function continuingDestination(kernel: string, stopAt: number, seed
   const continued = new Promise<Workload>((resolve) => (onDestination = resolve));
   const listener = new Listener({ secret, hooks: { resume: (state, regions) => onDestination(Workload.resumeFrom(regions[0], state, { stopAt }).workload) } });
   const port = await listener.listen(0);
-  return { unmovedDigest: new Core(alone).digest(), continued, listener, port };
+  const ending = async (received: Promise<{ regions: Region[] }>) => {
+    const workload = await continued;
+    await workload.done;
+    return { iterations: workload.iterations, digest: new Core((await received).regions[0]).digest() };
+  };
+  return { unmovedDigest: new Core(alone).digest(), listener, port, ending };
 }
