@@ -10,7 +10,7 @@ import {
   ENC_CACHE_SLOTS, ENC_SNAPSHOT, ENC_STATS, STAT_ZERO, STAT_RAW, STAT_LZ4, STAT_DELTA,
   STAT_UNCHANGED, STAT_CACHE_MISS, STAT_OVERFLOW, STAT_FREE, ENCODE_LZ4, ENCODE_DELTA,
   ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO, ENC_RUNS, ENC_RUN_COUNT, ENC_FREE_BITMAP, ENC_RECORDS, ENC_PAGE_HASHES, ENC_ZERO_MAP,
-  DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET, DEC_EXPECTED, DEC_LIST, DEC_LIST_CAPACITY, DEC_STALE, DEC_CHUNK_SHIFT, DEC_ZERO_MAP,
+  DEC_GUEST, DEC_PAGE_SHIFT, DEC_PAGE_COUNT, DEC_RECEIVED, DEC_ERROR_OFFSET, DEC_EXPECTED, DEC_LIST, DEC_LIST_CAPACITY, DEC_STALE, DEC_CHUNK_SHIFT, DEC_ZERO_MAP, DEC_PAGE_STALE,
   BATCH_ERR_TRUNCATED_HEADER, BATCH_ERR_PAGE_RANGE, BATCH_ERR_UNKNOWN_TYPE, BATCH_ERR_BAD_LENGTH,
   BATCH_ERR_TRUNCATED_PAYLOAD, BATCH_ERR_UNEXPECTED, BATCH_ERR_TOO_MANY, BATCH_ERR_LZ4, BATCH_ERR_LZ4_SIZE, BATCH_ERR_DELTA,
 } from "./records";
@@ -209,6 +209,7 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
   const stale = <usize>load<u32>(ctx + DEC_STALE);
   const chunkShift = load<u32>(ctx + DEC_CHUNK_SHIFT);
   const zeroMap = <usize>load<u32>(ctx + DEC_ZERO_MAP);
+  const pageStale = <usize>load<u32>(ctx + DEC_PAGE_STALE);
   const end = input + length;
   let ip = input;
   let applied: i32 = 0;
@@ -252,6 +253,7 @@ export function decodeBatch(ctx: usize, input: usize, length: u32): i32 {
     if (list != 0) store<u32>(list + (<usize>applied << 2), page);
     if (stale != 0) store<u8>(stale + (<usize>page >>> chunkShift), 1);
     if (zeroMap != 0) store<u8>(zeroMap + <usize>page, type == RECORD_ZERO ? 1 : 0);
+    if (pageStale != 0) store<u8>(pageStale + <usize>page, 1);
     ip += len;
     applied++;
   }

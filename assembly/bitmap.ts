@@ -3,17 +3,19 @@
 // to 64 bytes (see src/memory/layout.ts) so the wide loops below never need a tail case for
 // whole blocks; bits past the last page are kept clear.
 
-@inline function takeWord(liveWord: usize, intoWord: usize, w: u32, stale: usize, chunkShift: u32, zeroMap: usize): u32 {
+@inline function takeWord(liveWord: usize, intoWord: usize, w: u32, stale: usize, chunkShift: u32, zeroMap: usize, pageStale: usize): u32 {
   if (load<u32>(liveWord) == 0) return 0;
   // Swap-and-clear: a writer's atomic.or either lands before the swap (taken now) or after
   // it (left for the next sync). No bit is lost.
   const bits = atomic.xchg<u32>(liveWord, 0);
   store<u32>(intoWord, load<u32>(intoWord) | bits);
   if (stale != 0) markChunks(stale, bits, w, chunkShift);
-  // A page written since it was found zero is zero no longer, as far as anyone knows.
+  // A page written since it was found zero is zero no longer, as far as anyone knows; and its
+  // digest term is to be taken again.
   if (zeroMap != 0) {
     for (let b = bits; b != 0; b &= b - 1) store<u8>(zeroMap + (<usize>w << 5) + ctz(b), 0);
   }
+  if (pageStale != 0) markPages(pageStale, bits, w);
   return popcnt(bits);
 }
 
@@ -30,14 +32,23 @@
   }
 }
 
+/** Sets the byte (in `pageStale`, one per page) of every set bit of word w: its digest term is stale (see page-digest.ts). */
+@inline function markPages(pageStale: usize, bits: u32, w: u32): void {
+  for (let b = bits; b != 0; b &= b - 1) store<u8>(pageStale + (<usize>w << 5) + ctz(b), 1);
+}
+
 /**
- * Marks stale the digest chunk of every page set in bitmap `bm` (reads it only): what a guest
- * frozen since its last sync has changed since, or the pages a pass is about to zero.
+ * Marks stale the digest chunk and the page term of every page set in bitmap `bm` (reads it
+ * only): what a guest frozen since its last sync has changed since, or the pages a pass is about
+ * to zero.
  */
-export function bitmapMarkChunks(bm: usize, words: u32, stale: usize, chunkShift: u32): void {
+export function bitmapMarkChunks(bm: usize, words: u32, stale: usize, chunkShift: u32, pageStale: usize): void {
   for (let i: u32 = 0; i < words; i++) {
     const bits = load<u32>(bm + (<usize>i << 2));
-    if (bits != 0) markChunks(stale, bits, i, chunkShift);
+    if (bits != 0) {
+      markChunks(stale, bits, i, chunkShift);
+      markPages(pageStale, bits, i);
+    }
   }
 }
 
@@ -56,9 +67,10 @@ export function bitmapMarkChunks(bm: usize, words: u32, stale: usize, chunkShift
  * `into` holds afterwards, the pages owed again. `words` is a multiple of 4 (bitmaps are padded
  * to 64 bytes). With `stale` (0: none), marks the digest chunk of every bit taken (see
  * markChunks), pages never sent included: the digest must hash them again; with `zeroMap` (0:
- * none), a byte per page, clears the byte of every page taken (see ENC_ZERO_MAP).
+ * none), a byte per page, clears the byte of every page taken (see ENC_ZERO_MAP); with
+ * `pageStale` (0: none), a byte per page, sets it (see markPages).
  */
-export function bitmapSync(live: usize, into: usize, words: u32, keepBelow: u32, owedOut: usize, stale: usize, chunkShift: u32, zeroMap: usize): u32 {
+export function bitmapSync(live: usize, into: usize, words: u32, keepBelow: u32, owedOut: usize, stale: usize, chunkShift: u32, zeroMap: usize, pageStale: usize): u32 {
   let taken: u32 = 0;
   let owed: u32 = 0;
   // Words from here on may need masking; below it `into` only gains bits.
@@ -68,7 +80,7 @@ export function bitmapSync(live: usize, into: usize, words: u32, keepBelow: u32,
     const q = into + (<usize>i << 2);
     // A plain 16-byte read finds empty stretches without a locked instruction per word.
     if (v128.any_true(v128.load(p))) {
-      taken += takeWord(p, q, i, stale, chunkShift, zeroMap) + takeWord(p + 4, q + 4, i + 1, stale, chunkShift, zeroMap) + takeWord(p + 8, q + 8, i + 2, stale, chunkShift, zeroMap) + takeWord(p + 12, q + 12, i + 3, stale, chunkShift, zeroMap);
+      taken += takeWord(p, q, i, stale, chunkShift, zeroMap, pageStale) + takeWord(p + 4, q + 4, i + 1, stale, chunkShift, zeroMap, pageStale) + takeWord(p + 8, q + 8, i + 2, stale, chunkShift, zeroMap, pageStale) + takeWord(p + 12, q + 12, i + 3, stale, chunkShift, zeroMap, pageStale);
     }
     if (i + 4 > maskFrom) {
       for (let k: u32 = 0; k < 4; k++) {

@@ -66,6 +66,8 @@ export const DEC_STALE: usize = 32;
 export const DEC_CHUNK_SHIFT: usize = 36;
 // u32: one byte per page, set to 1 when a zero record writes the page and to 0 when any other does, or 0 for none.
 export const DEC_ZERO_MAP: usize = 40;
+// u32: one byte per page, set to 1 when a record writes the page (its digest term is stale), or 0 for none.
+export const DEC_PAGE_STALE: usize = 44;
 export const DEC_CONTEXT_BYTES: usize = 48;
 
 // decodeBatch errors (negative; a non-negative result is the number of records applied).

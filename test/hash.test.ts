@@ -38,7 +38,7 @@ describe("xxh64", () => {
   });
 });
 
-describe("XXH3-64 region digest", () => {
+describe("XXH3-64 and the region digest", () => {
   const { region, core } = arena;
   const lengths = [241, 255, 256, 257, 511, 512, 1023, 1024, 1025, 1087, 1088, 2048, 4095, 4096, 4097, 16384, 16385, 65536 * 3 + 17];
 
@@ -52,23 +52,35 @@ describe("XXH3-64 region digest", () => {
     }
   });
 
-  it("digests a region as XXH64 over the XXH3-64 of each 1 MiB chunk, unsigned", async () => {
+  it("digests a region as the sum of its page terms, avalanche((XXH3(page) ^ XXH3(zero page)) * (2p + 1)), unsigned", async () => {
     const { Region } = await import("../src/memory/region.js");
     const { Core } = await import("../src/core/core.js");
-    const region = Region.create({ pageCount: 256 * 2 + 17 }); // two full chunks and a short one
-    const core = new Core(region);
-    let highBit = false;
-    for (let seed = 0; seed < 32 && !highBit; seed++) {
-      region.pages(0, region.pageCount).set(randomBytes(region.pageCount * 4096, seed + 1000));
-      const chunks = new Uint8Array(3 * 8);
-      for (let c = 0; c < 3; c++) {
-        const hex = await xxhash3(region.pages(c * 256, Math.min(256, region.pageCount - c * 256)));
-        new DataView(chunks.buffer).setBigUint64(c * 8, BigInt("0x" + hex), true);
-      }
+    const M = (1n << 64n) - 1n;
+    const avalanche = (h: bigint) => {
+      h ^= h >> 33n;
+      h = (h * 0xc2b2ae3d27d4eb4fn) & M;
+      h ^= h >> 29n;
+      h = (h * 0x165667b19e3779f9n) & M;
+      return h ^ (h >> 32n);
+    };
+    const xxh3 = async (bytes: Uint8Array) => BigInt("0x" + (await xxhash3(bytes)));
+    for (const pageSize of [512, 4096, 65536]) {
+      const region = Region.create({ pageSize, pageCount: (2 ** 20 / pageSize) * 2 + 3 }); // two full chunks and a short one
+      const core = new Core(region);
+      expect(core.digest(), `a zero region of ${pageSize}-byte pages`).toBe(0n);
+      const zero = await xxh3(new Uint8Array(pageSize));
+      region.pages(0, region.pageCount).set(randomBytes(region.pageCount * pageSize, pageSize));
+      for (let p = 1; p < region.pageCount; p += 3) region.pages(p).fill(0);
+      let want = 0n;
+      for (let p = 0; p < region.pageCount; p++) want = (want + avalanche((((await xxh3(region.pages(p))) ^ zero) * BigInt(2 * p + 1)) & M)) & M;
       const digest = core.digest();
-      expect(digest.toString(16).padStart(16, "0")).toBe(await xxhash64(chunks, 0, 0));
-      highBit = digest >= 1n << 63n;
+      expect(digest, `page size ${pageSize}`).toBe(want);
+      expect(digest >= 0n && digest <= M).toBe(true);
+      // Two pages trading places change it.
+      const a = region.pages(0).slice();
+      region.pages(0).set(region.pages(2));
+      region.pages(2).set(a);
+      expect(core.digest()).not.toBe(digest);
     }
-    expect(highBit).toBe(true);
   });
 });

@@ -62,6 +62,8 @@ export const Dec = {
   chunkShift: 36,
   /** u32: a byte per page the decoder sets to 1 for a zero record, 0 for any other (layout.zeroPages), or 0. */
   zeroMap: 40,
+  /** u32: a byte per page the decoder sets to 1 for every page a record writes (layout.pageStale), or 0. */
+  pageStale: 44,
   bytes: 48,
 } as const;
 
@@ -99,8 +101,8 @@ export const BATCH_ERRORS: Record<number, string> = {
 
 /** The functions the release core exports (assembly/index.ts); pointers are byte addresses. */
 export interface CoreExports {
-  bitmapSync(live: number, into: number, words: number, keepBelow: number, owedOut: number, stale: number, chunkShift: number, zeroMap: number): number;
-  bitmapMarkChunks(bm: number, words: number, stale: number, chunkShift: number): void;
+  bitmapSync(live: number, into: number, words: number, keepBelow: number, owedOut: number, stale: number, chunkShift: number, zeroMap: number, pageStale: number): number;
+  bitmapMarkChunks(bm: number, words: number, stale: number, chunkShift: number, pageStale: number): void;
   bitmapScan(bm: number, fromBit: number, toBit: number, out: number, maxOut: number, nextOut: number, take: number): number;
   bitmapCount(bm: number, bytes: number): number;
   bitmapFilter(list: number, n: number, bm: number, keepSet: number): number;
@@ -111,7 +113,12 @@ export interface CoreExports {
   zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
   zeroFreePages(base: number, pageShift: number, free: number, pageCount: number): number;
   xxh64(p: number, len: number, seed: bigint): bigint;
-  xxh3Chunks(p: number, len: number, chunkBytes: number, first: number, end: number, secret: number, out: number, zeroMap: number, pageShift: number): void;
+  xxh3(p: number, len: number, secret: number): bigint;
+  digestChunks(
+    guest: number, pageShift: number, pageCount: number, chunkShift: number, first: number, end: number,
+    secret: number, zeroHash: bigint, terms: number, sums: number, stale: number, zeroMap: number,
+  ): number;
+  sumU64(p: number, n: number): bigint;
   pageHashSum(base: number, pageShift: number, list: number, n: number): bigint;
   pageHashSumRange(base: number, pageShift: number, first: number, count: number, skip: number): bigint;
   pageHashTrack(base: number, pageShift: number, first: number, count: number, hashes: number, dirty: number): number;

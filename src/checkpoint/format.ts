@@ -6,7 +6,7 @@ import { MAX_REGIONS } from "../wire/constants.js";
 import { PagewireError } from "../errors.js";
 
 export const CHECKPOINT_MAGIC = "PGWRCKPT";
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
 /** The header, the region table and the bitmaps take whole multiples of this; so do the pages. */
 export const CHECKPOINT_ALIGN = 65536;
 const FIXED_BYTES = 96;
@@ -29,7 +29,7 @@ export interface CheckpointRegion {
    * pages with data (the others are zero: holes, which a restore need not read).
    */
   bitmapOffset: number;
-  /** XXH64 of the region's memory at the pause (the digest a migration proves). */
+  /** The digest of the region's memory at the pause (the one a migration proves: a sum of page terms). */
   digest: bigint;
 }
 

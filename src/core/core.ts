@@ -91,6 +91,7 @@ export class Core {
     this.words[dec + Dec.stale / 4] = layout.digestStale;
     this.words[dec + Dec.chunkShift / 4] = layout.digestChunkShift;
     this.words[dec + Dec.zeroMap / 4] = layout.zeroPages;
+    this.words[dec + Dec.pageStale / 4] = layout.pageStale;
     this.setEncoding({});
     if (!options.keepEncodeStats) this.resetEncodeStats();
   }
@@ -183,8 +184,8 @@ export class Core {
    * digest chunk of every page taken is marked stale, and the page no longer known to be zero.
    */
   sync(keepBelow: number): SyncResult {
-    const { dirtyBitmap, syncBitmap, bitmapBytes, digestStale, digestChunkShift, zeroPages } = this.region.layout;
-    const taken = this.wasm.bitmapSync(dirtyBitmap, syncBitmap, bitmapBytes / 4, keepBelow, this.lane.results, digestStale, digestChunkShift, zeroPages);
+    const { dirtyBitmap, syncBitmap, bitmapBytes, digestStale, digestChunkShift, zeroPages, pageStale } = this.region.layout;
+    const taken = this.wasm.bitmapSync(dirtyBitmap, syncBitmap, bitmapBytes / 4, keepBelow, this.lane.results, digestStale, digestChunkShift, zeroPages, pageStale);
     return { taken, owed: this.words[this.result] };
   }
 
@@ -228,8 +229,8 @@ export class Core {
 
   /** Marks stale the digest chunk of every page set in bitmap `bm` (which this only reads). */
   markChunksStale(bm: number): void {
-    const { bitmapBytes, digestStale, digestChunkShift } = this.region.layout;
-    this.wasm.bitmapMarkChunks(bm, bitmapBytes / 4, digestStale, digestChunkShift);
+    const { bitmapBytes, digestStale, digestChunkShift, pageStale } = this.region.layout;
+    this.wasm.bitmapMarkChunks(bm, bitmapBytes / 4, digestStale, digestChunkShift, pageStale);
   }
 
   /** Pages set in bitmap `bm`. */

@@ -1,8 +1,10 @@
 // The digest that proves a migration, kept current while the live rounds run, so that the pause
-// pays only for the chunks the final round changed. A region's digest is XXH64 over the XXH3 of
-// each 1 MiB chunk (hasher.ts); a chunk's hash stays good until a page of it changes. Each chunk
-// has a state byte in the region's memory (layout.digestStale): the dirty sync (source) and the
-// decoder (destination) store DIRTY into it for every page they take or write, after the write.
+// pays only for the pages the final round changed. A region's digest is a sum of page terms
+// (hasher.ts), kept as a sum per 1 MiB chunk; a page's term stays good until the page changes
+// (layout.pageStale), and a chunk hashed again hashes only those pages. Each chunk also has a
+// state byte that schedules it (layout.digestStale): the dirty sync (source) and the decoder
+// (destination) store DIRTY into it, and mark the page, for every page they take or write, after
+// the write.
 // tick() makes DIRTY chunks QUIET and hashes, in the pool's threads, the chunks QUIET since the
 // last tick (nothing wrote them for a whole tick: a hot chunk is not hashed again and again).
 // passed() makes READY the chunks a sender has just read (a source's first pass over its memory;
@@ -10,11 +12,10 @@
 // still in the cache. A chunk is CLEAN from the moment its hash is dispatched; a write during the
 // hash makes it DIRTY again, so its hash is redone. A destination's chunk never written is zero:
 // it is not hashed. digests() waits for the hashes in flight, hashes every chunk not CLEAN, and
-// combines. One batch is in flight at a time: two hashes of one chunk never race. Pages known to
+// adds up. One batch is in flight at a time: two hashes of one chunk never race. Pages known to
 // be zero (layout.zeroPages: found zero by the encoder, or written by a zero record, and not
 // written since) are not read: on both sides a guest's zero pages cost the digest next to nothing.
-import { DIGEST_CHUNK_BYTES } from "../memory/layout.js";
-import { Region } from "../memory/region.js";
+import type { Region } from "../memory/region.js";
 import type { DigestPool } from "./digest.js";
 import { Hasher } from "./hasher.js";
 
@@ -22,29 +23,16 @@ const CLEAN = 0;
 /** Written since the last tick (the value the WASM sync and decoder store). */
 const DIRTY = 1;
 const QUIET = 2;
-/** Never written since the tracker began: at the end, a destination's (which starts zeroed) is a zero chunk. */
+/** Never written since the tracker began: a destination's (which starts zeroed) is a zero chunk, whose sum is 0. */
 const UNTOUCHED = 3;
 /** A source's chunk its first pass has not read yet: hashed once read (passed), or at the end. */
 const UNSENT = 4;
 /** To hash as soon as the pool is free. */
 const READY = 5;
 
-/** The XXH3 of a zero chunk of `bytes`, computed once per size in a small zeroed region. */
-const zeroChunkHashes = new Map<number, bigint>();
-function zeroChunkHash(bytes: number, pageSize: number): bigint {
-  let hash = zeroChunkHashes.get(bytes);
-  if (hash === undefined) {
-    const zero = Region.create({ pageSize, pageCount: bytes / pageSize, ioBuffers: 1, batchPages: 1 });
-    new Hasher(zero).hashChunks(0, 1);
-    hash = new BigUint64Array(zero.memory.buffer, zero.layout.digestChunks, 1)[0];
-    zeroChunkHashes.set(bytes, hash);
-  }
-  return hash;
-}
-
 export interface FinalDigest {
   digests: bigint[];
-  /** Chunks hashed by digests() itself, after the pause: the part of the digest the pause paid for. */
+  /** Chunks brought up to date by digests() itself, after the pause, and the bytes of the pages it read: what the pause paid for. */
   chunks: number;
   bytes: number;
 }
@@ -64,8 +52,8 @@ export class DigestTracker {
    * `start`: "as-read" when chunks are hashed as a sender first reads them (passed: a source
    * whose first pass reads every page), "now" when they are hashed from the first tick or pass on
    * (a checkpoint layer, whose rounds read only what changed), "zeroed" when the regions start
-   * all zero (the destination, as the protocol requires): a chunk is hashed once written, and
-   * one never written is known to be zero, so its hash is that of a zero chunk, computed once.
+   * all zero (the destination, as the protocol requires): a page's term is taken once written,
+   * and one never written is known to be zero, with term 0.
    */
   constructor(
     readonly regions: Region[],
@@ -77,26 +65,42 @@ export class DigestTracker {
     // Nothing is known zero but a destination's memory, which starts so; the encoder, the decoder
     // and the syncs keep the map from here on.
     this.zeroMap = start !== "now";
-    for (const r of regions) r.bytes.fill(start === "zeroed" ? 1 : 0, r.layout.zeroPages, r.layout.zeroPages + r.pageCount);
+    for (const r of regions) {
+      const { zeroPages, pageStale, pageTerms, digestChunks, digestChunkCount, pageCount } = r.layout;
+      r.bytes.fill(start === "zeroed" ? 1 : 0, zeroPages, zeroPages + pageCount);
+      // Every term to take, or (zeroed) every term and sum 0, as a zero page's is.
+      r.bytes.fill(start === "zeroed" ? 0 : 1, pageStale, pageStale + pageCount);
+      if (start === "zeroed") {
+        r.bytes.fill(0, pageTerms, pageTerms + pageCount * 8);
+        r.bytes.fill(0, digestChunks, digestChunks + digestChunkCount * 8);
+      }
+    }
     this.hashers = regions.map((r) => new Hasher(r));
   }
 
   /** Pages [first, first + count) of region `r` were written (after the write). */
   written(r: number, first: number, count: number): void {
     if (count === 0) return;
-    const { digestChunkShift: shift, zeroPages } = this.regions[r].layout;
+    const { digestChunkShift: shift, zeroPages, pageStale } = this.regions[r].layout;
     this.states[r].fill(DIRTY, first >>> shift, ((first + count - 1) >>> shift) + 1);
     this.regions[r].bytes.fill(0, zeroPages + first, zeroPages + first + count);
+    this.regions[r].bytes.fill(1, pageStale + first, pageStale + first + count);
   }
 
-  /** Bytes of memory in chunks whose hash is stale: what a pause now would hash. */
+  /** Bytes of the pages whose term is stale, but for those known zero: what a pause now would hash. */
   staleBytes(): number {
     let bytes = 0;
     this.regions.forEach((r, i) => {
       const s = this.states[i];
-      let stale = 0;
-      for (let c = 0; c < s.length; c++) if (s[c] !== CLEAN) stale++;
-      bytes += Math.min(stale * DIGEST_CHUNK_BYTES, r.pageCount * r.pageSize);
+      const { pageStale, zeroPages, pageCount, pageSize, digestChunkShift } = r.layout;
+      const b = r.bytes;
+      let pages = 0;
+      for (let c = 0; c < s.length; c++) {
+        if (s[c] === CLEAN || s[c] === UNTOUCHED) continue;
+        const end = Math.min(pageCount, (c + 1) << digestChunkShift);
+        for (let p = c << digestChunkShift; p < end; p++) if (b[pageStale + p] !== 0 && !(this.zeroMap && b[zeroPages + p] !== 0)) pages++;
+      }
+      bytes += pages * pageSize;
     });
     return bytes;
   }
@@ -174,13 +178,6 @@ export class DigestTracker {
     );
   }
 
-  /** The hash of chunk c of `region` were it all zero (the last chunk may be short). */
-  private zeroHash(region: Region, c: number): bigint {
-    const { pageCount, pageSize, digestChunkShift } = region.layout;
-    const pages = Math.min(pageCount - (c << digestChunkShift), 1 << digestChunkShift);
-    return zeroChunkHash(pages * pageSize, pageSize);
-  }
-
   /** Resolves once no background hash is out. */
   async idle(): Promise<void> {
     while (this.inFlight) await this.inFlight;
@@ -193,19 +190,16 @@ export class DigestTracker {
     let chunks = 0;
     let bytes = 0;
     await Promise.all(
-      this.regions.map((region, i) => {
+      this.regions.map(async (region, i) => {
         const s = this.states[i];
         const list: number[] = [];
-        const hashes = new BigUint64Array(region.memory.buffer, region.layout.digestChunks, s.length);
         for (let c = 0; c < s.length; c++) {
-          if (s[c] === UNTOUCHED) hashes[c] = this.zeroHash(region, c);
-          else if (s[c] !== CLEAN) list.push(c);
+          // An untouched chunk's sum is 0, as it was set.
+          if (s[c] !== CLEAN && s[c] !== UNTOUCHED) list.push(c);
           s[c] = CLEAN;
         }
         chunks += list.length;
-        const { pageCount, pageSize, digestChunkShift } = region.layout;
-        for (const c of list) bytes += Math.min(pageCount - (c << digestChunkShift), 1 << digestChunkShift) * pageSize;
-        return list.length ? this.pool.hashChunkList(region, Uint32Array.from(list), this.zeroMap) : undefined;
+        if (list.length) bytes += (await this.pool.hashChunkList(region, Uint32Array.from(list), this.zeroMap)) * region.pageSize;
       }),
     );
     return { digests: this.hashers.map((h) => h.combineChunks()), chunks, bytes };

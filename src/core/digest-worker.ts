@@ -1,4 +1,4 @@
-// Worker: hashes the digest chunks, or sums the page hashes, it is given (see digest.ts), and
+// Worker: brings the digest chunks it is given up to date, or sums the page hashes (see digest.ts), and
 // answers with the job's id.
 import { parentPort } from "node:worker_threads";
 import { setFlagsFromString } from "node:v8";
@@ -24,9 +24,8 @@ function run(job: DigestJob): DigestAnswer {
     }
     const hasher = new Hasher(region);
     if (job.kind === "pages") return { id: job.id, sum: hasher.sumPages(job.first, job.end, job.skip) };
-    if (job.kind === "list") hasher.hashChunkList(job.chunks!, job.zeroMap);
-    else hasher.hashChunks(job.first, job.end);
-    return { id: job.id, sum: 0n };
+    const read = job.kind === "list" ? hasher.hashChunkList(job.chunks!, job.zeroMap) : hasher.hashChunks(job.first, job.end);
+    return { id: job.id, sum: BigInt(read) };
   } catch (error) {
     return { id: job.id, error: error instanceof Error ? error.message : String(error) };
   }

@@ -15,8 +15,9 @@ export interface DigestJob {
   memory: WebAssembly.Memory;
   layout: LayoutOptions;
   /**
-   * "chunks": hash chunks [first, end) into digestChunks; "list": hash the chunks listed in
-   * `chunks` into digestChunks; "pages": sum the page hashes of pages
+   * "chunks": hash every page of chunks [first, end) into their sums (layout.digestChunks);
+   * "list": take again the stale page terms of the chunks listed in `chunks` (Hasher.hashChunks)
+   * and store their sums; "pages": sum the page hashes of pages
    * [first, end); "prefault": touch pages [first, end) so that the OS maps them now.
    */
   kind: "chunks" | "list" | "pages" | "prefault";
@@ -32,7 +33,7 @@ export interface DigestJob {
 
 export interface DigestAnswer {
   id: number;
-  /** The page-hash sum ("pages"), or 0n ("chunks": the hashes are in the region's memory). */
+  /** The page-hash sum ("pages"), or the pages read ("chunks", "list": the sums are in the region's memory). */
   sum?: bigint;
   error?: string;
 }
@@ -138,17 +139,18 @@ export class DigestPool {
   }
 
   /**
-   * Hashes the listed chunks of a region (ascending) into its digestChunks area, split among the
-   * threads; with `zeroMap`, pages layout.zeroPages knows to be zero go unread.
+   * Brings the listed chunks of a region (ascending) up to date, their stale pages hashed again,
+   * split among the threads; with `zeroMap`, pages layout.zeroPages knows to be zero go unread.
+   * Resolves with the pages read.
    */
-  async hashChunkList(region: Region, chunks: Uint32Array, zeroMap = false): Promise<void> {
+  async hashChunkList(region: Region, chunks: Uint32Array, zeroMap = false): Promise<number> {
     const per = Math.ceil(chunks.length / this.threads);
     const jobs: Promise<bigint>[] = [];
     for (let t = 0; t < this.threads && t * per < chunks.length; t++) {
       const part = chunks.slice(t * per, (t + 1) * per);
       jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind: "list", first: 0, end: 0, chunks: part, zeroMap, skip: 0 }));
     }
-    await Promise.all(jobs);
+    return (await Promise.all(jobs)).reduce((sum, read) => sum + Number(read), 0);
   }
 
   /** The digest of each region (see hasher.ts), computed by the pool. */

@@ -1,59 +1,79 @@
-// The hashes that prove a migration exact, on one thread: the chunked digest of a region
-// (XXH3-64 of every 1 MiB chunk of guest memory, then XXH64 over those chunk hashes) and
+// The hashes that prove a migration exact, on one thread: a region's digest (the sum of a term
+// per page, each page's XXH3 mixed with its index: assembly/page-digest.ts), kept as a term per
+// page and a sum per 1 MiB chunk so that only pages changed since are hashed again; and
 // post-copy's sums of page hashes. It touches no lane, so any thread may hold one per region.
 import type { CoreExports } from "../abi/abi.js";
 import { instantiateCore } from "../runtime/module.js";
 import { DIGEST_CHUNK_BYTES } from "../memory/layout.js";
-import type { Region } from "../memory/region.js";
+import { Region } from "../memory/region.js";
+
+/** XXH3 of a zero page, per page size: a zero page's term is 0 (computed once, in a one-page region). */
+const zeroPageHashes = new Map<number, bigint>();
+function zeroPageHash(pageSize: number): bigint {
+  let hash = zeroPageHashes.get(pageSize);
+  if (hash === undefined) {
+    const zero = Region.create({ pageSize, pageCount: 1, ioBuffers: 1, batchPages: 1 });
+    hash = BigInt.asUintN(64, instantiateCore(zero.memory).xxh3(zero.layout.guest, pageSize, zero.layout.hashSecret));
+    zeroPageHashes.set(pageSize, hash);
+  }
+  return hash;
+}
 
 export class Hasher {
   private readonly wasm: CoreExports;
+  private readonly zeroHash: bigint;
 
   constructor(readonly region: Region) {
     this.wasm = instantiateCore(region.memory);
+    this.zeroHash = zeroPageHash(region.pageSize);
   }
 
   /**
-   * Hashes chunks [first, end) of the guest into the region's digestChunks area; with `zeroMap`,
-   * the pages layout.zeroPages knows to be zero go unread (pages of at least 1 KiB, an XXH3 block).
+   * Brings the sums of chunks [first, end) up to date; returns the pages read. "all": every page
+   * hashed; "stale": the pages layout.pageStale marks, and with `zeroMap` those layout.zeroPages
+   * knows to be zero get their term unread.
    */
-  hashChunks(first: number, end: number, zeroMap = false): void {
-    const { guest, pageCount, pageSize, pageShift, hashSecret, digestChunks, zeroPages } = this.region.layout;
-    const map = zeroMap && pageSize >= 1024 ? zeroPages : 0;
-    this.wasm.xxh3Chunks(guest, pageCount * pageSize, DIGEST_CHUNK_BYTES, first, end, hashSecret, digestChunks, map, pageShift);
+  hashChunks(first: number, end: number, which: "all" | "stale" = "all", zeroMap = false): number {
+    const { guest, pageCount, pageShift, hashSecret, digestChunks, digestChunkShift, pageTerms, pageStale, zeroPages } = this.region.layout;
+    const stale = which === "stale" ? pageStale : 0;
+    const map = which === "stale" && zeroMap ? zeroPages : 0;
+    return this.wasm.digestChunks(guest, pageShift, pageCount, digestChunkShift, first, end, hashSecret, this.zeroHash, pageTerms, digestChunks, stale, map);
   }
 
-  /** Hashes the listed chunks (ascending), a run of consecutive ones per call. */
-  hashChunkList(chunks: Uint32Array, zeroMap = false): void {
+  /** hashChunks("stale") of the listed chunks (ascending), a run of consecutive ones per call; returns the pages read. */
+  hashChunkList(chunks: Uint32Array, zeroMap = false): number {
+    let read = 0;
     for (let i = 0; i < chunks.length; ) {
       let end = i + 1;
       while (end < chunks.length && chunks[end] === chunks[end - 1] + 1) end++;
-      this.hashChunks(chunks[i], chunks[end - 1] + 1, zeroMap);
+      read += this.hashChunks(chunks[i], chunks[end - 1] + 1, "stale", zeroMap);
       i = end;
     }
+    return read;
   }
 
-  /** Combines the chunk hashes into the region's digest, as an unsigned 64-bit value. */
+  /** The region's digest from its chunk sums, as an unsigned 64-bit value. */
   combineChunks(): bigint {
     const { digestChunks, digestChunkCount } = this.region.layout;
-    return BigInt.asUintN(64, this.wasm.xxh64(digestChunks, digestChunkCount * 8, 0n));
+    return BigInt.asUintN(64, this.wasm.sumU64(digestChunks, digestChunkCount));
   }
 
   /**
-   * Bytes per ms this thread hashes digest chunks at: the best of `tries` one-chunk runs, spread
-   * over the region. The
+   * Bytes per ms this thread hashes guest memory at: the best of `tries` one-chunk runs, spread
+   * over the region (XXH3 alone: the digest's state is left as it is). The
    * first runs of a fresh instance go through V8's baseline compiler (10 times slower: a one-shot
    * measure once put a 1 GiB pause at 768 ms, against 66 measured), so only the fastest counts.
    */
   measureRate(tries = 8): number {
     // A different chunk each time: one hashed again would come from the cache, not from memory.
-    const { digestChunkCount } = this.region.layout;
-    const bytes = Math.min(DIGEST_CHUNK_BYTES, this.region.pageCount * this.region.pageSize);
+    const { guest, pageCount, pageSize, hashSecret } = this.region.layout;
+    const bytes = Math.min(DIGEST_CHUNK_BYTES, pageCount * pageSize);
+    const whole = Math.floor((pageCount * pageSize) / bytes);
     let best = Infinity;
     for (let i = 0; i < tries; i++) {
-      const chunk = Math.floor((i * digestChunkCount) / tries);
+      const at = Math.floor((i * whole) / tries) * bytes;
       const start = performance.now();
-      this.hashChunks(chunk, chunk + 1);
+      this.wasm.xxh3(guest + at, bytes, hashSecret);
       best = Math.min(best, performance.now() - start);
     }
     return bytes / Math.max(0.001, best);

@@ -57,7 +57,7 @@ export interface LaneLayout {
 export interface Layout {
   /** The XXH3 secret the digest reads (written by Region.create). */
   hashSecret: number;
-  /** One u64 XXH3 per DIGEST_CHUNK_BYTES of guest memory, filled while a digest is computed. */
+  /** One u64 per DIGEST_CHUNK_BYTES of guest memory: the sum of its pages' digest terms (assembly/page-digest.ts). */
   digestChunks: number;
   digestChunkCount: number;
   /**
@@ -73,6 +73,13 @@ export interface Layout {
    * each zero record, the dirty sync clears it for each page taken. The digest tracker starts it.
    */
   zeroPages: number;
+  /** One u64 per page: its digest term, as last taken (assembly/page-digest.ts). */
+  pageTerms: number;
+  /**
+   * One byte per page, 1 where its term in pageTerms is stale: the sync sets it for each page
+   * taken, the decoder for each page written; the digest clears it as it takes the term again.
+   */
+  pageStale: number;
   pageSize: number;
   pageShift: number;
   pageCount: number;
@@ -152,6 +159,8 @@ export function planLayout(options: LayoutOptions): Layout {
   const digestStale = take(digestChunkCount);
   const digestChunkShift = Math.log2(DIGEST_CHUNK_BYTES) - pageShift;
   const zeroPages = take(pageCount);
+  const pageTerms = take(pageCount * 8);
+  const pageStale = take(pageCount);
   const laneLayouts: LaneLayout[] = [];
   for (let i = 0; i < lanes; i++) {
     laneLayouts.push({
@@ -189,7 +198,7 @@ export function planLayout(options: LayoutOptions): Layout {
     );
   }
   return {
-    hashSecret, digestChunks, digestChunkCount, digestStale, digestChunkShift, zeroPages, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
+    hashSecret, digestChunks, digestChunkCount, digestStale, digestChunkShift, zeroPages, pageTerms, pageStale, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
     bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, presentBitmap, sentBitmaps, presence, workloadContext, workloadState, pageHashes,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,
