@@ -87,7 +87,10 @@ describe("the digest tracker on a source", () => {
     const core = new Core(region);
     const tracker = new DigestTracker([region], pool, "as-read");
     core.sync(0);
-    tracker.tick(); // a tick hashes nothing not yet read
+    write(region, 1500, 7); // chunk 5, written before its first pass
+    core.sync(0);
+    tracker.tick();
+    tracker.tick(); // a tick hashes nothing not yet read, written or not
     expect(tracker.backgroundChunks).toBe(0);
     tracker.passed(0, 0, PAGES, { firstPass: false, frozen: false }); // a dirty pass read none of it
     await tracker.idle();
@@ -95,7 +98,7 @@ describe("the digest tracker on a source", () => {
     tracker.passed(0, 0, 300, { firstPass: true, frozen: false }); // chunk 0 read whole, chunk 1 in part
     await tracker.idle();
     expect(tracker.backgroundChunks).toBe(1);
-    tracker.passed(0, 300, PAGES, { firstPass: true, frozen: false }); // the rest of the first pass
+    tracker.passed(0, 300, PAGES, { firstPass: true, frozen: false }); // the rest of the first pass, chunk 5 included
     await tracker.idle();
     expect(tracker.backgroundChunks).toBe(8);
     write(region, 600, 1); // chunk 2

@@ -39,6 +39,8 @@ export interface FinalDigest {
 
 export class DigestTracker {
   private readonly states: Uint8Array[];
+  /** "as-read": 1 for a chunk its first pass has not read yet, which a tick leaves for that pass (written or not, its hash would read it cold). */
+  private readonly unread: Uint8Array[];
   /** Instantiated now, not at the pause (a WASM instance costs a few ms to make). */
   private readonly hashers: Hasher[];
   private inFlight: Promise<void> | undefined;
@@ -62,6 +64,7 @@ export class DigestTracker {
   ) {
     this.states = regions.map((r) => r.bytes.subarray(r.layout.digestStale, r.layout.digestStale + r.layout.digestChunkCount));
     for (const s of this.states) s.fill(start === "as-read" ? UNSENT : start === "now" ? READY : UNTOUCHED);
+    this.unread = this.states.map((s) => new Uint8Array(s.length).fill(start === "as-read" ? 1 : 0));
     // Nothing is known zero but a destination's memory, which starts so; the encoder, the decoder
     // and the syncs keep the map from here on.
     this.zeroMap = start !== "now";
@@ -108,12 +111,13 @@ export class DigestTracker {
   /** Ages the chunks one tick; hashes in the background those quiet since the last tick (and those ready), unless a batch is still out. */
   tick(): void {
     const idle = !this.inFlight;
-    const lists = this.states.map((s) => {
+    const lists = this.states.map((s, i) => {
       const list: number[] = [];
+      const unread = this.unread[i];
       for (let c = 0; c < s.length; c++) {
         const state = s[c];
         if (state === DIRTY) s[c] = QUIET;
-        else if (idle && (state === QUIET || state === READY)) {
+        else if (idle && ((state === QUIET && !unread[c]) || state === READY)) {
           s[c] = CLEAN;
           list.push(c);
         }
@@ -126,18 +130,23 @@ export class DigestTracker {
   /**
    * The sender has passed pages [from, to) of region `r`: read them all (`firstPass`, pages never
    * sent), or read those of them that were dirty. A first pass's chunks are hashed now, while in
-   * the cache; with `frozen` (the guest paused), every chunk wholly passed is.
+   * the cache, even those written since the tracker began; with `frozen` (the guest paused),
+   * every chunk wholly passed is.
    */
   passed(r: number, from: number, to: number, { firstPass, frozen }: { firstPass: boolean; frozen: boolean }): void {
     const { pageCount, digestChunkShift } = this.regions[r].layout;
     const s = this.states[r];
+    const unread = this.unread[r];
     // The chunks that end within [from, to): the first may have begun before `from`.
     const end = to >= pageCount ? s.length : to >>> digestChunkShift;
     let any = false;
     for (let c = from >>> digestChunkShift; c < end; c++) {
       const state = s[c];
-      // A dirty pass read none of a chunk never sent: it waits for its first pass.
-      if ((firstPass && state === UNSENT) || (frozen && (state === DIRTY || state === QUIET))) {
+      if (firstPass) unread[c] = 0;
+      // A dirty pass read none of a chunk never sent: it waits for its first pass. A first pass
+      // read all of a chunk, written before it or not (a running guest's writes make a chunk
+      // never sent DIRTY): hashed now, it is left with only the pages written since.
+      if ((firstPass && (state === UNSENT || state === DIRTY || state === QUIET)) || (frozen && (state === DIRTY || state === QUIET))) {
         s[c] = READY;
         any = true;
       }
