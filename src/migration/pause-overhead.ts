@@ -11,7 +11,7 @@ export class PauseCost {
   private readonly trackingMs: number;
 
   /**
-   * Once the last byte is in, the destination hashes the digest chunks still stale, with
+   * Once the last byte is in, the destination hashes the pages whose digest term is stale, with
    * `threads` threads hashing at about the rate this one does on the first chunks of the guest
    * (its other costs, a few messages, are small). With `tracking` (dirty tracking by hash), the
    * pause's last sync hashes every page too: one pass is timed now (its marks are dropped by the

@@ -1,4 +1,4 @@
-// What proves a source's migration: the digest of its memory at the pause, its chunk hashes kept
+// What proves a source's migration: the digest of its memory at the pause, its page terms kept
 // current while the rounds run (DigestTracker), or, with fullDigest or dirty tracking by hash, all
 // of it hashed at the pause; post-copy's sum of page hashes. And what that costs the pause.
 import type { Core } from "../core/core.js";
@@ -10,7 +10,7 @@ import { PauseCost } from "./pause-overhead.js";
 export class SourceProof {
   readonly pool = DigestPool.shared();
   /**
-   * Keeps the chunk hashes of the digest current through the live rounds, so the pause hashes only
+   * Keeps the page terms of the digest current through the live rounds, so the pause hashes only
    * what changed since; none with fullDigest, nor with dirty tracking by hash, where a page written
    * and written back between two passes leaves no mark (the pause then hashes all memory).
    */
@@ -33,7 +33,7 @@ export class SourceProof {
     this.cost = new PauseCost(this.regions, this.pool.threads, tracking);
   }
 
-  /** The pause's cost in ms beyond sending, were it now: hashing the digest chunks still stale. */
+  /** The pause's cost in ms beyond sending, were it now: hashing the pages whose digest term is stale. */
   get pauseOverheadMs(): number {
     const all = () => this.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
     return this.cost?.ms(this.tracker ? this.tracker.staleBytes() : all()) ?? 0;

@@ -68,7 +68,7 @@ export interface MigrationStats {
   /** Milliseconds the destination spent checking the digest. */
   "verify-time": number;
   /**
-   * Bytes of guest memory the source hashed for the digest after the pause: the chunks changed
+   * Bytes of guest memory the source hashed for the digest after the pause: the pages changed
    * since their hash (the rest was hashed while the guest ran); all of it with dirty tracking by
    * hash. Post-copy: 0 (its proof is a sum of page hashes).
    */

@@ -30,7 +30,7 @@ export interface RoundStats {
   elapsedMs: number;
   /**
    * What a pause costs whatever is left to send, in ms, as measured or estimated: hashing the
-   * digest chunks changed since their hash (all memory with dirty tracking by hash), the last
+   * digest pages changed since their hash (all memory with dirty tracking by hash), the last
    * messages. Part of every expected downtime.
    */
   pauseOverheadMs: number;
