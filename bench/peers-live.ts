@@ -15,6 +15,7 @@ import type { Policy } from "../src/policy/policy.js";
 import type { MigrationStats } from "../src/migration/stats.js";
 import type { HotSet } from "../src/workload/dirty-writer.js";
 import { migration } from "./e2e.js";
+import { precopy } from "../src/policy/precopy.js";
 import { buildHotSweep, configureMigration, freePort, stopQemu, pagesWritten, startQemu, untilMigrated } from "./qemu.js";
 import type { QmpClient } from "./qmp-client.js";
 import { type Row, progress } from "./report.js";
@@ -178,16 +179,20 @@ export async function runLivePeers(dir: string, region: Region, deltaRegion: Reg
       const ours: OursLiveRun[] = [];
       // The largest hot set over one stream also with delta encoding (XBZRLE's idea: a page that
       // changed in one word goes as that word), which QEMU has too but leaves off by default.
+      // ... and with precopy's halve-pause: a round more past the first fit while it halves the pause.
       const withDelta = hotPages === Math.max(...o.hotPages) && channels === 1;
       const delta: OursLiveRun[] = [];
+      const halved: OursLiveRun[] = [];
       for (let i = 0; i < o.repeats; i++) {
         const q = await qemuLive(dir, image, kernels.get(hotPages)!, channels, { hotPages });
         theirs.push(q);
         ours.push(await oursLive(region, regionSha(region), { policy: policies.precopy, channels, rate: q.rateBefore, hotPages }));
         if (withDelta) delta.push(await oursLive(deltaRegion, regionSha(deltaRegion), { policy: policies.precopy, channels, rate: q.rateBefore, hotPages, delta: true }));
+        if (withDelta) halved.push(await oursLive(region, regionSha(region), { policy: precopy({ halvePause: true }), channels, rate: q.rateBefore, hotPages }));
       }
       rows.push(...liveRows(label, { hotPages, channels, peer: qemu }, qemu, theirs, ours, channels === 1 ? 0.5 : 1));
       if (withDelta) rows.push(...liveRows(`${label}, pagewire with delta encoding`, { hotPages, channels, peer: qemu, delta: true }, qemu, theirs, delta, 0.5));
+      if (withDelta) rows.push(...liveRows(`${label}, pagewire precopy with halve-pause`, { hotPages, channels, peer: qemu, halvePause: true }, qemu, theirs, halved, 0.5));
     }
   }
   if (o.cappedBandwidth > 0) {

@@ -35,6 +35,19 @@ describe("policies decide from round statistics", () => {
     expect(precopy({ downtimeLimitMs: 100 }).decide(stats(1, 1000, { pauseOverheadMs: 70 }))).toMatchObject({ action: "stop", reason: expect.stringMatching(/4.1 ms to send \+ 70.0 ms fixed = 74.1 ms ≤ 100 ms/) });
   });
 
+  it("precopy with halvePause goes a round more past the first fit while that would at least halve the pause", () => {
+    const p = precopy({ downtimeLimitMs: 300, halvePause: true });
+    // 50,000 pages: 205 ms at 1 GB/s; dirtied meanwhile at 100k pages/s, 20,480 pages: 84 ms.
+    expect(action(p.decide(stats(1, 50_000, { dirtyRate: 100_000 })))).toBe("continue");
+    // At 200k pages/s the next pause would be 168 ms, not half of 205: pause now.
+    expect(action(p.decide(stats(1, 50_000, { dirtyRate: 200_000 })))).toBe("stop");
+    // Halving a 4 ms pause saves too little to pay for a round.
+    expect(action(p.decide(stats(2, 1000, { dirtyRate: 1000 })))).toBe("stop");
+    // Without it, QEMU's rule: pause at the first fit.
+    expect(action(precopy({ downtimeLimitMs: 300 }).decide(stats(1, 50_000, { dirtyRate: 100_000 })))).toBe("stop");
+    expect(policyByName("precopy", { "halve-pause": true }).parameters).toMatchObject({ "halve-pause": true });
+  });
+
   it("precopy's auto-converge throttles after two periods of dirtying faster than half the sending, 20% then +10 up to 99%", () => {
     const p = precopy({ downtimeLimitMs: 0, maxRounds: 100, autoConverge: true });
     const hot = (round: number) => stats(round, TOTAL, { dirtiedPages: TOTAL, lastRoundBytes: TOTAL * 4096 });

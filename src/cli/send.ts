@@ -22,8 +22,8 @@ export const GUEST_HELP = `  --size SIZE           guest memory (default 1g; ove
   --downtime-limit MS   precopy, hybrid: stop iterating when the pause would fit in this many ms
                         (its fixed costs included; default 300)
   --max-rounds N        precopy, xen, early-stop: stop after this many rounds
-  --param KEY[=VALUE]   any other policy parameter, repeatable: auto-converge, min-shrink=0.1,
-                        slices=16, precopy-rounds=2, min-dirty-pages=50, max-factor=3
+  --param KEY[=VALUE]   any other policy parameter, repeatable: auto-converge, halve-pause,
+                        min-shrink=0.1, slices=16, precopy-rounds=2, min-dirty-pages=50, max-factor=3
                         (see "pagewire policies")
   --compress            LZ4-compress pages that shrink
   --delta               send re-sent pages as XBZRLE deltas (--delta-cache, default 64m per region)

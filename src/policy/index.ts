@@ -33,8 +33,8 @@ export const POLICIES: Record<string, PolicyEntry> = {
   "stop-copy": { describe: "pause, then send everything once", parameters: [], make: () => stopCopy() },
   precopy: {
     describe: "QEMU: iterate until the dirty pages fit in the downtime limit",
-    parameters: ["downtime-limit", "max-rounds", "auto-converge"],
-    make: (p) => precopy({ downtimeLimitMs: num(p, "downtime-limit"), maxRounds: num(p, "max-rounds"), autoConverge: flag(p, "auto-converge") }),
+    parameters: ["downtime-limit", "max-rounds", "auto-converge", "halve-pause"],
+    make: (p) => precopy({ downtimeLimitMs: num(p, "downtime-limit"), maxRounds: num(p, "max-rounds"), autoConverge: flag(p, "auto-converge"), halvePause: flag(p, "halve-pause") }),
   },
   xen: { describe: "Xen: 29 rounds, 50 pages, 3x memory; skip pages dirty again", parameters: ["max-rounds", "min-dirty-pages", "max-factor"], make: (p) => xen(xenParameters(p)) },
   "early-stop": {
