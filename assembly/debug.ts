@@ -3,7 +3,11 @@
 // src/abi/abi.ts against the values this code was compiled with.
 export * from "./index";
 export { bitmapClearRange } from "./bitmap";
-export { xxh3 } from "./xxh3";
+import { xxh3 as xxh3Mapped } from "./xxh3";
+/** XXH3-64 (seed 0) of len > 240 bytes, every byte read. */
+export function xxh3(p: usize, len: u32, secret: usize): u64 {
+  return xxh3Mapped(p, len, secret, 0, 0, 0);
+}
 export { deltaEncode, deltaDecode } from "./delta";
 export {
   RECORD_HEADER_BYTES, RECORD_ZERO, RECORD_RAW, RECORD_LZ4, RECORD_DELTA, RECORD_MAX_LENGTH,

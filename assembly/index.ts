@@ -3,8 +3,7 @@
 export { bitmapSync, bitmapScan, bitmapCount, bitmapFilter, bitmapMarkRange, bitmapTakeRange, bitmapMarkList, bitmapClear, bitmapMarkChunks } from "./bitmap";
 export { zeroCountRange, zeroFreePages } from "./zero";
 export { xxh64, pageHashSum, pageHashSumRange, pageHashTrack } from "./hash";
-export { digestChunks, sumU64 } from "./page-digest";
-export { xxh3 } from "./xxh3";
+export { digestChunks, sumU64, hashBytes } from "./page-digest";
 export { lz4Compress } from "./lz4/compress";
 export { lz4Decompress } from "./lz4/decompress";
 export { encodeBatch, decodeBatch } from "./batch";

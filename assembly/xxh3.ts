@@ -1,6 +1,6 @@
-// XXH3-64 with seed 0 for inputs longer than 240 bytes (xxHash spec, "large inputs"): the hash of
-// each page in a region's digest (page-digest.ts). Its accumulation step is 32×32→64-bit
-// multiplies, which map onto v128 lanes, so it runs several times faster than XXH64. The 192-byte default secret is passed
+// XXH3-64 with seed 0 for inputs longer than 240 bytes (xxHash spec, "large inputs"): the hash
+// of each group of pages in a region's digest (page-digest.ts). Its accumulation step is 32×32→64-bit multiplies, which map onto
+// v128 lanes, so it runs several times faster than XXH64. The 192-byte default secret is passed
 // by pointer (the module has no data segments; src/core/xxh3-secret.ts writes it).
 
 const PRIME32_1: u64 = 0x9e3779b1;
@@ -61,12 +61,37 @@ let readAheadSink: u64 = 0;
   return mulFold64(i64x2.extract_lane(acc, 0) ^ load<u64>(secret), i64x2.extract_lane(acc, 1) ^ load<u64>(secret, 8));
 }
 
-/** XXH3-64 (seed 0) of the `len` bytes at p; len must exceed 240. */
-export function xxh3(p: usize, len: u32, secret: usize): u64 {
+/** The accumulation of one block of 16 stripes of zero bytes, lane pair by lane pair: zero data adds lo32(key) * hi32(key). */
+@inline function zeroStripe(acc: v128, key: usize): v128 {
+  const k = v128.load(key);
+  return i64x2.add(acc, i64x2.extmul_low_i32x4_u(i32x4.shuffle(k, k, 0, 2, 0, 2), i32x4.shuffle(k, k, 1, 3, 1, 3)));
+}
+
+/**
+ * XXH3-64 (seed 0) of the `len` bytes at p; len must exceed 240. With `zeroMap` (0: none), a byte
+ * per page, 1 where the page is known to be all zero, from page `firstPage` of 2^pageShift bytes
+ * (at least a block, 1 KiB): such a page's blocks are not read. A zero block adds the same
+ * constant to the accumulators whatever its place (every full block uses the same keys), so only
+ * the scramble after it remains; the last block, whose last stripe has a key of its own, is read.
+ */
+export function xxh3(p: usize, len: u32, secret: usize, zeroMap: usize, firstPage: u32, pageShift: u32): u64 {
   let a0 = i64x2(<i64>PRIME32_3, <i64>PRIME64_1);
   let a1 = i64x2(<i64>PRIME64_2, <i64>PRIME64_3);
   let a2 = i64x2(<i64>PRIME64_4, <i64>PRIME32_2);
   let a3 = i64x2(<i64>PRIME64_5, <i64>PRIME32_1);
+  let z0 = i64x2.splat(0);
+  let z1 = z0;
+  let z2 = z0;
+  let z3 = z0;
+  if (zeroMap != 0) {
+    for (let s: u32 = 0; s < STRIPES_PER_BLOCK; s++) {
+      const key = secret + s * 8;
+      z0 = zeroStripe(z0, key);
+      z1 = zeroStripe(z1, key + 16);
+      z2 = zeroStripe(z2, key + 32);
+      z3 = zeroStripe(z3, key + 48);
+    }
+  }
   // Every block but the last (even when the last is full) is a round: 16 stripes, then a
   // scramble. The last block contributes its full stripes but the last, then the input's last
   // 64 bytes are one more stripe with a key of their own.
@@ -75,14 +100,21 @@ export function xxh3(p: usize, len: u32, secret: usize): u64 {
   let sink: u64 = 0;
   for (let b: u32 = 0; b < blocks; b++) {
     const block = p + <usize>b * BLOCK;
-    if (<u64>b * BLOCK + READ_AHEAD < <u64>len) sink += load<u64>(block + READ_AHEAD);
-    for (let s: u32 = 0; s < STRIPES_PER_BLOCK; s++) {
-      const stripe = block + s * STRIPE;
-      const key = secret + s * 8;
-      a0 = accumulateLanes(a0, stripe, key);
-      a1 = accumulateLanes(a1, stripe + 16, key + 16);
-      a2 = accumulateLanes(a2, stripe + 32, key + 32);
-      a3 = accumulateLanes(a3, stripe + 48, key + 48);
+    if (zeroMap != 0 && load<u8>(zeroMap + <usize>(firstPage + ((b * BLOCK) >>> pageShift))) != 0) {
+      a0 = i64x2.add(a0, z0);
+      a1 = i64x2.add(a1, z1);
+      a2 = i64x2.add(a2, z2);
+      a3 = i64x2.add(a3, z3);
+    } else {
+      if (<u64>b * BLOCK + READ_AHEAD < <u64>len) sink += load<u64>(block + READ_AHEAD);
+      for (let s: u32 = 0; s < STRIPES_PER_BLOCK; s++) {
+        const stripe = block + s * STRIPE;
+        const key = secret + s * 8;
+        a0 = accumulateLanes(a0, stripe, key);
+        a1 = accumulateLanes(a1, stripe + 16, key + 16);
+        a2 = accumulateLanes(a2, stripe + 32, key + 32);
+        a3 = accumulateLanes(a3, stripe + 48, key + 48);
+      }
     }
     a0 = scrambleLanes(a0, scramble);
     a1 = scrambleLanes(a1, scramble + 16);

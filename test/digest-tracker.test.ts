@@ -46,7 +46,7 @@ describe("the digest tracker on a source", () => {
     const end = await tracker.digests();
     expect(end.digests).toEqual([fresh(region)]);
     expect(end.chunks).toBe(2);
-    expect(end.bytes).toBe(2 * 4096); // the two pages written, not their 1 MiB chunks
+    expect(end.bytes).toBe(2 * 16384); // the two 16 KiB groups written, not their 1 MiB chunks
     expect(tracker.backgroundChunks).toBe(8);
   });
 
@@ -171,8 +171,8 @@ describe("zero chunks", () => {
 describe("pages known to be zero", () => {
   const zeroMap = (region: Region) => region.bytes.subarray(region.layout.zeroPages, region.layout.zeroPages + region.pageCount);
 
-  it("are not read by the hash, which still equals the digest of the memory, at every page size", () => {
-    for (const pageSize of [512, 4096, 65536]) {
+  it("are not read by the hash, which still equals the digest of the memory, at every page size that holds a block", () => {
+    for (const pageSize of [1024, 4096, 65536]) {
       const pageCount = (2 ** 20 / pageSize) * 2 + 3; // two chunks and a short one
       const region = guest(pageCount, 11, { pageSize });
       const map = zeroMap(region);
@@ -186,8 +186,12 @@ describe("pages known to be zero", () => {
       const nonZero = pageCount - map.reduce((n, b) => n + b, 0);
       expect(hasher.hashChunks(0, digestChunkCount, "stale", true)).toBe(nonZero);
       expect(hasher.combineChunks(), `page size ${pageSize}`).toBe(want);
-      // Unread: a page the map calls zero hashes as zero whatever it holds.
-      const lie = map.indexOf(1, 5);
+      // Unread: a page the map calls zero hashes as zero whatever it holds (but for the last block
+      // of a group, which XXH3 always reads: the page is not last in its group, or its group is
+      // all zero).
+      const groupPages = Math.max(1, 16384 / pageSize);
+      const group = (p: number) => map.subarray(p - (p % groupPages), p - (p % groupPages) + groupPages);
+      const lie = map.findIndex((zero, p) => p >= 5 && zero === 1 && ((p + 1) % groupPages !== 0 || group(p).every((b) => b === 1)));
       region.pages(lie).fill(0x5a);
       allStale();
       hasher.hashChunks(0, digestChunkCount, "stale", true);

@@ -113,10 +113,10 @@ export interface CoreExports {
   zeroCountRange(base: number, pageShift: number, first: number, count: number): number;
   zeroFreePages(base: number, pageShift: number, free: number, pageCount: number): number;
   xxh64(p: number, len: number, seed: bigint): bigint;
-  xxh3(p: number, len: number, secret: number): bigint;
+  hashBytes(p: number, len: number, secret: number): bigint;
   digestChunks(
     guest: number, pageShift: number, pageCount: number, chunkShift: number, first: number, end: number,
-    secret: number, zeroHash: bigint, terms: number, sums: number, stale: number, zeroMap: number,
+    secret: number, zeroHash: bigint, zeroHashLast: bigint, terms: number, sums: number, stale: number, zeroMap: number,
   ): number;
   sumU64(p: number, n: number): bigint;
   pageHashSum(base: number, pageShift: number, list: number, n: number): bigint;

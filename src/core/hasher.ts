@@ -1,43 +1,49 @@
 // The hashes that prove a migration exact, on one thread: a region's digest (the sum of a term
-// per page, each page's XXH3 mixed with its index: assembly/page-digest.ts), kept as a term per
-// page and a sum per 1 MiB chunk so that only pages changed since are hashed again; and
-// post-copy's sums of page hashes. It touches no lane, so any thread may hold one per region.
+// per 16 KiB group of pages, each group's XXH3 mixed with its index: assembly/page-digest.ts),
+// kept as a term per group and a sum per 1 MiB chunk so that only groups changed since are hashed
+// again; and post-copy's sums of page hashes. It touches no lane, so any thread may hold one per
+// region.
 import type { CoreExports } from "../abi/abi.js";
 import { instantiateCore } from "../runtime/module.js";
-import { DIGEST_CHUNK_BYTES } from "../memory/layout.js";
+import { DIGEST_CHUNK_BYTES, DIGEST_GROUP_BYTES } from "../memory/layout.js";
 import { Region } from "../memory/region.js";
 
-/** XXH3 of a zero page, per page size: a zero page's term is 0 (computed once, in a one-page region). */
-const zeroPageHashes = new Map<number, bigint>();
-function zeroPageHash(pageSize: number): bigint {
-  let hash = zeroPageHashes.get(pageSize);
+/** XXH3 of `bytes` zero bytes (a zero group's term is 0), computed once per size in a small zeroed region. */
+const zeroHashes = new Map<number, bigint>();
+function zeroHash(bytes: number, pageSize: number): bigint {
+  let hash = zeroHashes.get(bytes);
   if (hash === undefined) {
-    const zero = Region.create({ pageSize, pageCount: 1, ioBuffers: 1, batchPages: 1 });
-    hash = BigInt.asUintN(64, instantiateCore(zero.memory).xxh3(zero.layout.guest, pageSize, zero.layout.hashSecret));
-    zeroPageHashes.set(pageSize, hash);
+    const zero = Region.create({ pageSize, pageCount: bytes / pageSize, ioBuffers: 1, batchPages: 1 });
+    hash = BigInt.asUintN(64, instantiateCore(zero.memory).hashBytes(zero.layout.guest, bytes, zero.layout.hashSecret));
+    zeroHashes.set(bytes, hash);
   }
   return hash;
 }
 
 export class Hasher {
   private readonly wasm: CoreExports;
+  /** XXH3 of a zero group, and of a zero last group (which may be short). */
   private readonly zeroHash: bigint;
+  private readonly zeroHashLast: bigint;
 
   constructor(readonly region: Region) {
     this.wasm = instantiateCore(region.memory);
-    this.zeroHash = zeroPageHash(region.pageSize);
+    const { pageSize, pageCount } = region;
+    const groupPages = Math.max(1, DIGEST_GROUP_BYTES / pageSize);
+    this.zeroHash = zeroHash(groupPages * pageSize, pageSize);
+    this.zeroHashLast = zeroHash((pageCount - Math.floor((pageCount - 1) / groupPages) * groupPages) * pageSize, pageSize);
   }
 
   /**
-   * Brings the sums of chunks [first, end) up to date; returns the pages read. "all": every page
-   * hashed; "stale": the pages layout.pageStale marks, and with `zeroMap` those layout.zeroPages
-   * knows to be zero get their term unread.
+   * Brings the sums of chunks [first, end) up to date; returns the pages read. "all": every group
+   * hashed; "stale": the groups with a page layout.pageStale marks, and with `zeroMap` the pages
+   * layout.zeroPages knows to be zero go unread (pages of at least 1 KiB, an XXH3 block).
    */
   hashChunks(first: number, end: number, which: "all" | "stale" = "all", zeroMap = false): number {
     const { guest, pageCount, pageShift, hashSecret, digestChunks, digestChunkShift, pageTerms, pageStale, zeroPages } = this.region.layout;
     const stale = which === "stale" ? pageStale : 0;
-    const map = which === "stale" && zeroMap ? zeroPages : 0;
-    return this.wasm.digestChunks(guest, pageShift, pageCount, digestChunkShift, first, end, hashSecret, this.zeroHash, pageTerms, digestChunks, stale, map);
+    const map = which === "stale" && zeroMap && this.region.pageSize >= 1024 ? zeroPages : 0;
+    return this.wasm.digestChunks(guest, pageShift, pageCount, digestChunkShift, first, end, hashSecret, this.zeroHash, this.zeroHashLast, pageTerms, digestChunks, stale, map);
   }
 
   /** hashChunks("stale") of the listed chunks (ascending), a run of consecutive ones per call; returns the pages read. */
@@ -73,7 +79,7 @@ export class Hasher {
     for (let i = 0; i < tries; i++) {
       const at = Math.floor((i * whole) / tries) * bytes;
       const start = performance.now();
-      this.wasm.xxh3(guest + at, bytes, hashSecret);
+      this.wasm.hashBytes(guest + at, bytes, hashSecret);
       best = Math.min(best, performance.now() - start);
     }
     return bytes / Math.max(0.001, best);

@@ -14,6 +14,8 @@ export const RUN_HEADER_SPACE = 32;
 export const WORKLOAD_STATE_BYTES = 256;
 /** The digest hashes a region in pieces of this size (see src/core/digest.ts). */
 export const DIGEST_CHUNK_BYTES = 1 << 20;
+/** The digest takes a term per group of this many bytes of pages (one page, where pages are larger): assembly/page-digest.ts GROUP_SHIFT. */
+export const DIGEST_GROUP_BYTES = 1 << 14;
 /**
  * Address 0 up to here holds no data of ours, so a null pointer never aliases any. The workloads
  * module keeps its constant math tables at 1–5 KiB; every instantiation writes the same bytes.
@@ -73,7 +75,7 @@ export interface Layout {
    * each zero record, the dirty sync clears it for each page taken. The digest tracker starts it.
    */
   zeroPages: number;
-  /** One u64 per page: its digest term, as last taken (assembly/page-digest.ts). */
+  /** One u64 per group of pages (DIGEST_GROUP_BYTES): its digest term, as last taken (assembly/page-digest.ts). */
   pageTerms: number;
   /**
    * One byte per page, 1 where its term in pageTerms is stale: the sync sets it for each page
