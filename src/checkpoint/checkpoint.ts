@@ -102,7 +102,7 @@ export class Checkpoint extends EventEmitter<CheckpointEvents> {
       await handle.truncate(plan.deviceStateOffset);
       const file = new CheckpointFile(handle, fileRegions);
       const channels = Array.from({ length: o.channels ?? 2 }, () => new FileChannel(file));
-      // The digest's page terms kept current while the guest runs: the pause hashes what changed.
+      // The digest's group terms kept current while the guest runs: the pause hashes what changed.
       // A layer's rounds read only what changed since its base: its other chunks are hashed at once.
       const tracker = new DigestTracker(this.regions, this.digests, layer ? "now" : "as-read");
       const sender = new RoundSender(this.cores, channels, this.latch, this.counters, { startSent: layer, onPassed: (r, from, to, firstPass) => tracker.passed(r, from, to, { firstPass, frozen: paused }) });

@@ -29,7 +29,7 @@ export interface CheckpointRegion {
    * pages with data (the others are zero: holes, which a restore need not read).
    */
   bitmapOffset: number;
-  /** The digest of the region's memory at the pause (the one a migration proves: a sum of page terms). */
+  /** The digest of the region's memory at the pause (the one a migration proves: a sum of group terms). */
   digest: bigint;
 }
 

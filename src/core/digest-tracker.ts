@@ -1,7 +1,7 @@
 // The digest that proves a migration, kept current while the live rounds run, so that the pause
-// pays only for the pages the final round changed. A region's digest is a sum of page terms
-// (hasher.ts), kept as a sum per 1 MiB chunk; a page's term stays good until the page changes
-// (layout.pageStale), and a chunk hashed again hashes only those pages. Each chunk also has a
+// pays only for the pages the final round changed. A region's digest is a sum of terms per 16 KiB
+// group of pages (hasher.ts), kept as a sum per 1 MiB chunk; a group's term stays good until a
+// page of it changes (layout.pageStale), and a chunk hashed again hashes only those groups. Each chunk also has a
 // state byte that schedules it (layout.digestStale): the dirty sync (source) and the decoder
 // (destination) store DIRTY into it, and mark the page, for every page they take or write, after
 // the write.
@@ -15,6 +15,7 @@
 // adds up. One batch is in flight at a time: two hashes of one chunk never race. Pages known to
 // be zero (layout.zeroPages: found zero by the encoder, or written by a zero record, and not
 // written since) are not read: on both sides a guest's zero pages cost the digest next to nothing.
+import { DIGEST_GROUP_BYTES } from "../memory/layout.js";
 import type { Region } from "../memory/region.js";
 import type { DigestPool } from "./digest.js";
 import { Hasher } from "./hasher.js";
@@ -90,18 +91,24 @@ export class DigestTracker {
     this.regions[r].bytes.fill(1, pageStale + first, pageStale + first + count);
   }
 
-  /** Bytes of the pages whose term is stale, but for those known zero: what a pause now would hash. */
+  /** Bytes of the groups with a stale page, but for pages known zero: what a pause now would hash. */
   staleBytes(): number {
     let bytes = 0;
     this.regions.forEach((r, i) => {
       const s = this.states[i];
       const { pageStale, zeroPages, pageCount, pageSize, digestChunkShift } = r.layout;
+      const groupPages = Math.max(1, DIGEST_GROUP_BYTES / pageSize);
       const b = r.bytes;
       let pages = 0;
       for (let c = 0; c < s.length; c++) {
         if (s[c] === CLEAN || s[c] === UNTOUCHED) continue;
         const end = Math.min(pageCount, (c + 1) << digestChunkShift);
-        for (let p = c << digestChunkShift; p < end; p++) if (b[pageStale + p] !== 0 && !(this.zeroMap && b[zeroPages + p] !== 0)) pages++;
+        for (let g = c << digestChunkShift; g < end; g += groupPages) {
+          const gEnd = Math.min(end, g + groupPages);
+          let stale = false;
+          for (let p = g; p < gEnd && !stale; p++) stale = b[pageStale + p] !== 0;
+          if (stale) for (let p = g; p < gEnd; p++) if (!(this.zeroMap && b[zeroPages + p] !== 0)) pages++;
+        }
       }
       bytes += pages * pageSize;
     });

@@ -16,7 +16,7 @@ export interface DigestJob {
   layout: LayoutOptions;
   /**
    * "chunks": hash every page of chunks [first, end) into their sums (layout.digestChunks);
-   * "list": take again the stale page terms of the chunks listed in `chunks` (Hasher.hashChunks)
+   * "list": take again the stale group terms of the chunks listed in `chunks` (Hasher.hashChunks)
    * and store their sums; "pages": sum the page hashes of pages
    * [first, end); "prefault": touch pages [first, end) so that the OS maps them now.
    */

@@ -1,4 +1,4 @@
-// What proves a source's migration: the digest of its memory at the pause, its page terms kept
+// What proves a source's migration: the digest of its memory at the pause, its group terms kept
 // current while the rounds run (DigestTracker), or, with fullDigest or dirty tracking by hash, all
 // of it hashed at the pause; post-copy's sum of page hashes. And what that costs the pause.
 import type { Core } from "../core/core.js";
@@ -10,7 +10,7 @@ import { PauseCost } from "./pause-overhead.js";
 export class SourceProof {
   readonly pool = DigestPool.shared();
   /**
-   * Keeps the page terms of the digest current through the live rounds, so the pause hashes only
+   * Keeps the group terms of the digest current through the live rounds, so the pause hashes only
    * what changed since; none with fullDigest, nor with dirty tracking by hash, where a page written
    * and written back between two passes leaves no mark (the pause then hashes all memory).
    */

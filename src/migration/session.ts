@@ -43,7 +43,7 @@ export class Session implements ChannelOwner {
   private completing = false;
   private done = false;
   private readonly start = performance.now();
-  /** The page terms of the digest, kept current as pages arrive. */
+  /** The group terms of the digest, kept current as pages arrive. */
   private readonly tracker: DigestTracker;
   private settle!: { resolve: (r: SessionResult) => void; reject: (e: Error) => void };
   readonly result: Promise<SessionResult>;
@@ -70,7 +70,7 @@ export class Session implements ChannelOwner {
     this.postcopy = new PostcopyDestination(this.cores, digests, (region, page, count) => this.requestPages(region, page, count));
     this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.tracker = new DigestTracker(regions, digests, "zeroed");
-    // Post-copy proves itself with page-hash sums: the page terms would be wasted there.
+    // Post-copy proves itself with page-hash sums: the group terms would be wasted there.
     const ticks = setInterval(() => this.postcopy.active || this.tracker.tick(), DIGEST_TICK_MS);
     ticks.unref();
     const stop = () => clearInterval(ticks);

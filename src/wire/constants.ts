@@ -2,7 +2,7 @@
 
 /** The first 4 bytes a source sends on every connection. */
 export const MAGIC = 0x52574750; // "PGWR" read as a little-endian u32
-/** 2: complete and done carry MACs under the session key; 4: a region's digest is a sum of page terms. */
+/** 2: complete and done carry MACs under the session key; 4: a region's digest is a sum of terms per 16 KiB group of pages. */
 export const PROTOCOL_VERSION = 4;
 /** Magic (4) + version (2) + reserved (2). */
 export const PREAMBLE_BYTES = 8;
