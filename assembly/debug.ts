@@ -9,6 +9,7 @@ export function xxh3(p: usize, len: u32, secret: usize): u64 {
   return xxh3Mapped(p, len, secret, 0, 0, 0);
 }
 export { deltaEncode, deltaDecode } from "./delta";
+export { GROUP_SHIFT } from "./page-digest";
 export {
   RECORD_HEADER_BYTES, RECORD_ZERO, RECORD_RAW, RECORD_LZ4, RECORD_DELTA, RECORD_MAX_LENGTH,
   ENC_GUEST, ENC_PAGE_SHIFT, ENC_FLAGS, ENC_LZ4_TABLE, ENC_CACHE_TAGS, ENC_CACHE_DATA, ENC_CACHE_SLOTS, ENC_SNAPSHOT,

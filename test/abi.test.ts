@@ -5,6 +5,7 @@ import {
   RECORD_HEADER_BYTES, RecordType, RECORD_MAX_LENGTH, ENCODE_LZ4, ENCODE_DELTA, ENCODE_RAW_RUNS, ENCODE_SKIP_ZERO,
   Enc, Dec, ENCODE_STAT_NAMES, LZ4_TABLE_BYTES, LZ4_ERRORS, DELTA_ERRORS, BATCH_ERRORS,
 } from "../src/abi/abi.js";
+import { DIGEST_GROUP_BYTES } from "../src/memory/layout.js";
 import { debugCore } from "./helpers.js";
 
 const wasm = debugCore(new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }));
@@ -31,6 +32,10 @@ describe("the ABI mirror", () => {
     ENCODE_STAT_NAMES.forEach((name, i) => expect(constant(`STAT_${snake(name)}`), name).toBe(i * 8));
     expect(Enc.stats + ENCODE_STAT_NAMES.length * 8).toBeLessThanOrEqual(Enc.runs);
     expect(constant("LZ4_TABLE_BYTES")).toBe(LZ4_TABLE_BYTES);
+  });
+
+  it("the digest's group size", () => {
+    expect(2 ** constant("GROUP_SHIFT")).toBe(DIGEST_GROUP_BYTES);
   });
 
   it("every error code the core returns has a message, and no message names a code it does not return", () => {
