@@ -1,10 +1,10 @@
 // The digest that proves a migration, kept current while the live rounds run, so that the pause
 // pays only for the pages the final round changed. A region's digest is a sum of terms per 16 KiB
 // group of pages (hasher.ts), kept as a sum per 1 MiB chunk; a group's term stays good until a
-// page of it changes (layout.pageStale), and a chunk hashed again hashes only those groups. Each chunk also has a
-// state byte that schedules it (layout.digestStale): the dirty sync (source) and the decoder
-// (destination) store DIRTY into it, and mark the page, for every page they take or write, after
-// the write.
+// page of it changes (layout.pageStale), and a chunk hashed again hashes only those groups. Each
+// chunk also has a state byte that schedules it (layout.digestStale): the dirty sync (source) and
+// the decoder (destination) store DIRTY into it, and mark the page, for every page they take or
+// write, after the write.
 // tick() makes DIRTY chunks QUIET and hashes, in the pool's threads, the chunks QUIET since the
 // last tick (nothing wrote them for a whole tick: a hot chunk is not hashed again and again).
 // passed() makes READY the chunks a sender has just read (a source's first pass over its memory;
@@ -55,7 +55,7 @@ export class DigestTracker {
    * `start`: "as-read" when chunks are hashed as a sender first reads them (passed: a source
    * whose first pass reads every page), "now" when they are hashed from the first tick or pass on
    * (a checkpoint layer, whose rounds read only what changed), "zeroed" when the regions start
-   * all zero (the destination, as the protocol requires): a page's term is taken once written,
+   * all zero (the destination, as the protocol requires): a group's term is taken once written,
    * and one never written is known to be zero, with term 0.
    */
   constructor(
@@ -70,12 +70,12 @@ export class DigestTracker {
     // and the syncs keep the map from here on.
     this.zeroMap = start !== "now";
     for (const r of regions) {
-      const { zeroPages, pageStale, pageTerms, digestChunks, digestChunkCount, pageCount } = r.layout;
+      const { zeroPages, pageStale, groupTerms, groupCount, digestChunks, digestChunkCount, pageCount } = r.layout;
       r.bytes.fill(start === "zeroed" ? 1 : 0, zeroPages, zeroPages + pageCount);
-      // Every term to take, or (zeroed) every term and sum 0, as a zero page's is.
+      // Every term to take, or (zeroed) every term and sum 0, as a zero group's is.
       r.bytes.fill(start === "zeroed" ? 0 : 1, pageStale, pageStale + pageCount);
       if (start === "zeroed") {
-        r.bytes.fill(0, pageTerms, pageTerms + pageCount * 8);
+        r.bytes.fill(0, groupTerms, groupTerms + groupCount * 8);
         r.bytes.fill(0, digestChunks, digestChunks + digestChunkCount * 8);
       }
     }

@@ -139,7 +139,7 @@ export class DigestPool {
   }
 
   /**
-   * Brings the listed chunks of a region (ascending) up to date, their stale pages hashed again,
+   * Brings the listed chunks of a region (ascending) up to date, their stale groups hashed again,
    * split among the threads; with `zeroMap`, pages layout.zeroPages knows to be zero go unread.
    * Resolves with the pages read.
    */

@@ -42,10 +42,10 @@ export class Hasher {
    * layout.zeroPages knows to be zero go unread (pages of at least 1 KiB, an XXH3 block).
    */
   hashChunks(first: number, end: number, which: "all" | "stale" = "all", zeroMap = false): number {
-    const { guest, pageCount, pageShift, hashSecret, digestChunks, digestChunkShift, pageTerms, pageStale, zeroPages } = this.region.layout;
+    const { guest, pageCount, pageShift, hashSecret, digestChunks, digestChunkShift, groupTerms, pageStale, zeroPages } = this.region.layout;
     const stale = which === "stale" ? pageStale : 0;
     const map = which === "stale" && zeroMap && this.region.pageSize >= 1024 ? zeroPages : 0;
-    return this.wasm.digestChunks(guest, pageShift, pageCount, digestChunkShift, first, end, hashSecret, this.zeroHash, this.zeroHashLast, pageTerms, digestChunks, stale, map);
+    return this.wasm.digestChunks(guest, pageShift, pageCount, digestChunkShift, first, end, hashSecret, this.zeroHash, this.zeroHashLast, groupTerms, digestChunks, stale, map);
   }
 
   /** hashChunks("stale") of the listed chunks (ascending), a run of consecutive ones per call; returns the pages read. */

@@ -76,9 +76,11 @@ export interface Layout {
    */
   zeroPages: number;
   /** One u64 per group of pages (DIGEST_GROUP_BYTES): its digest term, as last taken (assembly/page-digest.ts). */
-  pageTerms: number;
+  groupTerms: number;
+  /** Groups of pages in the region (the last may be short). */
+  groupCount: number;
   /**
-   * One byte per page, 1 where its term in pageTerms is stale: the sync sets it for each page
+   * One byte per page, 1 where its group's term in groupTerms is stale: the sync sets it for each page
    * taken, the decoder for each page written; the digest clears it as it takes the term again.
    */
   pageStale: number;
@@ -161,7 +163,8 @@ export function planLayout(options: LayoutOptions): Layout {
   const digestStale = take(digestChunkCount);
   const digestChunkShift = Math.log2(DIGEST_CHUNK_BYTES) - pageShift;
   const zeroPages = take(pageCount);
-  const pageTerms = take(pageCount * 8);
+  const groupCount = Math.ceil(pageCount / Math.max(1, DIGEST_GROUP_BYTES / pageSize));
+  const groupTerms = take(groupCount * 8);
   const pageStale = take(pageCount);
   const laneLayouts: LaneLayout[] = [];
   for (let i = 0; i < lanes; i++) {
@@ -200,7 +203,7 @@ export function planLayout(options: LayoutOptions): Layout {
     );
   }
   return {
-    hashSecret, digestChunks, digestChunkCount, digestStale, digestChunkShift, zeroPages, pageTerms, pageStale, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
+    hashSecret, digestChunks, digestChunkCount, digestStale, digestChunkShift, zeroPages, groupTerms, groupCount, pageStale, pageSize, pageShift, pageCount, batchPages, batchBytes, ioBufferBytes, runHeadersOffset,
     lanes: laneLayouts, ioBuffers: buffers,
     bitmapBytes, dirtyBitmap, syncBitmap, auxBitmap, freeBitmap, presentBitmap, sentBitmaps, presence, workloadContext, workloadState, pageHashes,
     cacheSlots, cacheTags, cacheData, guest, totalBytes,
