@@ -103,7 +103,7 @@ export function destinationTable(r: Received): string {
     ["received", formatBytes(r.stats.received)],
     ["pages applied", formatCount(r.stats.pages)],
     ["rounds", String(r.stats.rounds)],
-    ["digest check", formatMs(r.stats["verify-time"])],
+    ["digest check", `${formatMs(r.stats["verify-time"])}, ${formatBytes(r.stats["verify-hashed-bytes"])} hashed at the end`],
     ["device state", formatBytes(r.stats["device-state-bytes"])],
     ...(r.stats["postcopy-faults"] > 0 || r.stats["postcopy-requests"] > 0
       ? [["post-copy", `${formatCount(r.stats["postcopy-faults"])} faults, ${formatCount(r.stats["postcopy-requests"])} requests, guest blocked ${formatMs(r.stats["postcopy-blocked-ms"])}`] as [string, string]]

@@ -61,6 +61,8 @@ export interface Received {
   stats: {
     "total-time": number;
     "verify-time": number;
+    /** Bytes of memory the completion hashed (the rest was hashed as it arrived): what the pause paid for here. */
+    "verify-hashed-bytes": number;
     received: number;
     pages: number;
     rounds: number;

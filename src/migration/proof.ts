@@ -33,6 +33,15 @@ export class SourceProof {
     this.cost = new PauseCost(this.regions, this.pool.threads, tracking);
   }
 
+  /**
+   * Before the pause: the hashes of what the rounds have read finish while the guest still runs
+   * (at most the batch in flight and the chunks read since), so that the pause waits only for
+   * what its final round reads. The wait lets the guest dirty a little more, sent in that round.
+   */
+  async settled(): Promise<void> {
+    await this.tracker?.idle();
+  }
+
   /** The pause's cost in ms beyond sending, were it now: hashing the pages whose digest term is stale. */
   get pauseOverheadMs(): number {
     const all = () => this.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);

@@ -92,7 +92,7 @@ export class RoundSender {
   round = 0;
   private roundSent = 0;
   remainingPages = 0;
-  /** The last round the destination acknowledged (resumable senders only wait on it). */
+  /** The last round the destination acknowledged (resumable senders wait on it between rounds; every source before its pause). */
   private acknowledged = 0;
   private readonly acks = new Wakeup();
 
@@ -128,10 +128,15 @@ export class RoundSender {
 
   /** The destination applied every frame of `round`: its pages leave the log. */
   roundAcknowledged(round: number): void {
-    if (!this.options.resumable || round <= this.acknowledged) return;
+    if (round <= this.acknowledged) return;
     this.acknowledged = round;
-    for (const core of this.cores) core.clearBitmap(core.region.layout.sentBitmaps[round & 1]);
+    if (this.options.resumable) for (const core of this.cores) core.clearBitmap(core.region.layout.sentBitmaps[round & 1]);
     this.acks.wake();
+  }
+
+  /** Resolves once the destination has applied every frame of `round` (or the migration failed). */
+  async untilAcknowledged(round: number): Promise<void> {
+    while (this.acknowledged < round && !this.latch.error) await this.acks.wait();
   }
 
   /**

@@ -291,9 +291,17 @@ export class Session implements ChannelOwner {
     this.waitingAtBarrier = 0;
     this.rounds = round;
     if (this.readers.some((r) => r.finished !== final)) throw new WireError("badFrame", `channels disagree whether round ${round} is the final one`);
+    // Nothing is written until the next round: what this one wrote is hashed now, not a tick or
+    // two later or at the completion, and acknowledged once hashed (a source pauses after the
+    // acknowledgement, so the completion finds the digest current).
+    let hashed: Promise<void> | undefined;
+    if (!this.postcopy.active) {
+      this.regions.forEach((r, i) => this.tracker.passed(i, 0, r.pageCount, { firstPass: false, frozen: true }));
+      hashed = this.tracker.idle();
+    }
     for (let c = 0; c < this.channelCount; c++) if (c !== channel) setImmediate(() => this.channels[c]?.resume());
     // The switch-over round is acknowledged once the guest runs here: the source's downtime ends then.
-    this.guestStarted
+    Promise.all([this.guestStarted, hashed])
       .then(() => this.channels[0]?.send(FrameType.ack, encodeAck({ round })))
       .catch((error: Error) => this.fail(error));
     return true;
@@ -357,7 +365,10 @@ export class Session implements ChannelOwner {
       const postcopy = this.postcopy.active;
       if (postcopy) this.postcopy.checkAllArrived();
       await this.guestStarted;
-      const mine = postcopy ? this.postcopy.pageSums() : (await this.tracker.digests()).digests;
+      let hashedBytes = 0;
+      let mine: bigint[];
+      if (postcopy) mine = this.postcopy.pageSums();
+      else ({ digests: mine, bytes: hashedBytes } = await this.tracker.digests());
       mine.forEach((digest, i) => {
         if (digest !== digests[i]) {
           const what = postcopy ? "page-hash sum" : "memory digest";
@@ -380,6 +391,7 @@ export class Session implements ChannelOwner {
         stats: {
           "total-time": performance.now() - this.start,
           "verify-time": verifyMs,
+          "verify-hashed-bytes": hashedBytes,
           received: this.received,
           pages: this.pages,
           rounds: this.rounds,

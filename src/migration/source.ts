@@ -134,6 +134,9 @@ export class Source extends EventEmitter<SourceEvents> {
       const precopyEndBytes = this.transferred;
       const expectedDowntime = expectedDowntimeMs(live.stats);
       const postcopy = decision.action === "postcopy";
+      // Before the pause, while the guest runs: the destination catches up with what is in flight
+      // (the final round would queue behind it), and both ends' digests with what was read.
+      await Promise.all([sender.untilAcknowledged(sender.round), postcopy ? undefined : this.proof.settled()]);
       const { pauseAt, proof, last } = await this.pause(postcopy);
       let verifyTime: number;
       let postcopyTime = 0;
