@@ -17,7 +17,7 @@ import type { MigrationStats } from "../src/migration/stats.js";
 import { migration } from "./e2e.js";
 import { configureMigration, freePort, stopQemu, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
 import { type Row, progress } from "./report.js";
-import { type LivePeersOptions, runLivePeers } from "./peers-live.js";
+import { type LivePeersOptions, proofNote, runLivePeers } from "./peers-live.js";
 import { peersChart } from "./peers-chart.js";
 
 export interface PeersOptions {
@@ -99,13 +99,14 @@ export async function runPeers(o: PeersOptions): Promise<Row[]> {
       const theirs: QemuRun[] = [];
       const ours: MigrationStats[] = [];
       const threaded: MigrationStats[] = [];
+      const destinationProofMs: number[] = [];
       const problems: string[] = [];
       const check = (sha: string) => sha !== expected && problems.push("pagewire's destination memory differs from the image");
       for (let i = 0; i < o.repeats; i++) {
         const q = await qemuMigration(dir, image, channels);
         if (q.sha256 !== expected) problems.push(`${qemu}'s destination memory differs from the image`);
         theirs.push(q);
-        ours.push(await migration({ region, policy: precopy(), channels, onReceived: check }));
+        ours.push(await migration({ region, policy: precopy(), channels, onReceived: check, onDestination: (d) => destinationProofMs.push(d["digest-thread-time"]) }));
         if (channels > 1) threaded.push(await migration({ region, policy: precopy(), channels, channelThreads: true, onReceived: check }));
       }
       const total = ours.map((s) => s["total-time"]);
@@ -115,7 +116,7 @@ export async function runPeers(o: PeersOptions): Promise<Row[]> {
         suite: "peers", id: "peers.static.total-time", params, samples: total,
         name: `static 1 GiB, ${label}: total time`, value: median(total), unit: "ms",
         baseline: { name: `${qemu}${channels > 1 ? ` multifd ${channels}` : ""}`, value: qTotal }, target: { max: channels === 1 ? 0.8 : 1, of: "ratio" },
-        note: `${qemu} runs ${theirs.map((q) => q.total).join(", ")} ms, downtime ${median(theirs.map((q) => q.downtime))} ms, ${(median(theirs.map((q) => q.bytes)) / 1e6).toFixed(0)} MB; pagewire downtime ${median(ours.map((s) => s.downtime)).toFixed(0)} ms, ${(median(ours.map((s) => s.transferred)) / 1e6).toFixed(0)} MB${problems.length ? `; ${problems.join("; ")}` : "; both destinations' SHA-256 equal the image's"}`,
+        note: `${qemu} runs ${theirs.map((q) => q.total).join(", ")} ms, downtime ${median(theirs.map((q) => q.downtime))} ms, ${(median(theirs.map((q) => q.bytes)) / 1e6).toFixed(0)} MB; pagewire downtime ${median(ours.map((s) => s.downtime)).toFixed(0)} ms, ${(median(ours.map((s) => s.transferred)) / 1e6).toFixed(0)} MB${problems.length ? `; ${problems.join("; ")}` : "; both destinations' SHA-256 equal the image's"}; ${proofNote(ours.map((s) => s["digest-thread-time"]), destinationProofMs)}`,
       });
       if (threaded.length) {
         const t = threaded.map((s) => s["total-time"]);

@@ -247,6 +247,9 @@ describe("a migration", () => {
       expect(ackedAtPause).toEqual([1]);
       expect(stats["pause-hashed-bytes"]).toBe(0);
       expect(received.stats["verify-hashed-bytes"]).toBe(0);
+      // Both ends count what their digest threads spent on the proof: 32 MiB hashed, not nothing.
+      expect(stats["digest-thread-time"]).toBeGreaterThan(0);
+      expect(received.stats["digest-thread-time"]).toBeGreaterThan(0);
     } finally {
       await listener.close();
     }

@@ -38,7 +38,7 @@ describe("post-copy destination", () => {
     const requests: Array<[number, number, number]> = [];
     let requested!: () => void;
     const firstRequest = new Promise<void>((resolve) => (requested = resolve));
-    const postcopy = new PostcopyDestination([core], pool, (region, page, count) => {
+    const postcopy = new PostcopyDestination([core], pool, { ms: 0 }, (region, page, count) => {
       requests.push([region, page, count]);
       requested();
     });
@@ -80,7 +80,7 @@ describe("post-copy destination", () => {
 
   it("refuses to finish while an expected page never came", async () => {
     const destination = Region.create({ pageCount: PAGES, batchPages: 64 });
-    const postcopy = new PostcopyDestination([new Core(destination)], pool, () => undefined);
+    const postcopy = new PostcopyDestination([new Core(destination)], pool, { ms: 0 }, () => undefined);
     const bitmap = new Uint8Array(destination.layout.bitmapBytes);
     bitmap[3] = 1; // page 24
     postcopy.switchover({ region: 0, bitmap });

@@ -86,7 +86,7 @@ export function sourceTable(s: MigrationStats, guestBytes: number): string {
     ["dirty rate at last sync", `${formatCount(s["dirty-pages-rate"])} pages/s`],
     ["throughput", `${s.mbps.toFixed(0)} Mbit/s, ${formatCount(s["pages-per-second"])} pages/s`],
     ["channels", String(s.channels)],
-    ["digest check", `${formatMs(s["verify-time"])} on the destination`],
+    ["digest check", `${formatMs(s["verify-time"])} on the destination; the proof took ${formatMs(s["digest-thread-time"])} of digest-thread time here`],
   ];
   if (s["skipped-pages"] > 0) rows.push(["skipped (dirty again)", `${formatCount(s["skipped-pages"])} pages`]);
   if (s["cpu-throttle-percentage"] > 0) rows.push(["auto-converge throttle", `up to ${s["cpu-throttle-percentage"]}%`]);
@@ -103,7 +103,7 @@ export function destinationTable(r: Received): string {
     ["received", formatBytes(r.stats.received)],
     ["pages applied", formatCount(r.stats.pages)],
     ["rounds", String(r.stats.rounds)],
-    ["digest check", `${formatMs(r.stats["verify-time"])}, ${formatBytes(r.stats["verify-hashed-bytes"])} hashed at the end`],
+    ["digest check", `${formatMs(r.stats["verify-time"])}, ${formatBytes(r.stats["verify-hashed-bytes"])} hashed at the end; the proof took ${formatMs(r.stats["digest-thread-time"])} of digest-thread time`],
     ["device state", formatBytes(r.stats["device-state-bytes"])],
     ...(r.stats["postcopy-faults"] > 0 || r.stats["postcopy-requests"] > 0
       ? [["post-copy", `${formatCount(r.stats["postcopy-faults"])} faults, ${formatCount(r.stats["postcopy-requests"])} requests, guest blocked ${formatMs(r.stats["postcopy-blocked-ms"])}`] as [string, string]]

@@ -17,7 +17,7 @@
 // written since) are not read: on both sides a guest's zero pages cost the digest next to nothing.
 import { DIGEST_GROUP_BYTES } from "../memory/layout.js";
 import type { Region } from "../memory/region.js";
-import type { DigestPool } from "./digest.js";
+import type { DigestPool, ThreadTime } from "./digest.js";
 import { Hasher } from "./hasher.js";
 
 const CLEAN = 0;
@@ -62,6 +62,8 @@ export class DigestTracker {
     readonly regions: Region[],
     private readonly pool: DigestPool,
     start: "as-read" | "now" | "zeroed",
+    /** Where the pool's threads' time on this tracker's hashes is added up. */
+    private readonly time: ThreadTime = { ms: 0 },
   ) {
     this.states = regions.map((r) => r.bytes.subarray(r.layout.digestStale, r.layout.digestStale + r.layout.digestChunkCount));
     for (const s of this.states) s.fill(start === "as-read" ? UNSENT : start === "now" ? READY : UNTOUCHED);
@@ -181,7 +183,7 @@ export class DigestTracker {
     const total = lists.reduce((n, l) => n + l.length, 0);
     if (total === 0) return;
     this.backgroundChunks += total;
-    const hashed = Promise.all(this.regions.map((r, i) => (lists[i].length ? this.pool.hashChunkList(r, Uint32Array.from(lists[i]), this.zeroMap) : undefined)));
+    const hashed = Promise.all(this.regions.map((r, i) => (lists[i].length ? this.pool.hashChunkList(r, Uint32Array.from(lists[i]), this.zeroMap, this.time) : undefined)));
     this.inFlight = hashed.then(
       () => {
         this.inFlight = undefined;
@@ -215,7 +217,7 @@ export class DigestTracker {
           s[c] = CLEAN;
         }
         chunks += list.length;
-        if (list.length) bytes += (await this.pool.hashChunkList(region, Uint32Array.from(list), this.zeroMap)) * region.pageSize;
+        if (list.length) bytes += (await this.pool.hashChunkList(region, Uint32Array.from(list), this.zeroMap, this.time)) * region.pageSize;
       }),
     );
     return { digests: this.hashers.map((h) => h.combineChunks()), chunks, bytes };

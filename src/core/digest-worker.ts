@@ -48,7 +48,10 @@ function collectNow(): void {
 }
 
 parentPort!.on("message", (job: DigestJob) => {
-  parentPort!.postMessage(run(job));
+  const start = performance.now();
+  const answer = run(job);
+  answer.ms = performance.now() - start;
+  parentPort!.postMessage(answer);
   if (++jobs >= COLLECT_EVERY) return collectNow();
   if (collecting) clearTimeout(collecting);
   collecting = setTimeout(collectNow, COLLECT_AFTER_MS);

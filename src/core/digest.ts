@@ -36,11 +36,19 @@ export interface DigestAnswer {
   /** The page-hash sum ("pages"), or the pages read ("chunks", "list": the sums are in the region's memory). */
   sum?: bigint;
   error?: string;
+  /** How long the thread took over the job. */
+  ms?: number;
+}
+
+/** What a migration's jobs cost the pool's threads: ms each spent on them, added up (time on the thread, preemption included). */
+export interface ThreadTime {
+  ms: number;
 }
 
 interface Pending {
   resolve: (sum: bigint) => void;
   reject: (error: Error) => void;
+  time?: ThreadTime;
 }
 
 export class DigestPool {
@@ -75,10 +83,11 @@ export class DigestPool {
     return this.workers[i];
   }
 
-  private answer({ id, sum, error }: DigestAnswer): void {
+  private answer({ id, sum, error, ms }: DigestAnswer): void {
     const job = this.pending.get(id);
     if (!job) return;
     this.pending.delete(id);
+    if (job.time) job.time.ms += ms ?? 0;
     this.hold();
     if (error !== undefined) job.reject(new Error(`digest worker: ${error}`));
     else job.resolve(sum ?? 0n);
@@ -118,22 +127,22 @@ export class DigestPool {
     return this.warmed;
   }
 
-  private run(i: number, job: Omit<DigestJob, "id">): Promise<bigint> {
+  private run(i: number, job: Omit<DigestJob, "id">, time?: ThreadTime): Promise<bigint> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const worker = this.worker(i);
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, time });
       this.hold();
       worker.postMessage({ ...job, id } satisfies DigestJob);
     });
   }
 
   /** Splits [0, count) of a region among the threads; resolves with each thread's result. */
-  private split(region: Region, kind: DigestJob["kind"], count: number, skip = 0): Promise<bigint[]> {
+  private split(region: Region, kind: DigestJob["kind"], count: number, skip = 0, time?: ThreadTime): Promise<bigint[]> {
     const per = Math.ceil(count / this.threads);
     const jobs: Promise<bigint>[] = [];
     for (let t = 0; t < this.threads && t * per < count; t++) {
-      jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind, first: t * per, end: Math.min(count, (t + 1) * per), skip }));
+      jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind, first: t * per, end: Math.min(count, (t + 1) * per), skip }, time));
     }
     return Promise.all(jobs);
   }
@@ -141,33 +150,33 @@ export class DigestPool {
   /**
    * Brings the listed chunks of a region (ascending) up to date, their stale groups hashed again,
    * split among the threads; with `zeroMap`, pages layout.zeroPages knows to be zero go unread.
-   * Resolves with the pages read.
+   * Resolves with the pages read; the threads' time is added to `time`.
    */
-  async hashChunkList(region: Region, chunks: Uint32Array, zeroMap = false): Promise<number> {
+  async hashChunkList(region: Region, chunks: Uint32Array, zeroMap = false, time?: ThreadTime): Promise<number> {
     const per = Math.ceil(chunks.length / this.threads);
     const jobs: Promise<bigint>[] = [];
     for (let t = 0; t < this.threads && t * per < chunks.length; t++) {
       const part = chunks.slice(t * per, (t + 1) * per);
-      jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind: "list", first: 0, end: 0, chunks: part, zeroMap, skip: 0 }));
+      jobs.push(this.run(t, { memory: region.memory, layout: region.options, kind: "list", first: 0, end: 0, chunks: part, zeroMap, skip: 0 }, time));
     }
     return (await Promise.all(jobs)).reduce((sum, read) => sum + Number(read), 0);
   }
 
   /** The digest of each region (see hasher.ts), computed by the pool. */
-  async digest(regions: Region[]): Promise<bigint[]> {
+  async digest(regions: Region[], time?: ThreadTime): Promise<bigint[]> {
     const results: bigint[] = [];
     for (const region of regions) {
-      await this.split(region, "chunks", region.layout.digestChunkCount);
+      await this.split(region, "chunks", region.layout.digestChunkCount, 0, time);
       results.push(new Hasher(region).combineChunks());
     }
     return results;
   }
 
   /** Per region, the sum of its page hashes, leaving out the pages set in skip(region) (post-copy's digest). */
-  async pageSums(regions: Region[], skip: (region: Region) => number = () => 0): Promise<bigint[]> {
+  async pageSums(regions: Region[], skip: (region: Region) => number = () => 0, time?: ThreadTime): Promise<bigint[]> {
     const results: bigint[] = [];
     for (const region of regions) {
-      const sums = await this.split(region, "pages", region.pageCount, skip(region));
+      const sums = await this.split(region, "pages", region.pageCount, skip(region), time);
       results.push(BigInt.asUintN(64, sums.reduce((a, b) => a + b, 0n)));
     }
     return results;

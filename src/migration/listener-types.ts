@@ -63,6 +63,8 @@ export interface Received {
     "verify-time": number;
     /** Bytes of memory the completion hashed (the rest was hashed as it arrived): what the pause paid for here. */
     "verify-hashed-bytes": number;
+    /** Milliseconds the digest threads spent on this migration's proof, added up over the threads (see MigrationStats). */
+    "digest-thread-time": number;
     received: number;
     pages: number;
     rounds: number;

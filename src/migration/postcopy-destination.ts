@@ -3,7 +3,7 @@
 // missing ones as it touches them (presence.ts), and each arriving page is accepted exactly once
 // and added to the sum of page hashes before the guest may touch it.
 import type { Core } from "../core/core.js";
-import type { DigestPool } from "../core/digest.js";
+import type { DigestPool, ThreadTime } from "../core/digest.js";
 import type { Region } from "../memory/region.js";
 import { WireError } from "../wire/errors.js";
 import type { Switchover } from "../wire/pages.js";
@@ -19,6 +19,7 @@ export class PostcopyDestination {
   constructor(
     private readonly cores: Core[],
     private readonly digests: DigestPool,
+    private readonly threadTime: ThreadTime,
     /** Asks the source for pages [page, page + count) of a region. */
     private readonly requestPages: (region: number, page: number, count: number) => void,
   ) {
@@ -85,7 +86,7 @@ export class PostcopyDestination {
 
   /** Hashes the pages present (in worker threads), then lets the guest touch them; `resume` starts it. */
   async startGuest(resume: () => void | Promise<void>, failed: () => boolean): Promise<void> {
-    const sums = await this.digests.pageSums(this.regions, (r) => r.layout.auxBitmap);
+    const sums = await this.digests.pageSums(this.regions, (r) => r.layout.auxBitmap, this.threadTime);
     sums.forEach((sum, i) => (this.sums[i] += sum));
     if (failed()) return;
     this.presences!.forEach((p, i) => p.begin(this.cores[i].region.layout.syncBitmap));

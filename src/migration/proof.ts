@@ -2,7 +2,7 @@
 // current while the rounds run (DigestTracker), or, with fullDigest or dirty tracking by hash, all
 // of it hashed at the pause; post-copy's sum of page hashes. And what that costs the pause.
 import type { Core } from "../core/core.js";
-import { DigestPool } from "../core/digest.js";
+import { DigestPool, type ThreadTime } from "../core/digest.js";
 import { DigestTracker } from "../core/digest-tracker.js";
 import type { Region } from "../memory/region.js";
 import { PauseCost } from "./pause-overhead.js";
@@ -18,12 +18,14 @@ export class SourceProof {
   private cost: PauseCost | undefined;
   /** Bytes of memory hashed for the digest once the final round was sent (the rest went earlier). */
   pauseHashedBytes = 0;
+  /** The digest threads' time on this migration's proof. */
+  readonly threadTime: ThreadTime = { ms: 0 };
 
   constructor(
     private readonly regions: Region[],
     options: { fullDigest?: boolean; trackByHash?: boolean },
   ) {
-    this.tracker = options.trackByHash || options.fullDigest ? undefined : new DigestTracker(regions, this.pool, "as-read");
+    this.tracker = options.trackByHash || options.fullDigest ? undefined : new DigestTracker(regions, this.pool, "as-read", this.threadTime);
   }
 
   /** At setup: the digest threads start, and the pause's costs are measured (a tracking pass timed on `tracking`). */
@@ -66,7 +68,7 @@ export class SourceProof {
   atPause(postcopy: boolean, fail: (error: Error) => void): () => Promise<bigint[]> {
     let proof: Promise<bigint[]> | undefined;
     const start = () => {
-      proof = postcopy ? this.pool.pageSums(this.regions) : this.digests();
+      proof = postcopy ? this.pool.pageSums(this.regions, undefined, this.threadTime) : this.digests();
       proof.catch(fail);
       return proof;
     };
@@ -77,7 +79,7 @@ export class SourceProof {
   private async digests(): Promise<bigint[]> {
     if (!this.tracker) {
       this.pauseHashedBytes = this.regions.reduce((sum, r) => sum + r.pageCount * r.pageSize, 0);
-      return this.pool.digest(this.regions);
+      return this.pool.digest(this.regions, this.threadTime);
     }
     const { digests, bytes } = await this.tracker.digests();
     this.pauseHashedBytes = bytes;

@@ -2,7 +2,7 @@
 // their frames into guest memory, the round barrier that keeps copies of a page in order across
 // channels, the device state, and the completion: the digest checked before the guest resumes.
 import { Core, DecodeError } from "../core/core.js";
-import type { DigestPool } from "../core/digest.js";
+import type { DigestPool, ThreadTime } from "../core/digest.js";
 import { DigestTracker } from "../core/digest-tracker.js";
 import type { Region } from "../memory/region.js";
 import { IO_HEADROOM } from "../memory/layout.js";
@@ -45,6 +45,8 @@ export class Session implements ChannelOwner {
   private readonly start = performance.now();
   /** The group terms of the digest, kept current as pages arrive. */
   private readonly tracker: DigestTracker;
+  /** The digest threads' time on this migration's proof. */
+  private readonly threadTime: ThreadTime = { ms: 0 };
   private settle!: { resolve: (r: SessionResult) => void; reject: (e: Error) => void };
   readonly result: Promise<SessionResult>;
 
@@ -67,9 +69,9 @@ export class Session implements ChannelOwner {
       core.clearBitmap(r.layout.auxBitmap);
       return core;
     });
-    this.postcopy = new PostcopyDestination(this.cores, digests, (region, page, count) => this.requestPages(region, page, count));
+    this.postcopy = new PostcopyDestination(this.cores, digests, this.threadTime, (region, page, count) => this.requestPages(region, page, count));
     this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
-    this.tracker = new DigestTracker(regions, digests, "zeroed");
+    this.tracker = new DigestTracker(regions, digests, "zeroed", this.threadTime);
     // Post-copy proves itself with page-hash sums: the group terms would be wasted there.
     const ticks = setInterval(() => this.postcopy.active || this.tracker.tick(), DIGEST_TICK_MS);
     ticks.unref();
@@ -392,6 +394,7 @@ export class Session implements ChannelOwner {
           "total-time": performance.now() - this.start,
           "verify-time": verifyMs,
           "verify-hashed-bytes": hashedBytes,
+          "digest-thread-time": this.threadTime.ms,
           received: this.received,
           pages: this.pages,
           rounds: this.rounds,

@@ -174,7 +174,7 @@ export class Source extends EventEmitter<SourceEvents> {
         rounds, pageSize: this.regions[0].pageSize, totalPages: sender.totalPages, channels: this.channels.length,
         startAt, dataAt, pauseAt, switchoverAckAt: this.switchoverAcked, endAt,
         transferred: this.transferred, setupBytes, precopyEndBytes,
-        postcopy, postcopyTime, dirtyRate, verifyTime, expectedDowntime, pauseHashedBytes: this.proof.pauseHashedBytes,
+        postcopy, postcopyTime, dirtyRate, verifyTime, expectedDowntime, pauseHashedBytes: this.proof.pauseHashedBytes, digestThreadMs: this.proof.threadTime.ms,
       });
     } catch (error) {
       this.fail(asError(error));

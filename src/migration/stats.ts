@@ -73,6 +73,11 @@ export interface MigrationStats {
    * hash. Post-copy: 0 (its proof is a sum of page hashes).
    */
   "pause-hashed-bytes": number;
+  /**
+   * Milliseconds the source's digest threads spent on this migration's proof, added up over the
+   * threads (time on the thread, so preemption on a busy host counts): the proof's cost here.
+   */
+  "digest-thread-time": number;
 }
 
 /** What the source counts while it runs, updated in place; the encoder's own counters stay in WASM until the end. */
@@ -112,6 +117,7 @@ export interface CompletedRun {
   dirtyRate: number;
   verifyTime: number;
   pauseHashedBytes: number;
+  digestThreadMs: number;
   /** The downtime expected when iterating stopped (the policy's estimate, fixed costs included). */
   expectedDowntime: number;
 }
@@ -155,6 +161,7 @@ export function migrationStats(r: CompletedRun): MigrationStats {
     rounds: r.rounds,
     "verify-time": r.verifyTime,
     "pause-hashed-bytes": r.pauseHashedBytes,
+    "digest-thread-time": r.digestThreadMs,
   };
 }
 
