@@ -3,7 +3,8 @@ import * as lz4wasm from "lz4-wasm-nodejs";
 import { Region } from "../src/memory/region.js";
 import { Core } from "../src/core/core.js";
 import { instantiateCore } from "../src/runtime/module.js";
-import { fillPage, PAGE_CLASSES } from "../src/memory/content.js";
+import { Hasher } from "../src/core/hasher.js";
+import { fillPage, mixedClass, PAGE_CLASSES } from "../src/memory/content.js";
 import { type Row, medianMs, timings, summarize, progress } from "./report.js";
 
 const PAGE = 4096;
@@ -71,6 +72,43 @@ function zeroScan(o: CoreBenchOptions): Row[] {
       samples: oursRuns.map((ms) => gbps(o.scanBytes, ms)), baseline: { name: "JS Buffer.compare", value: gbps(o.scanBytes, js) }, target: { min: 25 }, note,
     },
     { suite: "core", name: "memory copy, same memory (reference)", value: gbps(o.scanBytes, copy), unit: "GB/s" },
+    ...digestRate(o, ours),
+  ];
+}
+
+/**
+ * The digest a migration proves (assembly/page-digest.ts), on one thread, against the zero scan's
+ * plain read of as many bytes (`readMs`): random pages, every group hashed; then the mixed image
+ * with its zero pages known (layout.zeroPages, as the encoder and decoder keep it), left unread.
+ */
+function digestRate(o: CoreBenchOptions, readMs: number): Row[] {
+  const pages = o.scanBytes / PAGE;
+  progress(`digest by 16 KiB group: ${(o.scanBytes / GIB).toFixed(2)} GiB of random pages, then of the mixed image with its zero pages known`);
+  const random = Region.create({ pageCount: pages });
+  for (let p = 0; p < pages; p++) fillPage(random.pages(p), "random", p);
+  const randomRuns = timings(o.runs, () => void new Hasher(random).digest());
+  const mixed = Region.create({ pageCount: pages });
+  const { zeroPages, pageStale } = mixed.layout;
+  for (let p = 0; p < pages; p++) {
+    const kind = mixedClass(p);
+    if (kind !== "zero") fillPage(mixed.pages(p), kind, p);
+    mixed.bytes[zeroPages + p] = kind === "zero" ? 1 : 0;
+  }
+  const hasher = new Hasher(mixed);
+  const mixedRuns = timings(o.runs, () => {
+    mixed.bytes.fill(1, pageStale, pageStale + pages);
+    hasher.hashChunks(0, mixed.layout.digestChunkCount, "stale", true);
+  });
+  const baseline = { name: "zero scan of as many bytes (one plain read)", value: gbps(o.scanBytes, readMs) };
+  return [
+    {
+      suite: "core", id: "core.digest", params: { bytes: o.scanBytes, pages: "random" }, name: "digest by 16 KiB group, random pages, one thread", value: gbps(o.scanBytes, summarize(randomRuns).median), unit: "GB/s",
+      samples: randomRuns.map((ms) => gbps(o.scanBytes, ms)), baseline, note: "XXH3 of every group, its term, the chunk sums: what each end's digest threads spend per byte of non-zero memory",
+    },
+    {
+      suite: "core", id: "core.digest", params: { bytes: o.scanBytes, pages: "mixed", zeroMap: true }, name: "digest by 16 KiB group, mixed image, zero pages unread", value: gbps(o.scanBytes, summarize(mixedRuns).median), unit: "GB/s",
+      samples: mixedRuns.map((ms) => gbps(o.scanBytes, ms)), baseline, note: "bytes of the whole region per second; half its pages are zero and go unread",
+    },
   ];
 }
 

@@ -1,6 +1,7 @@
-// Each policy's decisions on scripted round statistics.
+// Each policy's decisions on scripted round statistics, and how long the engine waits before the pause.
 import { describe, it, expect } from "vitest";
 import { type RoundStats, type Decision, stopCopy, precopy, xen, earlyStop, mplm, postcopy, hybrid, policyByName, POLICIES } from "../src/policy/index.js";
+import { settleBeforePause } from "../src/migration/live-rounds.js";
 
 const TOTAL = 262144; // 1 GiB of 4 KiB pages
 
@@ -110,5 +111,29 @@ describe("policies decide from round statistics", () => {
     expect(policyByName("precopy", { "downtime-limit": "50", "auto-converge": true }).parameters).toEqual({ "downtime-limit": 50, "max-rounds": 30, "auto-converge": true });
     expect(() => policyByName("xen", { "downtime-limit": 3 })).toThrow(/takes max-rounds, min-dirty-pages, max-factor/);
     expect(() => policyByName("fast")).toThrow(/unknown policy/);
+  });
+});
+
+describe("the wait before the pause", () => {
+  const never = new Promise<void>(() => undefined);
+
+  it("waits for all of the work when the guest dirties nothing", async () => {
+    let release!: () => void;
+    const work = new Promise<void>((resolve) => (release = resolve));
+    let settled = false;
+    const waiting = settleBeforePause([work, undefined], { dirtyPages: 0, dirtyRate: 0 }).then(() => (settled = true));
+    // No timer to give up on: still waiting a turn of the event loop later.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    release();
+    await waiting;
+    expect(settled).toBe(true);
+  });
+
+  it("gives up once the guest would have grown the final round by 5%", async () => {
+    // 1,000 pages dirty, 10,000 pages/s: 50 pages more take 5 ms.
+    const start = performance.now();
+    await settleBeforePause([never], { dirtyPages: 1000, dirtyRate: 10_000 });
+    expect(performance.now() - start).toBeGreaterThanOrEqual(4);
   });
 });

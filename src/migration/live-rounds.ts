@@ -75,3 +75,23 @@ export async function runLiveRounds(c: LiveRoundsContext): Promise<LiveRounds> {
   c.throttle(0);
   return { rounds, decision, stats, dirtyRate };
 }
+
+/** The wait before the pause may grow the final round by this fraction of it, at most. */
+const PRE_PAUSE_GROWTH = 0.05;
+
+/**
+ * Waits, with the guest still running, for work the pause would otherwise wait on (`work`: the
+ * destination catching up with the bytes in flight, the hashes of what the rounds read), so that
+ * the pause pays only for its final round. The guest dirties pages meanwhile, which that round
+ * carries: the wait is cut off once the guest, at its last measured rate, would have grown it by
+ * PRE_PAUSE_GROWTH. A guest that dirties nothing waits for all of it; one that rewrites its
+ * memory fast waits little, its backlog mostly rewritten anyway and hashed during the final round.
+ */
+export async function settleBeforePause(work: Array<Promise<unknown> | undefined>, { dirtyPages, dirtyRate }: Pick<RoundStats, "dirtyPages" | "dirtyRate">): Promise<void> {
+  const done = Promise.all(work);
+  if (dirtyRate <= 0) return void (await done);
+  let timer: NodeJS.Timeout | undefined;
+  const budgetMs = (PRE_PAUSE_GROWTH * Math.max(1, dirtyPages) * 1000) / dirtyRate;
+  await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, budgetMs)))]);
+  clearTimeout(timer);
+}

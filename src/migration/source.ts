@@ -23,7 +23,7 @@ import { SourceProof } from "./proof.js";
 import { ProgressReporter } from "./progress.js";
 import type { ReturnPath } from "./return-path.js";
 import { SourceChannels, type ChannelEnd } from "./source-channels.js";
-import { roundStats, runLiveRounds } from "./live-rounds.js";
+import { roundStats, runLiveRounds, settleBeforePause } from "./live-rounds.js";
 import { SourceCounters, migrationStats, type MigrationStats, type RoundReport } from "./stats.js";
 import { addEncodeStats } from "../abi/abi.js";
 import type { SourceOptions, SourceEvents } from "./source-options.js";
@@ -134,9 +134,9 @@ export class Source extends EventEmitter<SourceEvents> {
       const precopyEndBytes = this.transferred;
       const expectedDowntime = expectedDowntimeMs(live.stats);
       const postcopy = decision.action === "postcopy";
-      // Before the pause, while the guest runs: the destination catches up with what is in flight
-      // (the final round would queue behind it), and both ends' digests with what was read.
-      await Promise.all([sender.untilAcknowledged(sender.round), postcopy ? undefined : this.proof.settled()]);
+      // Before the pause: the destination catches up with what is in flight (the final round would
+      // queue behind it), and both ends' digests with what was read.
+      await settleBeforePause([sender.untilAcknowledged(sender.round), postcopy ? undefined : this.proof.settled()], live.stats);
       const { pauseAt, proof, last } = await this.pause(postcopy);
       let verifyTime: number;
       let postcopyTime = 0;
