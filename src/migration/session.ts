@@ -2,8 +2,7 @@
 // their frames into guest memory, the round barrier that keeps copies of a page in order across
 // channels, the device state, and the completion: the digest checked before the guest resumes.
 import { Core, DecodeError } from "../core/core.js";
-import type { DigestPool, ThreadTime } from "../core/digest.js";
-import { DigestTracker } from "../core/digest-tracker.js";
+import type { DigestPool } from "../core/digest.js";
 import type { Region } from "../memory/region.js";
 import { IO_HEADROOM } from "../memory/layout.js";
 import type { Connection } from "../transport/connection.js";
@@ -14,17 +13,12 @@ import { decodeSwitchover, encodeSwitchover, type RawRunPrefix } from "../wire/p
 import { ChannelReader, type ChannelOwner } from "./channel-reader.js";
 import { DeviceStateAssembler } from "./device-state.js";
 import { PostcopyDestination } from "./postcopy-destination.js";
+import { DestinationProof } from "./destination-proof.js";
 import { asError } from "./failure.js";
 import type { DestinationHooks, SessionResult, SessionProgress } from "./listener-types.js";
 
 /** While verifying, channel 0 sends a keepalive after this long without a write. */
 const VERIFY_KEEPALIVE_MS = 1000;
-/**
- * The digest tracker's tick while pages arrive: a chunk not written for this long is hashed in
- * the background, so the completion hashes only what arrived in the last tick or two (at 20 ms,
- * an idle 1 GiB pause verified in 7-10 ms; at 5 ms, in 2-3 ms).
- */
-const DIGEST_TICK_MS = 5;
 
 export class Session implements ChannelOwner {
   private readonly cores: Core[];
@@ -44,9 +38,7 @@ export class Session implements ChannelOwner {
   private done = false;
   private readonly start = performance.now();
   /** The group terms of the digest, kept current as pages arrive. */
-  private readonly tracker: DigestTracker;
-  /** The digest threads' time on this migration's proof. */
-  private readonly threadTime: ThreadTime = { ms: 0 };
+  private readonly proof: DestinationProof;
   private settle!: { resolve: (r: SessionResult) => void; reject: (e: Error) => void };
   readonly result: Promise<SessionResult>;
 
@@ -69,13 +61,10 @@ export class Session implements ChannelOwner {
       core.clearBitmap(r.layout.auxBitmap);
       return core;
     });
-    this.postcopy = new PostcopyDestination(this.cores, digests, this.threadTime, (region, page, count) => this.requestPages(region, page, count));
+    this.proof = new DestinationProof(regions, digests, () => this.postcopy.active);
+    this.postcopy = new PostcopyDestination(this.cores, digests, this.proof.threadTime, (region, page, count) => this.requestPages(region, page, count));
     this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
-    this.tracker = new DigestTracker(regions, digests, "zeroed", this.threadTime);
-    // Post-copy proves itself with page-hash sums: the group terms would be wasted there.
-    const ticks = setInterval(() => this.postcopy.active || this.tracker.tick(), DIGEST_TICK_MS);
-    ticks.unref();
-    const stop = () => clearInterval(ticks);
+    const stop = () => this.proof.stop();
     this.result.then(stop, stop);
     this.resumable = ((offer.flags ?? 0) & OfferFlags.resumable) !== 0;
     this.watchIdle(idleTimeoutMs);
@@ -114,7 +103,7 @@ export class Session implements ChannelOwner {
       const cut = reader?.cutRun;
       if (!cut) continue;
       // Part of the run is in guest memory: its chunks' hashes are stale.
-      this.tracker.written(cut.region, cut.first, cut.count);
+      this.proof.written(cut.region, cut.first, cut.count);
       if (this.postcopy.active) this.postcopy.runCut(cut);
     }
     for (const c of this.channels) c?.fail(error);
@@ -279,7 +268,7 @@ export class Session implements ChannelOwner {
   runArrived(run: RawRunPrefix): void {
     const core = this.cores[run.region];
     core.markRange(core.region.layout.auxBitmap, run.first, run.count);
-    this.tracker.written(run.region, run.first, run.count);
+    this.proof.written(run.region, run.first, run.count);
     this.pages += run.count;
     if (this.postcopy.active) this.postcopy.runArrived(run);
   }
@@ -293,19 +282,16 @@ export class Session implements ChannelOwner {
     this.waitingAtBarrier = 0;
     this.rounds = round;
     if (this.readers.some((r) => r.finished !== final)) throw new WireError("badFrame", `channels disagree whether round ${round} is the final one`);
-    // Nothing is written until the next round: what this one wrote is hashed now, not a tick or
-    // two later or at the completion, and acknowledged once hashed (a source pauses after the
-    // acknowledgement, so the completion finds the digest current).
-    let hashed: Promise<void> | undefined;
-    if (!this.postcopy.active) {
-      this.regions.forEach((r, i) => this.tracker.passed(i, 0, r.pageCount, { firstPass: false, frozen: true }));
-      hashed = this.tracker.idle();
-    }
+    // Acknowledged once what the round wrote is hashed: a source pauses after the acknowledgement,
+    // so the completion finds the digest current.
+    const hashed = this.postcopy.active ? undefined : this.proof.roundEnded();
     for (let c = 0; c < this.channelCount; c++) if (c !== channel) setImmediate(() => this.channels[c]?.resume());
     // The switch-over round is acknowledged once the guest runs here: the source's downtime ends then.
+    // Never over a connection made since: a resumed source settles its unacknowledged rounds itself.
+    const conn = this.channels[0];
     Promise.all([this.guestStarted, hashed])
-      .then(() => this.channels[0]?.send(FrameType.ack, encodeAck({ round })))
-      .catch((error: Error) => this.fail(error));
+      .then(() => (this.channels[0] === conn ? conn?.send(FrameType.ack, encodeAck({ round })) : undefined))
+      .catch((error: Error) => (this.channels[0] === conn ? this.channelFailed(asWireError(error)) : undefined));
     return true;
   }
 
@@ -367,16 +353,7 @@ export class Session implements ChannelOwner {
       const postcopy = this.postcopy.active;
       if (postcopy) this.postcopy.checkAllArrived();
       await this.guestStarted;
-      let hashedBytes = 0;
-      let mine: bigint[];
-      if (postcopy) mine = this.postcopy.pageSums();
-      else ({ digests: mine, bytes: hashedBytes } = await this.tracker.digests());
-      mine.forEach((digest, i) => {
-        if (digest !== digests[i]) {
-          const what = postcopy ? "page-hash sum" : "memory digest";
-          throw new WireError("digest", `${what} mismatch in region ${i}: the source has ${digests[i].toString(16)}, the destination ${digest.toString(16)}${postcopy ? "" : "; nothing was resumed"}`);
-        }
-      });
+      const hashedBytes = await this.proof.check(digests, postcopy ? this.postcopy.pageSums() : undefined);
       const verifyMs = performance.now() - verifyStart;
       if (!postcopy) this.hooks?.checkDeviceState?.(deviceState, this.regions);
       if (this.failure) return;
@@ -394,7 +371,7 @@ export class Session implements ChannelOwner {
           "total-time": performance.now() - this.start,
           "verify-time": verifyMs,
           "verify-hashed-bytes": hashedBytes,
-          "digest-thread-time": this.threadTime.ms,
+          "digest-thread-time": this.proof.threadTime.ms,
           received: this.received,
           pages: this.pages,
           rounds: this.rounds,

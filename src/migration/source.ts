@@ -134,9 +134,8 @@ export class Source extends EventEmitter<SourceEvents> {
       const precopyEndBytes = this.transferred;
       const expectedDowntime = expectedDowntimeMs(live.stats);
       const postcopy = decision.action === "postcopy";
-      // Before the pause: the destination catches up with what is in flight (the final round would
-      // queue behind it), and both ends' digests with what was read.
-      await settleBeforePause([sender.untilAcknowledged(sender.round), postcopy ? undefined : this.proof.settled()], live.stats);
+      // The destination catches up with the bytes in flight, both ends' digests with what was read; a break is resumed.
+      await this.resumable(() => settleBeforePause([sender.untilAcknowledged(sender.round), postcopy ? undefined : this.proof.settled()], live.stats).then(() => this.latch.check()));
       const { pauseAt, proof, last } = await this.pause(postcopy);
       let verifyTime: number;
       let postcopyTime = 0;
