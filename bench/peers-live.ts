@@ -7,8 +7,7 @@
 // (started with -S, so it stays paused) against its paused source through pmemsave into a FIFO,
 // pagewire's destination SHA-256 against the source's memory at the pause.
 import { createHash } from "node:crypto";
-import { execFileSync } from "node:child_process";
-import { createReadStream, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Region } from "../src/memory/region.js";
 import type { Policy } from "../src/policy/policy.js";
@@ -16,7 +15,7 @@ import type { MigrationStats } from "../src/migration/stats.js";
 import type { HotSet } from "../src/workload/dirty-writer.js";
 import { migration } from "./e2e.js";
 import { precopy } from "../src/policy/precopy.js";
-import { buildHotSweep, configureMigration, freePort, stopQemu, pagesWritten, startQemu, untilMigrated } from "./qemu.js";
+import { buildHotSweep, configureMigration, freePort, memorySha256, stopQemu, pagesWritten, startQemu, untilMigrated } from "./qemu.js";
 import type { QmpClient } from "./qmp-client.js";
 import { type Row, progress } from "./report.js";
 
@@ -47,22 +46,6 @@ interface OursLiveRun {
   rateDuring: number;
   sameMemory: boolean;
   error?: string;
-}
-
-/**
- * SHA-256 of a QEMU's memory from 1 MiB up, streamed through a FIFO (nothing written to disk).
- * Below 1 MiB, the BIOS area reads through the chipset's shadow-RAM mapping, and two of its bytes
- * differ between a source and its destination even for QEMU itself: not the guest's RAM.
- */
-async function memorySha256(qmp: QmpClient, fifo: string): Promise<string> {
-  rmSync(fifo, { force: true });
-  execFileSync("mkfifo", [fifo]);
-  const hash = createHash("sha256");
-  const read = new Promise<void>((resolve, reject) => createReadStream(fifo).on("data", (b) => hash.update(b)).on("end", resolve).on("error", reject));
-  await qmp.execute("pmemsave", { val: 1 << 20, size: BYTES - (1 << 20), filename: fifo });
-  await read;
-  rmSync(fifo, { force: true });
-  return hash.digest("hex");
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -106,7 +89,10 @@ async function qemuLive(dir: string, image: string, kernel: string, channels: nu
     let sameMemory = false;
     if (completed) {
       await untilMigrated(destination.qmp);
-      sameMemory = (await memorySha256(source.qmp, join(dir, "src.fifo"))) === (await memorySha256(destination.qmp, join(dir, "dst.fifo")));
+      // From 1 MiB up: below it the BIOS area reads through the chipset's shadow-RAM mapping, and
+      // two of its bytes differ between a source and its destination even for QEMU itself.
+      const ram = (side: { qmp: QmpClient }, fifo: string) => memorySha256(side.qmp, join(dir, fifo), 1 << 20, BYTES - (1 << 20));
+      sameMemory = (await ram(source, "src.fifo")) === (await ram(destination, "dst.fifo"));
     }
     return { completed, total, downtime, bytes: ram.transferred ?? 0, syncs: ram["dirty-sync-count"] ?? 0, rateBefore, rateDuring, sameMemory };
   } finally {

@@ -1,11 +1,11 @@
 // `npm run bench -- peers`: pagewire against QEMU migrating the same 1 GiB image between two
 // processes over loopback, interleaved in one run: one stream, and two channels against QEMU's
 // multifd 2; static here, live (a hot set swept while it migrates) in peers-live.ts. Both destinations hold pre-faulted memory (QEMU's -mem-prealloc; pagewire's listen
-// --size); both destinations' memory is checked independently (SHA-256: QEMU's through pmemsave).
+// --size); both destinations' memory is checked independently (SHA-256: QEMU's through pmemsave into a FIFO).
 // QEMU's guest is -machine none (no vCPU: static memory) with the image loaded at address 0. Needs
 // qemu-system-x86_64 (10.0 from Debian 12's bookworm-backports); skipped with that message without.
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Region } from "../src/memory/region.js";
@@ -15,7 +15,7 @@ import { earlyStop } from "../src/policy/early-stop.js";
 import { mplm } from "../src/policy/mplm.js";
 import type { MigrationStats } from "../src/migration/stats.js";
 import { migration } from "./e2e.js";
-import { configureMigration, freePort, stopQemu, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
+import { configureMigration, freePort, memorySha256, stopQemu, qemuVersion, startQemu, untilMigrated } from "./qemu.js";
 import { type Row, progress } from "./report.js";
 import { type LivePeersOptions, proofNote, runLivePeers } from "./peers-live.js";
 import { peersChart } from "./peers-chart.js";
@@ -56,10 +56,7 @@ async function qemuMigration(dir: string, image: string, channels: number): Prom
     await source.qmp.execute("migrate", { uri: `tcp:127.0.0.1:${port}` });
     const info = await untilMigrated(source.qmp);
     await untilMigrated(destination.qmp);
-    const dump = join(dir, "received.raw");
-    await destination.qmp.execute("pmemsave", { val: 0, size: BYTES, filename: dump });
-    const received = sha256(readFileSync(dump));
-    rmSync(dump);
+    const received = await memorySha256(destination.qmp, join(dir, "received.fifo"), 0, BYTES);
     const ram = info.ram as Record<string, number>;
     return { total: Number(info["total-time"]), downtime: Number(info.downtime), bytes: ram.transferred, sha256: received };
   } finally {

@@ -2,7 +2,8 @@
 // no vCPU for static memory, or a live guest of our own that sweeps a hot set), and a migration
 // followed to its end over QMP.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -118,4 +119,20 @@ export async function timedMigration(qmp: QmpClient, command: string, uri: strin
   await qmp.execute(command, { uri });
   const info = await untilMigrated(qmp);
   return { ms: performance.now() - start, info };
+}
+
+/**
+ * SHA-256 of `size` bytes of a QEMU's memory from guest address `from`, streamed through a FIFO
+ * at `fifo`: nothing is written to disk (a 1 GiB dump file left the kernel writing back and
+ * discarding a gigabyte while the next run was timed).
+ */
+export async function memorySha256(qmp: QmpClient, fifo: string, from: number, size: number): Promise<string> {
+  rmSync(fifo, { force: true });
+  execFileSync("mkfifo", [fifo]);
+  const hash = createHash("sha256");
+  const read = new Promise<void>((resolve, reject) => createReadStream(fifo).on("data", (b) => hash.update(b)).on("end", resolve).on("error", reject));
+  await qmp.execute("pmemsave", { val: from, size, filename: fifo });
+  await read;
+  rmSync(fifo, { force: true });
+  return hash.digest("hex");
 }
