@@ -91,8 +91,8 @@ async function qemuLive(dir: string, image: string, kernel: string, channels: nu
       await untilMigrated(destination.qmp);
       // From 1 MiB up: below it the BIOS area reads through the chipset's shadow-RAM mapping, and
       // two of its bytes differ between a source and its destination even for QEMU itself.
-      const ram = (side: { qmp: QmpClient }, fifo: string) => memorySha256(side.qmp, join(dir, fifo), 1 << 20, BYTES - (1 << 20));
-      sameMemory = (await ram(source, "src.fifo")) === (await ram(destination, "dst.fifo"));
+      const ramSha256 = (side: { qmp: QmpClient }, fifo: string) => memorySha256(side.qmp, join(dir, fifo), 1 << 20, BYTES - (1 << 20));
+      sameMemory = (await ramSha256(source, "src.fifo")) === (await ramSha256(destination, "dst.fifo"));
     }
     return { completed, total, downtime, bytes: ram.transferred ?? 0, syncs: ram["dirty-sync-count"] ?? 0, rateBefore, rateDuring, sameMemory };
   } finally {

@@ -37,7 +37,7 @@ export class Session implements ChannelOwner {
   private completing = false;
   private done = false;
   private readonly start = performance.now();
-  /** The group terms of the digest, kept current as pages arrive. */
+  /** What proves the migration here: the digest's group terms, kept current as pages arrive. */
   private readonly proof: DestinationProof;
   private settle!: { resolve: (r: SessionResult) => void; reject: (e: Error) => void };
   readonly result: Promise<SessionResult>;
